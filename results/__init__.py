@@ -1,0 +1,4 @@
+"""Results: the SQLite store (schema, migrations, resume), statistics and comparison verdicts.
+
+This package never measures anything.
+"""

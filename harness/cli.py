@@ -1,0 +1,61 @@
+"""The ``mnbench`` command line: ``main(argv) -> int`` that tests call directly.
+
+Exit codes (ARCHITECTURE.md): 0 ok; 1 a finding the user asked to fail on (a regression,
+failed measurements); 2 usage or harness error, printed as one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from harness import __version__
+from harness.commands import COMMANDS
+from harness.errors import UserError
+
+
+class CommandModule(Protocol):
+    def add_parser(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mnbench",
+        description="Benchmark MobileNetV1 (alpha x resolution grid) with ONNX Runtime on "
+        "this CPU, ARM boards over SSH and Android phones over adb.",
+    )
+    parser.add_argument("--version", action="version", version=f"mnbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module_name in COMMANDS.values():
+        cast(CommandModule, importlib.import_module(module_name)).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
+        return module.run(args)
+    except UserError as exc:
+        print(f"mnbench: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mnbench: interrupted; what was measured is kept, resume with --resume latest",
+              file=sys.stderr)
+        return 130
+
+
+def console() -> None:
+    sys.exit(main())

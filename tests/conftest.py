@@ -1,0 +1,5 @@
+"""Shared fixtures. Real servers and clients live in tests/fixtures/ as plugins."""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = []

@@ -59,10 +59,10 @@ def open_transport(config: DeviceConfig) -> Transport:
     if config.kind == "local":
         return LocalTransport(config.workdir)
     if config.kind == "ssh":
-        from devices.ssh import SshTransport
+        from devices.ssh import SshTransport  # type: ignore[import-not-found,unused-ignore]
 
         assert config.host is not None
-        return SshTransport(
+        transport: Transport = SshTransport(
             host=config.host,
             user=config.user,
             port=config.port,
@@ -73,13 +73,15 @@ def open_transport(config: DeviceConfig) -> Transport:
             connect_timeout_s=config.connect_timeout_s,
             ssh_options=config.ssh_options,
         )
+        return transport
     from devices.adb import AdbTransport
 
     assert config.serial is not None
-    return AdbTransport(
+    adb: Transport = AdbTransport(
         serial=config.serial,
         adb=config.adb_path,
         server_host=config.adb_server_host,
         server_port=config.adb_server_port,
         workdir=config.workdir,
     )
+    return adb

@@ -18,7 +18,9 @@ from harness.errors import UserError
 
 
 class CommandModule(Protocol):
-    def add_parser(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+    def add_parser(
+        self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+    ) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
 
@@ -35,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "this CPU, ARM boards over SSH and Android phones over adb.",
     )
     parser.add_argument("--version", action="version", version=f"mnbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
+    )
     sub.required = True
     for module_name in COMMANDS.values():
         cast(CommandModule, importlib.import_module(module_name)).add_parser(sub)

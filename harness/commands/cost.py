@@ -1,0 +1,142 @@
+"""``mnbench cost``: the per-layer cost table of any ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
+from harness.errors import UserError
+from harness.table import format_table
+
+EXAMPLES = """examples:
+  mnbench cost models/mobilenet_v1_1.0_224.onnx
+  mnbench cost resnet50.onnx --shape input=8x3x224x224 --format csv > costs.csv
+  mnbench cost models/mobilenet_v1_0.5_160.onnx --format json
+"""
+
+NODE_COLUMNS = (
+    "name", "op_type", "kind", "macs", "params", "weight_bytes", "input_bytes",
+    "output_bytes", "flop_per_byte", "output_shape",
+)
+
+
+def parse_shape(text: str) -> tuple[str, list[int]]:
+    """``NAME=1x3x224x224`` as (name, dims)."""
+    name, sep, dims = text.partition("=")
+    try:
+        values = [int(d) for d in dims.lower().replace(",", "x").split("x")]
+    except ValueError:
+        values = []
+    if not sep or not name or not values or any(v <= 0 for v in values):
+        raise UserError(f"--shape {text!r} is not NAME=DIMS; write e.g. input=1x3x224x224")
+    return name, values
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "cost",
+        help="per-layer MACs, params, bytes and peak memory of an ONNX model",
+        description="Per-node MACs, parameters, weight and activation bytes and arithmetic "
+        "intensity, model totals, peak activation memory and the separable blocks' predicted "
+        "cost ratio 1/N + 1/D_K². Works on any ONNX file. Conventions: " + CONVENTIONS,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", type=Path, help="an .onnx file")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS",
+                        help="fix an input's shape (symbolic dimensions are 1 otherwise)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+
+def node_rows(cost: ModelCost) -> list[dict[str, object]]:
+    return [
+        {
+            "name": n.name,
+            "op_type": n.op_type,
+            "kind": n.kind,
+            "macs": n.macs,
+            "params": n.params,
+            "weight_bytes": n.weight_bytes,
+            "input_bytes": n.input_bytes,
+            "output_bytes": n.output_bytes,
+            "flop_per_byte": round(n.intensity_flop_per_byte, 3),
+            "output_shape": "x".join(map(str, n.output_shape)) if n.output_shape else "",
+        }
+        for n in cost.nodes
+    ]
+
+
+def cost_document(path: Path, cost: ModelCost) -> dict[str, object]:
+    total = cost.total_macs or 1
+    return {
+        "model": str(path),
+        "conventions": CONVENTIONS,
+        "notes": list(cost.notes),
+        "totals": {
+            "macs": cost.total_macs,
+            "flops": 2 * cost.total_macs,
+            "params": cost.total_params,
+            "weight_bytes": cost.total_weight_bytes,
+            "peak_activation_bytes": cost.peak_activation_bytes,
+        },
+        "mac_share_by_kind": {k: v / total for k, v in cost.macs_by_kind().items() if v},
+        "nodes": node_rows(cost),
+        "separable_blocks": [
+            {
+                "depthwise": b.depthwise, "pointwise": b.pointwise, "M": b.in_channels,
+                "N": b.out_channels, "D_K": b.kernel, "stride": b.stride, "D_F": b.in_size,
+                "depthwise_macs": b.depthwise_macs, "pointwise_macs": b.pointwise_macs,
+                "standard_macs": b.standard_macs, "predicted_ratio": b.predicted_ratio,
+                "mac_ratio": b.mac_ratio,
+            }
+            for b in cost.blocks
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    shapes = dict(parse_shape(s) for s in args.shape)
+    path: Path = args.model
+    cost = analyze_model(load_model_file(path), shapes)
+    if args.format == "json":
+        print(json.dumps(cost_document(path, cost), indent=2))
+        return 0
+    rows = node_rows(cost)
+    if args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=NODE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        print(buffer.getvalue(), end="")
+        return 0
+    shown = [r for r in rows if r["macs"] or r["params"]]
+    print(format_table(
+        ["layer", "op", "kind", "MACs (M)", "params (K)", "weights (KiB)", "act in (KiB)",
+         "act out (KiB)", "FLOP/byte", "output"],
+        [[r["name"], r["op_type"], r["kind"], int(r["macs"]) / 1e6,  # type: ignore[call-overload]
+          int(r["params"]) / 1e3, int(r["weight_bytes"]) / 1024,  # type: ignore[call-overload]
+          int(r["input_bytes"]) / 1024, int(r["output_bytes"]) / 1024,  # type: ignore[call-overload]
+          r["flop_per_byte"], r["output_shape"]] for r in shown],
+    ))
+    total = cost.total_macs or 1
+    shares = ", ".join(f"{k} {100 * v / total:.2f} %" for k, v in cost.macs_by_kind().items() if v)
+    print()
+    print(f"total: {cost.total_macs:,} MACs ({2 * cost.total_macs / 1e9:.3f} GFLOPs), "
+          f"{cost.total_params:,} params, {cost.total_weight_bytes / 2**20:.2f} MiB weights, "
+          f"peak activations {cost.peak_activation_bytes / 2**20:.2f} MiB")
+    print(f"MAC share by kind: {shares}")
+    if cost.blocks:
+        print()
+        print(format_table(
+            ["block", "M", "N", "D_K", "stride", "D_F", "predicted 1/N+1/D_K²", "MAC ratio"],
+            [[b.depthwise.rsplit(".", 1)[0], b.in_channels, b.out_channels, b.kernel, b.stride,
+              b.in_size, b.predicted_ratio, b.mac_ratio] for b in cost.blocks],
+        ))
+    for note in cost.notes:
+        print(f"note: {note}")
+    print(f"conventions: {CONVENTIONS}")
+    return 0

@@ -8,6 +8,7 @@ live Transport. Nothing here knows about ONNX or statistics.
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -51,6 +52,8 @@ class DeviceConfig:
         """The interpreter as an argv prefix (a command may carry arguments)."""
         if self.python:
             return shlex.split(self.python)
+        if self.kind == "local":
+            return [sys.executable]  # the harness's own interpreter has numpy and onnxruntime
         return ["python3"]
 
 

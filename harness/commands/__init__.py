@@ -10,4 +10,6 @@ from __future__ import annotations
 COMMANDS: dict[str, str] = {
     "generate": "harness.commands.generate",
     "cost": "harness.commands.cost",
+    "run": "harness.commands.run",
+    "results": "harness.commands.results",
 }

@@ -1,0 +1,204 @@
+"""``mnbench run``: measure the grid (or given ONNX files) on a device into the store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from devices.device import DeviceConfig, open_transport
+from devices.facts import probe_device
+from harness import __version__
+from harness.commands.cost import parse_shape
+from harness.commands.generate import default_models_dir
+from harness.errors import UserError
+from harness.grid import add_grid_arguments, specs_from_args
+from harness.sweep import (
+    ProgressBar,
+    RunnerSettings,
+    Sweep,
+    SweepOutcome,
+    default_cpu_count,
+    make_plan,
+    models_from_config,
+    prepare_files,
+    prepare_models,
+    run_plan,
+    sweep_config,
+)
+from harness.table import format_table
+from results.store import Store, default_db_path
+
+EXAMPLES = """examples:
+  mnbench run                                   the 16-cell grid on this CPU, 3 trials
+  mnbench run --alpha 0.25 0.5 --resolution 128 --threads 1 2 --trials 5
+  mnbench run --variant separable standard --alpha 0.5 --resolution 160
+  mnbench run --model resnet50.onnx --shape input=1x3x224x224
+  mnbench run --device ssh://pi@raspberrypi.local --cpus big
+  mnbench run --device adb://emulator-5554
+  mnbench run --resume latest                   measure what an interrupted run missed
+"""
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="local", metavar="NAME|URL",
+                        help="a name from the inventory, or local, ssh://user@host:port, "
+                        "adb://SERIAL (default local)")
+    parser.add_argument("--inventory", type=Path, default=None, metavar="TOML",
+                        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)")
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, default=None, metavar="PATH",
+                        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)")
+
+
+def resolve(args: argparse.Namespace) -> DeviceConfig:
+    from devices.inventory import resolve_device
+
+    inventory = args.inventory or Path(os.environ.get("MNBENCH_INVENTORY", "devices.toml"))
+    return resolve_device(args.device, inventory)
+
+
+def _positive(flag: str, kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r} must be greater than 0")
+        return value
+
+    return parse
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="measure models on a device into the results store",
+        description="Generate what is missing and measure every model x thread count x trial, "
+        "each in a fresh runner process on the device. Each measurement is committed on its "
+        "own: an interrupted run keeps what it measured and --resume finishes it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_device_arguments(parser)
+    add_grid_arguments(parser)
+    parser.add_argument("--model", nargs="+", type=Path, metavar="FILE",
+                        help="measure these ONNX files instead of the grid")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS",
+                        help="shape of a --model input with symbolic dimensions (else 1)")
+    parser.add_argument("--threads", nargs="+", type=_positive("--threads", int), metavar="N",
+                        help="intra-op thread counts (default: all cores of the device)")
+    parser.add_argument("--trials", type=_positive("--trials", int), default=3, metavar="K",
+                        help="fresh-process trials per model and thread count (default 3)")
+    parser.add_argument("--cpus", default=None, metavar="LIST",
+                        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask")
+    parser.add_argument("--target-ci", type=_positive("--target-ci", float), default=1.0,
+                        metavar="PCT", help="stop when the 95%% CI of the median is within "
+                        "+-PCT %% (default 1)")
+    parser.add_argument("--min-time", type=_positive("--min-time", float), default=0.5,
+                        metavar="S", help="measure at least S seconds per trial (default 0.5)")
+    parser.add_argument("--max-time", type=_positive("--max-time", float), default=10.0,
+                        metavar="S", help="measure at most S seconds per trial (default 10)")
+    parser.add_argument("--timeout", type=_positive("--timeout", float), default=None,
+                        metavar="S", help="kill a runner after S seconds (default 4 x "
+                        "max-time + 30)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also record per-node profiles (a separate pass after timing)")
+    add_db_argument(parser)
+    parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
+                        help="where generated models go (default ./models)")
+    parser.add_argument("--label", default=None, help="a note stored with the run")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID|latest",
+                        help="finish an interrupted run: measure only what it is missing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    db_path = args.db or default_db_path()
+    with Store.open(db_path) as store:
+        if args.resume is not None:
+            return _resume(args, store)
+        device = resolve(args)
+        settings = RunnerSettings(target_ci=args.target_ci / 100, min_time_s=args.min_time,
+                                  max_time_s=args.max_time, profile=args.profile)
+        if args.min_time > args.max_time:
+            raise UserError(f"--min-time {args.min_time:g} is above --max-time "
+                            f"{args.max_time:g}; raise --max-time")
+        models_dir = args.models_dir or default_models_dir()
+        if args.model:
+            shapes = dict(parse_shape(s) for s in args.shape)
+            models = prepare_files(args.model, shapes, store)
+        else:
+            models = prepare_models(specs_from_args(args), models_dir, store)
+        transport = open_transport(device)
+        sweep = Sweep(device, store, settings, args.timeout, transport)
+        try:
+            facts = probe_device(device, transport)
+            cpus = _resolve_cpus(args.cpus or device.cpus, facts)
+            threads = args.threads or [len(cpus) if cpus else default_cpu_count(facts)]
+            config = sweep_config(models, threads, args.trials, cpus, settings, args.device,
+                                  models_dir, args.timeout)
+            run_id = store.create_run(
+                device=device.name, device_kind=device.kind, device_facts=facts, config=config,
+                harness_version=__version__, runtime_version=None, label=args.label,
+            )
+            print(f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
+                  f"{args.trials} trials on {device.name} -> {db_path}", file=sys.stderr)
+            plan = make_plan(models, threads, args.trials, cpus)
+            outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+        finally:
+            sweep.close()
+        return _finish(store, outcome)
+
+
+def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
+    if not spec:
+        return None
+    from devices.probe import resolve_cpus
+
+    return resolve_cpus(spec, facts)
+
+
+def _resume(args: argparse.Namespace, store: Store) -> int:
+    run_id = store.resolve_run_id(args.resume)
+    record = store.get_run(run_id)
+    config = record.config
+    if not config.get("models"):
+        raise UserError(f"run {run_id} has no stored plan to resume; start a new run")
+    args.device = str(config.get("device") or record.device)
+    device = resolve(args)
+    settings = RunnerSettings(**config["settings"])
+    models = models_from_config(config, store)
+    plan = make_plan(models, config["threads"], int(config["trials"]), config.get("cpus"))
+    sweep = Sweep(device, store, settings, config.get("timeout_s"))
+    try:
+        print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
+        outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+    finally:
+        sweep.close()
+    return _finish(store, outcome)
+
+
+def _finish(store: Store, outcome: SweepOutcome) -> int:
+    frame = store.results_frame([outcome.run_id])
+    if len(frame):
+        rows = [
+            [r.name, r.threads, r.trials, r.p50_ms, r.ci_low_ms, r.ci_high_ms, r.p90_ms,
+             r.samples, (r.peak_rss_bytes or 0) / 2**20, r.macs / 1e6 if r.macs else None,
+             r.status]
+            for r in frame.itertuples()
+        ]
+        print(format_table(["model", "threads", "trials", "p50 ms", "CI low ms", "CI high ms",
+                            "p90 ms", "samples", "peak RSS MiB", "MMACs", "status"], rows))
+    print(f"run {outcome.run_id}: {outcome.measured} measured, {outcome.skipped} already "
+          f"there, {len(outcome.failures)} failed", file=sys.stderr)
+    if outcome.failures:
+        for what, reason in outcome.failures:
+            print(f"failed: {what}: {reason}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,420 @@
+"""Sweep orchestration: plan model x configuration x trial, run each in a fresh runner process
+on the device, and commit every measurement to the store on its own.
+
+One code path for every device (the Transport seam): the runner script is pushed to the
+device's work directory once, each model once, and each measurement is one process. An
+interrupted sweep loses at most the measurement in flight; ``resume`` re-plans from the
+stored configuration and measures only what is missing. Trials are interleaved (trial-major
+order) so slow drift of the machine spreads over all cells instead of biasing one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from devices.device import DeviceConfig, open_transport
+from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
+from harness import __version__
+from harness.cost import analyze_model, load_model_file
+from harness.errors import UserError
+from harness.generator import generate, spec_from_model
+from harness.spec import ModelSpec
+from results.store import ModelRecord, Store, config_key
+
+RUNNER_PATH = Path(__file__).with_name("runner.py")
+RUNNER_SCHEMA = "mnbench.runner/1"
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Flags passed to the runner (see ``harness/runner.py --help``)."""
+
+    target_ci: float = 0.01
+    min_time_s: float = 0.5
+    max_time_s: float = 10.0
+    min_samples: int = 10
+    fixed: int | None = None
+    opt_level: str = "all"
+    profile: bool = False
+
+    def argv(self) -> list[str]:
+        args = [
+            "--target-ci", repr(self.target_ci),
+            "--min-time", repr(self.min_time_s),
+            "--max-time", repr(self.max_time_s),
+            "--min-samples", str(self.min_samples),
+            "--opt-level", self.opt_level,
+        ]
+        if self.fixed is not None:
+            args += ["--fixed", str(self.fixed)]
+        if self.profile:
+            args.append("--profile")
+        return args
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model to measure: generated from a spec, or a user's file."""
+
+    name: str
+    path: Path
+    sha256: str
+    spec: ModelSpec | None = None
+    shapes: tuple[str, ...] = ()  # NAME=DIMS for the runner's --shape
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    model: ModelEntry
+    threads: int
+    trial: int
+    cpus: tuple[int, ...] | None
+
+    @property
+    def config(self) -> dict[str, object]:
+        return {"threads": self.threads, "cpus": list(self.cpus) if self.cpus else None}
+
+
+@dataclass
+class SweepOutcome:
+    run_id: int
+    measured: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+ProgressFn = Callable[[int, int, PlanItem, "float | None"], None]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_models(
+    specs: Sequence[ModelSpec], models_dir: Path, store: Store
+) -> list[ModelEntry]:
+    """Generate what is missing (an identical file is reused) and record the cost cards."""
+    entries = []
+    for spec in specs:
+        generated = generate(spec, models_dir)
+        store.upsert_model(
+            ModelRecord(
+                sha256=generated.sha256, name=spec.name, alpha=spec.alpha,
+                resolution=spec.resolution, variant=spec.variant, kernel=spec.kernel,
+                precision=spec.precision, macs=generated.macs, params=generated.params,
+                weight_bytes=generated.weight_bytes,
+                peak_activation_bytes=generated.peak_activation_bytes,
+                file_bytes=generated.file_bytes,
+            )
+        )
+        entries.append(ModelEntry(spec.name, generated.path.resolve(), generated.sha256, spec))
+    return entries
+
+
+def prepare_files(
+    paths: Sequence[Path], shapes: Mapping[str, Sequence[int]], store: Store
+) -> list[ModelEntry]:
+    """Anyone's ONNX files: checked, costed with the cost model, recorded."""
+    entries = []
+    shape_args = tuple(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
+    for path in paths:
+        model = load_model_file(path)
+        cost = analyze_model(model, shapes)
+        spec = spec_from_model(model)
+        sha = sha256_file(path)
+        store.upsert_model(
+            ModelRecord(
+                sha256=sha, name=spec.name if spec else path.stem,
+                alpha=spec.alpha if spec else None,
+                resolution=spec.resolution if spec else None,
+                variant=spec.variant if spec else None, kernel=spec.kernel if spec else None,
+                precision=spec.precision if spec else _precision_of(model),
+                macs=cost.total_macs, params=cost.total_params,
+                weight_bytes=cost.total_weight_bytes,
+                peak_activation_bytes=cost.peak_activation_bytes,
+                file_bytes=path.stat().st_size,
+            )
+        )
+        entries.append(ModelEntry(spec.name if spec else path.stem, path.resolve(), sha, spec,
+                                  shape_args))
+    return entries
+
+
+def _precision_of(model: onnx.ModelProto) -> str:
+    types = {t.data_type for t in model.graph.initializer}
+    if onnx.TensorProto.INT8 in types or onnx.TensorProto.UINT8 in types:
+        return "int8"
+    if onnx.TensorProto.FLOAT16 in types:
+        return "fp16"
+    return "fp32"
+
+
+def make_plan(
+    models: Sequence[ModelEntry],
+    threads: Sequence[int],
+    trials: int,
+    cpus: Sequence[int] | None,
+) -> list[PlanItem]:
+    """Trial-major order: every cell once, then every cell again, and so on."""
+    pinned = tuple(cpus) if cpus else None
+    return [
+        PlanItem(model, t, trial, pinned)
+        for trial in range(1, trials + 1)
+        for model in models
+        for t in threads
+    ]
+
+
+def describe_crash(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        hint = " (killed: out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"runner crashed with {name}{hint}"
+    if rc in (137, 139, 134):  # a remote shell reports 128 + signal
+        return describe_crash(128 - rc)
+    return f"runner exited {rc}"
+
+
+def parse_document(stdout: str) -> dict[str, Any] | None:
+    """The runner's JSON document: the last line of stdout that parses as one."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(doc, dict) and doc.get("schema") == RUNNER_SCHEMA:
+                return doc
+    try:
+        doc = json.loads(stdout)
+    except json.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) and doc.get("schema") == RUNNER_SCHEMA else None
+
+
+class Sweep:
+    """Runs a plan on one device and writes the store."""
+
+    def __init__(
+        self,
+        device: DeviceConfig,
+        store: Store,
+        settings: RunnerSettings,
+        timeout_s: float | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.device = device
+        self.store = store
+        self.settings = settings
+        self.timeout_s = timeout_s or max(60.0, 4 * settings.max_time_s + 30.0)
+        self.transport = transport or open_transport(device)
+        self._remote_runner: str | None = None
+        self._pushed: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def remote_path(self, name: str) -> str:
+        return f"{self.transport.workdir.rstrip('/')}/{name}"
+
+    def push_runner(self) -> str:
+        if self._remote_runner is None:
+            remote = self.remote_path("runner.py")
+            self.transport.push(RUNNER_PATH, remote)
+            self._remote_runner = remote
+        return self._remote_runner
+
+    def push_model(self, model: ModelEntry) -> str:
+        if model.sha256 not in self._pushed:
+            remote = self.remote_path(f"models/{model.sha256[:12]}-{model.path.name}")
+            self.transport.push(model.path, remote)
+            self._pushed[model.sha256] = remote
+        return self._pushed[model.sha256]
+
+    def measure(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
+        """(status, reason, document) of one measurement in a fresh runner process."""
+        runner = self.push_runner()
+        model = self.push_model(item.model)
+        argv = [*self.device.python_argv, runner, model, "--threads", str(item.threads),
+                *self.settings.argv()]
+        if item.cpus:
+            argv += ["--cpus", ",".join(map(str, item.cpus))]
+        for shape in item.model.shapes:
+            argv += ["--shape", shape]
+        try:
+            done = self.transport.run(argv, timeout_s=self.timeout_s,
+                                      env=dict(self.device.env) or None, check=False)
+        except CommandTimeout:
+            return "failed", f"timed out after {self.timeout_s:g} s", None
+        except CommandFailed as exc:  # transports that raise even with check=False
+            done = exc.completed
+        doc = parse_document(done.stdout)
+        if doc is None:
+            tail = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines()
+                    or ["no output"])[-1][:200]
+            if done.rc != 0:
+                return "failed", f"{describe_crash(done.rc)}: {tail}", None
+            return "failed", f"runner printed no result document: {tail}", None
+        if doc.get("status") != "ok":
+            return "failed", str(doc.get("error") or "runner reported an error"), doc
+        return "ok", None, doc
+
+
+def run_plan(
+    sweep: Sweep,
+    run_id: int,
+    plan: Sequence[PlanItem],
+    progress: ProgressFn | None = None,
+) -> SweepOutcome:
+    """Measure every planned item not yet in the store for this run."""
+    store = sweep.store
+    outcome = SweepOutcome(run_id)
+    done = store.completed_keys(run_id)
+    todo = [i for i in plan if (i.model.sha256, config_key(i.config), i.trial) not in done]
+    outcome.skipped = len(plan) - len(todo)
+    store.set_run_status(run_id, "running")
+    runtime_known = store.get_run(run_id).runtime_version is not None
+    last_ms: float | None = None
+    try:
+        for index, item in enumerate(todo):
+            if progress:
+                progress(index, len(todo), item, last_ms)
+            try:
+                status, reason, doc = sweep.measure(item)
+            except TransportError as exc:
+                raise UserError(
+                    f"lost {sweep.transport.name} after {outcome.measured} measurements "
+                    f"({exc.message}); what was measured is kept: fix the device, then "
+                    f"`mnbench run --resume {run_id}`"
+                ) from exc
+            store.add_measurement(run_id=run_id, model_sha256=item.model.sha256,
+                                  config=item.config, trial=item.trial,
+                                  status="ok" if status == "ok" else "failed",
+                                  reason=reason, document=doc)
+            outcome.measured += 1
+            if status != "ok":
+                outcome.failures.append((f"{item.model.name} threads={item.threads} "
+                                         f"trial {item.trial}", reason or "failed"))
+                last_ms = None
+            else:
+                assert doc is not None
+                samples = doc.get("samples_ms") or []
+                last_ms = _median(samples) if samples else None
+                version = (doc.get("runtime") or {}).get("version")
+                if not runtime_known and version:
+                    store.set_runtime_version(run_id, str(version))
+                    runtime_known = True
+        if progress:
+            progress(len(todo), len(todo), None, last_ms)  # type: ignore[arg-type]
+    except BaseException:
+        store.set_run_status(run_id, "interrupted")
+        raise
+    store.set_run_status(run_id, "complete")
+    return outcome
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+class ProgressBar:
+    """done/total, percent, ETA, the current model and the last median, on stderr."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, index: int, total: int, item: PlanItem | None,
+                 last_ms: float | None) -> None:
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / index * (total - index) if index else math.nan
+        eta_text = "--:--" if math.isnan(eta) else f"{int(eta // 60)}:{int(eta % 60):02d}"
+        last = f"  last median {last_ms:.3f} ms" if last_ms is not None else ""
+        width = 20
+        filled = int(width * index / total) if total else width
+        bar = "#" * filled + "." * (width - filled)
+        what = (f"{item.model.name} threads={item.threads} trial {item.trial}"
+                if item else "done")
+        line = f"[{bar}] {index}/{total} ETA {eta_text}  {what}{last}"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line + ("\n" if item is None else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def sweep_config(
+    models: Sequence[ModelEntry], threads: Sequence[int], trials: int,
+    cpus: Sequence[int] | None, settings: RunnerSettings, device: str,
+    models_dir: Path, timeout_s: float | None,
+) -> dict[str, object]:
+    """Everything needed to re-plan the sweep on --resume, as JSON."""
+    return {
+        "device": device,
+        "threads": list(threads),
+        "trials": trials,
+        "cpus": list(cpus) if cpus else None,
+        "settings": asdict(settings),
+        "timeout_s": timeout_s,
+        "models_dir": str(models_dir),
+        "models": [
+            {"name": m.name, "path": str(m.path), "sha256": m.sha256,
+             "spec": json.loads(m.spec.to_json()) if m.spec else None,
+             "shapes": list(m.shapes)}
+            for m in models
+        ],
+    }
+
+
+def models_from_config(config: Mapping[str, Any], store: Store) -> list[ModelEntry]:
+    """The models of a stored sweep, regenerated if their files are gone."""
+    entries = []
+    models_dir = Path(str(config.get("models_dir", "models")))
+    for item in config["models"]:
+        path = Path(item["path"])
+        spec = ModelSpec.from_json(json.dumps(item["spec"])) if item.get("spec") else None
+        if spec is not None and (not path.is_file() or sha256_file(path) != item["sha256"]):
+            (entry,) = prepare_models([spec], models_dir, store)
+            if entry.sha256 != item["sha256"]:
+                raise UserError(
+                    f"{spec.name} regenerates to a different file than the run measured "
+                    "(the generator changed); start a new run instead of resuming"
+                )
+            path = entry.path
+        elif spec is None and (not path.is_file() or sha256_file(path) != item["sha256"]):
+            raise UserError(f"{path} is missing or changed since the run started; restore it "
+                            "or start a new run")
+        entries.append(ModelEntry(item["name"], path, item["sha256"], spec,
+                                  tuple(item.get("shapes") or ())))
+    return entries
+
+
+def default_cpu_count(facts: Mapping[str, Any]) -> int:
+    for key in ("logical_cores", "nproc", "cpu_count"):
+        value = facts.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return os.cpu_count() or 1

@@ -135,6 +135,7 @@ def prepare_files(
     shape_args = tuple(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
     for path in paths:
         model = load_model_file(path)
+        _check_loads(path)
         cost = analyze_model(model, shapes)
         spec = spec_from_model(model)
         sha = sha256_file(path)
@@ -154,6 +155,21 @@ def prepare_files(
         entries.append(ModelEntry(spec.name if spec else path.stem, path.resolve(), sha, spec,
                                   shape_args))
     return entries
+
+
+def _check_loads(path: Path) -> None:
+    """Refuse up front a file this machine's onnxruntime cannot load (one line, exit 2)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - the harness depends on onnxruntime
+        return
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"onnxruntime rejects {path}: {first[:200]}") from exc
 
 
 def _precision_of(model: onnx.ModelProto) -> str:

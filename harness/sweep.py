@@ -26,7 +26,6 @@ import onnx
 
 from devices.device import DeviceConfig, open_transport
 from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
-from harness import __version__
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.generator import generate, spec_from_model
@@ -93,9 +92,10 @@ class SweepOutcome:
     measured: int = 0
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    runtime_version: str | None = None
 
 
-ProgressFn = Callable[[int, int, PlanItem, "float | None"], None]
+ProgressFn = Callable[[int, int, "PlanItem | None", "float | None"], None]
 
 
 def sha256_file(path: Path) -> str:
@@ -212,8 +212,8 @@ def describe_crash(rc: int) -> str:
 
 def parse_document(stdout: str) -> dict[str, Any] | None:
     """The runner's JSON document: the last line of stdout that parses as one."""
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
+    for raw in reversed(stdout.strip().splitlines()):
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 doc = json.loads(line)
@@ -296,6 +296,40 @@ class Sweep:
         return "ok", None, doc
 
 
+def measure_into(sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome) -> (
+    dict[str, Any] | None
+):
+    """Measure one planned item and commit it to the store; the document when it worked."""
+    try:
+        status, reason, doc = sweep.measure(item)
+    except TransportError as exc:
+        raise UserError(
+            f"lost {sweep.transport.name} after {outcome.measured} measurements "
+            f"({exc.message}); what was measured is kept: fix the device, then "
+            f"`mnbench run --resume {run_id}`"
+        ) from exc
+    sweep.store.add_measurement(run_id=run_id, model_sha256=item.model.sha256,
+                                config=item.config, trial=item.trial,
+                                status="ok" if status == "ok" else "failed",
+                                reason=reason, document=doc)
+    outcome.measured += 1
+    if status != "ok":
+        outcome.failures.append((f"{item.model.name} threads={item.threads} trial {item.trial}",
+                                 reason or "failed"))
+        return None
+    assert doc is not None
+    version = (doc.get("runtime") or {}).get("version")
+    if not outcome.runtime_version and version:
+        sweep.store.set_runtime_version(run_id, str(version))
+        outcome.runtime_version = str(version)
+    return doc
+
+
+def pending(store: Store, run_id: int, plan: Sequence[PlanItem]) -> list[PlanItem]:
+    done = store.completed_keys(run_id)
+    return [i for i in plan if (i.model.sha256, config_key(i.config), i.trial) not in done]
+
+
 def run_plan(
     sweep: Sweep,
     run_id: int,
@@ -305,43 +339,20 @@ def run_plan(
     """Measure every planned item not yet in the store for this run."""
     store = sweep.store
     outcome = SweepOutcome(run_id)
-    done = store.completed_keys(run_id)
-    todo = [i for i in plan if (i.model.sha256, config_key(i.config), i.trial) not in done]
+    todo = pending(store, run_id, plan)
     outcome.skipped = len(plan) - len(todo)
     store.set_run_status(run_id, "running")
-    runtime_known = store.get_run(run_id).runtime_version is not None
+    outcome.runtime_version = store.get_run(run_id).runtime_version
     last_ms: float | None = None
     try:
         for index, item in enumerate(todo):
             if progress:
                 progress(index, len(todo), item, last_ms)
-            try:
-                status, reason, doc = sweep.measure(item)
-            except TransportError as exc:
-                raise UserError(
-                    f"lost {sweep.transport.name} after {outcome.measured} measurements "
-                    f"({exc.message}); what was measured is kept: fix the device, then "
-                    f"`mnbench run --resume {run_id}`"
-                ) from exc
-            store.add_measurement(run_id=run_id, model_sha256=item.model.sha256,
-                                  config=item.config, trial=item.trial,
-                                  status="ok" if status == "ok" else "failed",
-                                  reason=reason, document=doc)
-            outcome.measured += 1
-            if status != "ok":
-                outcome.failures.append((f"{item.model.name} threads={item.threads} "
-                                         f"trial {item.trial}", reason or "failed"))
-                last_ms = None
-            else:
-                assert doc is not None
-                samples = doc.get("samples_ms") or []
-                last_ms = _median(samples) if samples else None
-                version = (doc.get("runtime") or {}).get("version")
-                if not runtime_known and version:
-                    store.set_runtime_version(run_id, str(version))
-                    runtime_known = True
+            doc = measure_into(sweep, run_id, item, outcome)
+            samples = (doc or {}).get("samples_ms") or []
+            last_ms = _median(samples) if samples else None
         if progress:
-            progress(len(todo), len(todo), None, last_ms)  # type: ignore[arg-type]
+            progress(len(todo), len(todo), None, last_ms)
     except BaseException:
         store.set_run_status(run_id, "interrupted")
         raise

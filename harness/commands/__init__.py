@@ -11,5 +11,10 @@ COMMANDS: dict[str, str] = {
     "generate": "harness.commands.generate",
     "cost": "harness.commands.cost",
     "run": "harness.commands.run",
+    "devices": "harness.commands.devices",
+    "compare": "harness.commands.compare",
+    "regress": "harness.commands.regress",
+    "runtime": "harness.commands.runtime",
     "results": "harness.commands.results",
+    "report": "harness.commands.report",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -188,10 +189,10 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
     frame = store.results_frame([outcome.run_id])
     if len(frame):
         rows = [
-            [r.name, r.threads, r.trials, r.p50_ms, r.ci_low_ms, r.ci_high_ms, r.p90_ms,
-             r.samples, (r.peak_rss_bytes or 0) / 2**20, r.macs / 1e6 if r.macs else None,
-             r.status]
-            for r in frame.itertuples()
+            [r["name"], r["threads"], r["trials"], r["p50_ms"], r["ci_low_ms"], r["ci_high_ms"],
+             r["p90_ms"], r["samples"], _mib(r["peak_rss_bytes"]), _millions(r["macs"]),
+             r["status"]]
+            for r in frame.to_dict("records")
         ]
         print(format_table(["model", "threads", "trials", "p50 ms", "CI low ms", "CI high ms",
                             "p90 ms", "samples", "peak RSS MiB", "MMACs", "status"], rows))
@@ -202,3 +203,11 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
             print(f"failed: {what}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _mib(value: object) -> float | None:
+    return float(value) / 2**20 if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _millions(value: object) -> float | None:
+    return float(value) / 1e6 if isinstance(value, (int, float)) and math.isfinite(value) else None

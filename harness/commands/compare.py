@@ -1,0 +1,106 @@
+"""``mnbench compare``: two stored runs, cell by cell, with a statistical verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+
+from harness.commands.run import add_db_argument
+from harness.table import format_table
+from results.compare import (
+    DEFAULT_THRESHOLD,
+    Comparison,
+    compare_runs,
+    comparison_records,
+    exit_code,
+)
+from results.store import Store, default_db_path
+
+EXAMPLES = """examples:
+  mnbench compare 1 2                          baseline run 1, candidate run 2
+  mnbench compare 1 latest --threshold 3 --format markdown >> $GITHUB_STEP_SUMMARY
+exit codes: 0 no regression, 1 a cell slower (or failing only in the candidate),
+            2 usage or harness error, 3 inconclusive (retry with more --trials)
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "compare",
+        help="compare two stored runs with a statistical verdict per cell",
+        description="For each cell in both runs (same model file and configuration): the "
+        "medians, the ratio candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U "
+        "p-value on per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, "
+        "faster, unchanged (CI within +-threshold) or inconclusive.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("baseline", metavar="BASELINE_RUN")
+    parser.add_argument("candidate", metavar="CANDIDATE_RUN")
+    add_threshold_arguments(parser)
+    add_db_argument(parser)
+
+
+def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, default=100 * DEFAULT_THRESHOLD,
+                        metavar="PCT", help="smallest change that matters, in %% (default 5)")
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument("--force", action="store_true",
+                        help="compare runs of different devices or model files anyway")
+
+
+def render(comparison: Comparison, fmt: str) -> str:
+    records = comparison_records(comparison)
+    if fmt == "json":
+        return json.dumps({
+            "baseline_run": comparison.baseline_run, "candidate_run": comparison.candidate_run,
+            "threshold": comparison.threshold,
+            "geometric_mean_ratio": comparison.geometric_mean_ratio,
+            "counts": {v: comparison.count(v) for v in ("slower", "faster", "unchanged",
+                                                         "inconclusive")},
+            "cells": records,
+            "failed": [f.__dict__ for f in comparison.failed],
+            "missing": list(comparison.missing),
+            "warnings": list(comparison.warnings),
+        }, indent=2)
+    headers = ["model", "threads", "baseline ms", "candidate ms", "ratio", "95% CI",
+               "p (BH)", "verdict"]
+    rows: list[list[object]] = [
+        [r["name"], r["threads"], r["baseline_ms"], r["candidate_ms"],
+         f"{r['ratio']:.3f}", f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
+         f"{r['p_adjusted']:.3g}", _verdict_text(r)]
+        for r in records
+    ]
+    gm = comparison.geometric_mean_ratio
+    counts = ", ".join(f"{comparison.count(v)} {v}" for v in ("slower", "faster", "unchanged",
+                                                               "inconclusive"))
+    footer = [f"geometric mean ratio {gm:.3f}" if gm else "no comparable cells", counts]
+    footer += [f"fails only in the candidate: {f.name} ({f.reason})"
+               for f in comparison.failed if f.side == "candidate"]
+    footer += [f"fails in the {f.side}: {f.name} ({f.reason})"
+               for f in comparison.failed if f.side != "candidate"]
+    footer += [f"not compared: {m}" for m in comparison.missing]
+    footer += [f"warning: {w}" for w in comparison.warnings]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(str(c) if not isinstance(c, float) else f"{c:.3f}"
+                                    for c in row) + " |" for row in rows]
+        title = (f"### mnbench: run {comparison.candidate_run} vs baseline run "
+                 f"{comparison.baseline_run} (threshold ±{100 * comparison.threshold:g} %)")
+        return "\n".join([title, "", *lines, "", *[f"- {f}" for f in footer]])
+    return "\n".join([format_table(headers, rows), "", *footer])
+
+
+def run(args: argparse.Namespace) -> int:
+    with Store.open(args.db or default_db_path()) as store:
+        base = store.resolve_run_id(args.baseline)
+        cand = store.resolve_run_id(args.candidate)
+        comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+    print(render(comparison, args.format))
+    return exit_code(comparison)
+
+
+def _verdict_text(record: Mapping[str, object]) -> str:
+    note = record["note"]
+    return f"{record['verdict']} ({note})" if note else str(record["verdict"])

@@ -1,0 +1,162 @@
+"""``mnbench devices``: list known devices, print one's probed facts, check one end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from devices.device import DeviceConfig, open_transport
+from devices.facts import probe_device
+from devices.transport import Transport, TransportError
+from harness.errors import UserError
+from harness.table import format_table
+
+EXAMPLES = """examples:
+  mnbench devices                          list the inventory (./devices.toml) and local
+  mnbench devices show local               probe and print this machine's facts
+  mnbench devices show ssh://pi@board.local --format json
+  mnbench devices check pi4                reachable? Python? numpy/onnxruntime? a smoke run
+  mnbench devices check pi4 --install      pip-install numpy and onnxruntime on the board
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "devices",
+        help="list devices, show their facts, check one end to end",
+        description="Devices come from an inventory file (TOML, [devices.NAME] tables) or "
+        "URLs: local, ssh://user@host:port, adb://SERIAL.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", nargs="?", choices=("list", "show", "check"), default="list")
+    parser.add_argument("name", nargs="?", default=None, metavar="NAME|URL")
+    parser.add_argument("--inventory", type=Path, default=None, metavar="TOML",
+                        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)")
+    parser.add_argument("--install", action="store_true",
+                        help="with check: install numpy and onnxruntime on the device")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _inventory_path(args: argparse.Namespace) -> Path:
+    return Path(args.inventory or os.environ.get("MNBENCH_INVENTORY", "devices.toml"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from devices.inventory import load_inventory, resolve_device
+
+    inventory = _inventory_path(args)
+    if args.action == "list":
+        configs = {"local": DeviceConfig(name="local")}
+        if inventory.is_file():
+            configs.update(load_inventory(inventory))
+        rows = [[c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"]
+                for c in configs.values()]
+        if args.format == "json":
+            print(json.dumps([dict(zip(("name", "kind", "address", "python", "cpus"), r,
+                                       strict=True)) for r in rows], indent=2))
+        else:
+            print(format_table(["device", "kind", "address", "python", "cpus"], rows))
+            if not inventory.is_file():
+                print(f"(no inventory at {inventory}; see `mnbench devices --help`)",
+                      file=sys.stderr)
+        return 0
+    if not args.name:
+        raise UserError(f"`mnbench devices {args.action}` needs a device name or URL, "
+                        "e.g. `mnbench devices show local`")
+    config = resolve_device(args.name, inventory)
+    if args.action == "show":
+        with _opened(config) as transport:
+            facts = probe_device(config, transport)
+        if args.format == "json":
+            print(json.dumps(facts, indent=2, sort_keys=True, default=str))
+        else:
+            print(format_table(["fact", "value"], [[k, _short(v)] for k, v in
+                                                   sorted(_flatten(facts).items())]))
+        return 0
+    return _check(config, args.install)
+
+
+def _check(config: DeviceConfig, install: bool) -> int:
+    from devices.check import check_device, install_runtime
+
+    if install:
+        with _opened(config) as transport:
+            install_runtime(config, transport)
+    items = check_device(config, runner_smoke=lambda t: smoke_run(config, t))
+    print(format_table(["check", "result", "detail"],
+                       [[i.name, "ok" if i.ok else "FAILED", i.detail] for i in items]))
+    failed = [i for i in items if not i.ok]
+    for item in failed:
+        if item.fix:
+            print(f"to fix {item.name}: {item.fix}")
+    if failed:
+        print(f"{config.name}: {len(failed)} check(s) failed", file=sys.stderr)
+        return 1
+    print(f"{config.name}: ready to measure", file=sys.stderr)
+    return 0
+
+
+def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
+    """A one-second run of the smallest model through the real runner; None when it works."""
+    from harness.generator import generate
+    from harness.spec import ModelSpec
+    from harness.sweep import RUNNER_PATH, parse_document
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = generate(ModelSpec(alpha=0.25, resolution=96), Path(tmp))
+        base = transport.workdir.rstrip("/")
+        try:
+            transport.push(RUNNER_PATH, f"{base}/runner.py")
+            transport.push(model.path, f"{base}/smoke.onnx")
+            done = transport.run([*config.python_argv, f"{base}/runner.py", f"{base}/smoke.onnx",
+                                  "--fixed", "3", "--threads", "1"], timeout_s=300, check=False)
+        except TransportError as exc:
+            return exc.message
+    doc = parse_document(done.stdout)
+    if doc is None:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"the runner printed no result (exit {done.rc}): {tail[:200]}"
+    if doc.get("status") != "ok":
+        return str(doc.get("error"))
+    return None
+
+
+class _opened:
+    def __init__(self, config: DeviceConfig) -> None:
+        self.transport = open_transport(config)
+
+    def __enter__(self) -> Transport:
+        return self.transport
+
+    def __exit__(self, *exc: object) -> None:
+        self.transport.close()
+
+
+def _where(config: DeviceConfig) -> str:
+    if config.kind == "ssh":
+        user = f"{config.user}@" if config.user else ""
+        port = f":{config.port}" if config.port else ""
+        return f"{user}{config.host}{port}"
+    if config.kind == "adb":
+        return config.serial or "-"
+    return "this machine"
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 100 else text[:97] + "..."

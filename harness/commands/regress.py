@@ -1,0 +1,220 @@
+"""``mnbench regress``: two runtimes on one device, trials interleaved, a verdict, exit codes.
+
+Both runtimes measure the same models in one session; for every cell the trials alternate
+in ABBA order with a random start (so drift and warm caches fall on both sides alike), each
+trial a fresh process. Both runs are stored, then compared as ``mnbench compare`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from devices.device import DeviceConfig, open_transport
+from devices.facts import probe_device
+from harness import __version__
+from harness.commands.compare import add_threshold_arguments, render
+from harness.commands.generate import default_models_dir
+from harness.commands.run import add_db_argument, add_device_arguments, resolve
+from harness.errors import UserError
+from harness.grid import add_grid_arguments, specs_from_args
+from harness.runtimes import ensure_runtime
+from harness.sweep import (
+    ModelEntry,
+    PlanItem,
+    ProgressBar,
+    RunnerSettings,
+    Sweep,
+    SweepOutcome,
+    default_cpu_count,
+    make_plan,
+    measure_into,
+    models_from_config,
+    prepare_models,
+    sweep_config,
+)
+from results.compare import Comparison, compare_runs, exit_code
+from results.store import Store, default_db_path
+
+EXAMPLES = """examples:
+  mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
+  mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1 \\
+      --alpha 0.25 0.5 --resolution 128 --trials 8 --confirm 4
+  mnbench regress --device pi4 --baseline /opt/ort-a/bin/python --candidate /opt/ort-b/bin/python
+exit codes: 0 no confirmed regression; 1 a confirmed regression, or a model that fails only
+under the candidate; 2 a usage or harness error; 3 inconclusive (a CI job can retry);
+--warn-only always exits 0.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "regress",
+        help="A/B two onnxruntime versions on one device with a statistical verdict",
+        description="Runtimes: onnxruntime==X.Y.Z (an isolated environment on this machine, "
+        "created on first use), a path or command of an interpreter on the device, or "
+        "'current' (the device's default Python).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_device_arguments(parser)
+    parser.add_argument("--baseline", required=True, metavar="RUNTIME")
+    parser.add_argument("--candidate", required=True, metavar="RUNTIME")
+    add_grid_arguments(parser)
+    parser.add_argument("--threads", nargs="+", type=int, metavar="N",
+                        help="intra-op thread counts (default: all cores)")
+    parser.add_argument("--trials", type=int, default=6, metavar="K",
+                        help="trials per side and cell (default 6; fewer than 6 can rarely "
+                        "reach significance)")
+    parser.add_argument("--confirm", type=int, default=0, metavar="N",
+                        help="re-measure cells found slower with N more trials per side "
+                        "before failing")
+    parser.add_argument("--warn-only", action="store_true", help="always exit 0")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the randomised ABBA order (default: random)")
+    parser.add_argument("--min-time", type=float, default=0.5, metavar="S")
+    parser.add_argument("--max-time", type=float, default=5.0, metavar="S")
+    parser.add_argument("--target-ci", type=float, default=1.0, metavar="PCT")
+    parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threshold_arguments(parser)
+    add_db_argument(parser)
+
+
+def runtime_python(spec: str, device: DeviceConfig) -> tuple[str | None, str]:
+    """(python command for the device, a label) for a runtime spec."""
+    if spec == "current":
+        return device.python, "current"
+    if spec.startswith("onnxruntime"):
+        if device.kind != "local":
+            raise UserError(
+                f"{spec} names an environment on this machine; on {device.name} give the path "
+                "of an interpreter there that has that onnxruntime (e.g. /opt/ort/bin/python)"
+            )
+        runtime = ensure_runtime(spec)
+        return str(runtime.python), runtime.spec
+    return spec, spec
+
+
+def abba_order(items: list[tuple[PlanItem, PlanItem]], rng: random.Random,
+               trial_offset: int) -> list[tuple[str, PlanItem]]:
+    """Interleave A/B pairs: per cell, ABBA... with a random start; cells shuffled per round."""
+    by_trial: dict[int, list[tuple[PlanItem, PlanItem]]] = {}
+    for a, b in items:
+        by_trial.setdefault(a.trial, []).append((a, b))
+    starts: dict[tuple[str, int], int] = {}
+    order: list[tuple[str, PlanItem]] = []
+    for trial in sorted(by_trial):
+        pairs = by_trial[trial]
+        rng.shuffle(pairs)
+        for a, b in pairs:
+            cell = (a.model.sha256, a.threads)
+            start = starts.setdefault(cell, rng.randrange(2))
+            if (trial - trial_offset + start) % 2 == 0:
+                order += [("A", a), ("B", b)]
+            else:
+                order += [("B", b), ("A", a)]
+    return order
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.trials < 2:
+        raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
+    device = resolve(args)
+    py_a, label_a = runtime_python(args.baseline, device)
+    py_b, label_b = runtime_python(args.candidate, device)
+    dev_a, dev_b = replace(device, python=py_a), replace(device, python=py_b)
+    settings = RunnerSettings(target_ci=args.target_ci / 100, min_time_s=args.min_time,
+                              max_time_s=args.max_time)
+    rng = random.Random(args.seed)
+    db_path = args.db or default_db_path()
+    with Store.open(db_path) as store:
+        models_dir = args.models_dir or default_models_dir()
+        models = prepare_models(specs_from_args(args), models_dir, store)
+        transport = open_transport(device)
+        sweep_a = Sweep(dev_a, store, settings, None, transport)
+        sweep_b = Sweep(dev_b, store, settings, None, transport)
+        try:
+            facts = probe_device(device, transport)
+            threads = args.threads or [default_cpu_count(facts)]
+            runs = {}
+            for side, label, spec in (("A", label_a, args.baseline),
+                                      ("B", label_b, args.candidate)):
+                config = sweep_config(models, threads, args.trials, None, settings,
+                                      args.device, models_dir, None)
+                config["runtime"] = spec
+                config["regress_role"] = "baseline" if side == "A" else "candidate"
+                runs[side] = store.create_run(
+                    device=device.name, device_kind=device.kind, device_facts=facts,
+                    config=config, harness_version=__version__, runtime_version=None,
+                    label=f"{'baseline' if side == 'A' else 'candidate'} {label}",
+                )
+            print(f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
+                  f"{runs['B']} ({label_b}) on {device.name}", file=sys.stderr)
+            outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
+            sweeps = {"A": sweep_a, "B": sweep_b}
+            plan_a = make_plan(models, threads, args.trials, None)
+            plan_b = make_plan(models, threads, args.trials, None)
+            _interleave(sweeps, runs, outcomes, list(zip(plan_a, plan_b, strict=True)), rng, 1,
+                        None if args.quiet else ProgressBar())
+            comparison = compare_runs(store, runs["A"], runs["B"], args.threshold / 100,
+                                      force=args.force)
+            if args.confirm > 0 and comparison.count("slower"):
+                comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
+            for run_id in runs.values():
+                store.set_run_status(run_id, "complete")
+        except BaseException:
+            for side in ("A", "B"):
+                if "runs" in locals() and side in runs:
+                    store.set_run_status(runs[side], "interrupted")
+            raise
+        finally:
+            transport.close()
+    print(render(comparison, args.format))
+    code = exit_code(comparison)
+    if args.warn_only:
+        return 0
+    return code
+
+
+def _interleave(
+    sweeps: dict[str, Sweep], runs: dict[str, int], outcomes: dict[str, SweepOutcome],
+    pairs: list[tuple[PlanItem, PlanItem]], rng: random.Random, trial_offset: int,
+    progress: ProgressBar | None,
+) -> None:
+    order = abba_order(pairs, rng, trial_offset)
+    for index, (side, item) in enumerate(order):
+        if progress:
+            progress(index, len(order), item, None)
+        measure_into(sweeps[side], runs[side], item, outcomes[side])
+    if progress:
+        progress(len(order), len(order), None, None)
+
+
+def _confirm(
+    args: argparse.Namespace, store: Store, sweeps: dict[str, Sweep], runs: dict[str, int],
+    outcomes: dict[str, SweepOutcome], comparison: Comparison, rng: random.Random,
+) -> Comparison:
+    """More trials for the cells flagged slower, then compare again."""
+    slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
+    models = {m.sha256: m for m in _plan_models(sweeps["A"], runs["A"], store)}
+    pairs: list[tuple[PlanItem, PlanItem]] = []
+    start = args.trials + 1
+    for sha, key in slower:
+        threads = int(json.loads(key)["threads"])
+        for trial in range(start, start + args.confirm):
+            item = PlanItem(models[sha], threads, trial, None)
+            pairs.append((item, item))
+    print(f"confirming {len(slower)} slower cell(s) with {args.confirm} more trials per side",
+          file=sys.stderr)
+    _interleave(sweeps, runs, outcomes, pairs, rng, start,
+                None if args.quiet else ProgressBar())
+    return compare_runs(store, runs["A"], runs["B"], args.threshold / 100, force=args.force)
+
+
+def _plan_models(sweep: Sweep, run_id: int, store: Store) -> list[ModelEntry]:
+    return models_from_config(store.get_run(run_id).config, store)

@@ -1,0 +1,57 @@
+"""``mnbench report``: charts, a self-contained HTML report and a markdown summary of runs.
+
+A thin layer over ``reports.build.build_report`` (asv's shape: the verb turns arguments into
+one library call). Reports read the store; they never measure or write it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  mnbench report                              the latest run into ./report
+  mnbench report --run 3 5 --out /tmp/cmp     runs 3 and 5 overlaid (devices or runtimes)
+  mnbench report --run all --db lab.sqlite    every run in lab.sqlite
+  mnbench report --accuracy my_top1.csv       your top-1 (columns alpha,resolution,precision,
+                                              top1) wins over the TF-Slim reference table
+
+writes into DIR: report.html (one self-contained file: open it offline), summary.md (for a CI
+log or a pull-request comment), and per chart NAME.png (NAME.svg for scatter charts) with the
+data behind it in NAME.csv.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "report",
+        help="write the HTML report, charts and markdown summary of runs",
+        description="Report on measured runs: latency heatmap, latency vs MACs, latency vs "
+        "ImageNet top-1 with the Pareto frontier, memory, separable vs standard ratio, the "
+        "results table and the failed or unstable measurements. Several runs overlay in one "
+        "chart, one series each.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", type=Path, default=None, metavar="PATH",
+                        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)")
+    parser.add_argument("--run", nargs="+", default=["latest"], metavar="RUN_ID",
+                        help="run ids or labels, 'latest' (default) or 'all'")
+    parser.add_argument("--accuracy", type=Path, default=None, metavar="CSV",
+                        help="your top-1 accuracy per cell (columns alpha,resolution,precision,"
+                        "top1 in percent); wins over the bundled TF-Slim table")
+    parser.add_argument("--out", type=Path, default=Path("report"), metavar="DIR",
+                        help="output directory, created if needed (default ./report)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    files = build_report(args.db, args.run, args.accuracy, args.out)
+    for title, reason in files.skipped:
+        print(f"no chart for {title}: {reason}", file=sys.stderr)
+    print(f"wrote {len(files.images)} images, {len(files.data)} CSV files and {files.summary}",
+          file=sys.stderr)
+    print(files.html)
+    return 0

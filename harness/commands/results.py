@@ -1,0 +1,254 @@
+"""The ``mnbench results`` verb: print a run's results from the store as a table, CSV or JSON.
+
+A thin layer over ``results.store.Store`` (asv's one-small-module-per-verb shape, STYLE.md):
+the store aggregates, this module only selects runs and formats. Tables carry units in the
+header (ARCHITECTURE.md "CLI"); CSV and JSON carry exactly ``RESULT_COLUMNS`` so scripts
+can rely on them. pandas is imported only when a verb runs, so ``mnbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, Literal, cast
+
+from harness.errors import UserError
+from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OutputFormat = Literal["table", "csv", "json"]
+FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "csv", "json")
+MIB: Final = 1024 * 1024
+
+EXAMPLES: Final = """\
+examples:
+  mnbench results                          the latest run as a table
+  mnbench results --run 3                  run 3
+  mnbench results --run all --format csv   every run, one CSV row per model x configuration
+  mnbench results --format json > r.json   the latest run as a list of JSON records
+  mnbench results --list                   the runs in the database
+  MNBENCH_DB=~/bench/pi5.sqlite mnbench results   another database (or --db PATH)
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "results",
+        help="show measured results from the results database",
+        description="Show one row per model x configuration of a run: latency statistics\n"
+        "pooled over trials (median, p90, p99, bootstrap 95% CI of the median), load and\n"
+        "first-inference time, peak RSS and MACs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="results database (default: $MNBENCH_DB, else ./mnbench.sqlite)",
+    )
+    parser.add_argument(
+        "--run",
+        metavar="RUN",
+        default="latest",
+        help="run id, run label, 'latest' (default) or 'all'",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the runs in the database instead"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    path = default_db_path() if args.db is None else args.db
+    output_format = cast(OutputFormat, args.format)
+    with Store.open(path, create=False) as store:
+        if args.list:
+            runs = store.list_runs()
+            if not runs:
+                raise UserError(f"{store.path} holds no runs yet; measure with `mnbench run`")
+            sys.stdout.write(format_runs(runs, output_format))
+            return 0
+        spec = str(args.run).strip()
+        if spec.lower() == "all":
+            run_ids: list[int] | None = None
+            store.resolve_run_id("latest")  # an empty store is an error, as for one run
+        else:
+            run_ids = [store.resolve_run_id(spec)]
+        frame = store.results_frame(run_ids)
+        runs = [store.get_run(run_id) for run_id in run_ids] if run_ids else store.list_runs()
+    sys.stdout.write(format_results(frame, runs, output_format))
+    return 0
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready Python value: NaN/NA become None, numpy scalars become Python ones."""
+    import pandas as pd
+
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    item = getattr(value, "item", None)
+    if callable(item):
+        return _plain(item())
+    return value
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, object]]:
+    return [
+        {column: _plain(value) for column, value in zip(columns, row, strict=True)}
+        for row in frame[list(columns)].itertuples(index=False, name=None)
+    ]
+
+
+def _ms(value: object) -> str:
+    number = _plain(value)
+    if not isinstance(number, (int, float)):
+        return "-"
+    if number >= 100:
+        return f"{number:.1f}"
+    if number >= 10:
+        return f"{number:.2f}"
+    return f"{number:.3f}"
+
+
+def _int(value: object) -> str:
+    number = _plain(value)
+    return "-" if number is None else str(number)
+
+
+def _scaled(divisor: float, digits: int) -> Callable[[object], str]:
+    def render(value: object) -> str:
+        number = _plain(value)
+        if not isinstance(number, (int, float)):
+            return "-"
+        return f"{number / divisor:.{digits}f}"
+
+    return render
+
+
+def _text(value: object) -> str:
+    plain = _plain(value)
+    return "-" if plain is None or plain == "" else str(plain)
+
+
+Column = tuple[str, str, Callable[[object], str], Literal["<", ">"]]
+"""(header with unit, frame column, renderer, alignment)."""
+
+_TABLE_COLUMNS: Final[tuple[Column, ...]] = (
+    ("model", "name", _text, "<"),
+    ("threads", "threads", _int, ">"),
+    ("cpus", "cpus", _text, "<"),
+    ("trials", "trials", _int, ">"),
+    ("p50 ms", "p50_ms", _ms, ">"),
+    ("CI95 low ms", "ci_low_ms", _ms, ">"),
+    ("CI95 high ms", "ci_high_ms", _ms, ">"),
+    ("p90 ms", "p90_ms", _ms, ">"),
+    ("p99 ms", "p99_ms", _ms, ">"),
+    ("mean ms", "mean_ms", _ms, ">"),
+    ("std ms", "std_ms", _ms, ">"),
+    ("min ms", "min_ms", _ms, ">"),
+    ("samples", "samples", _int, ">"),
+    ("load ms", "load_ms", _ms, ">"),
+    ("first ms", "first_ms", _ms, ">"),
+    ("peak RSS MiB", "peak_rss_bytes", _scaled(MIB, 1), ">"),
+    ("MMACs", "macs", _scaled(1e6, 1), ">"),
+    ("status", "status", _text, "<"),
+    ("flags", "flags", _text, "<"),
+    ("failure reasons", "reasons", _text, "<"),
+)
+
+
+def _align(header: Sequence[str], rows: list[list[str]], aligns: Sequence[str]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.ljust(width) if align == "<" else cell.rjust(width)
+            for cell, width, align in zip(cells, widths, aligns, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)]) + "\n"
+
+
+def _run_heading(record: RunRecord) -> str:
+    parts = [
+        f"run {record.id}",
+        record.created_at[:19].replace("T", " ") + " UTC",
+        record.status,
+        f"{record.device} ({record.device_kind})",
+        f"onnxruntime {record.runtime_version or '?'}",
+        f"{record.measurements} measurements, {record.failed_measurements} failed",
+    ]
+    if record.label:
+        parts.insert(1, repr(record.label))
+    return " | ".join(parts)
+
+
+def format_results(frame: pd.DataFrame, runs: Sequence[RunRecord], output: OutputFormat) -> str:
+    """Render ``results_frame`` output; csv/json carry exactly ``RESULT_COLUMNS``."""
+    if output == "json":
+        return json.dumps(_records(frame, RESULT_COLUMNS), indent=2) + "\n"
+    if output == "csv":
+        text: str = frame[list(RESULT_COLUMNS)].to_csv(index=False, lineterminator="\n")
+        return text
+    blocks: list[str] = []
+    for record in runs:
+        part = frame[frame["run_id"] == record.id]
+        heading = _run_heading(record)
+        if part.empty:
+            blocks.append(f"{heading}\n(no measurements yet)\n")
+            continue
+        rows = [
+            [render(value) for (_, _, render, _), value in zip(
+                _TABLE_COLUMNS, row, strict=True
+            )]
+            for row in part[[c[1] for c in _TABLE_COLUMNS]].itertuples(index=False, name=None)
+        ]
+        table = _align([c[0] for c in _TABLE_COLUMNS], rows, [c[3] for c in _TABLE_COLUMNS])
+        blocks.append(f"{heading}\n{table}")
+    return "\n".join(blocks)
+
+
+def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
+    """The run list (``--list``) as a table, CSV or JSON."""
+    records: list[dict[str, object]] = [
+        {
+            "run_id": r.id, "label": r.label, "created_at": r.created_at,
+            "finished_at": r.finished_at, "status": r.status, "device": r.device,
+            "device_kind": r.device_kind, "runtime_version": r.runtime_version,
+            "harness_version": r.harness_version, "measurements": r.measurements,
+            "failed_measurements": r.failed_measurements,
+        }
+        for r in runs
+    ]
+    if output == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if output == "csv":
+        import pandas as pd
+
+        text: str = pd.DataFrame(records).to_csv(index=False, lineterminator="\n")
+        return text
+    header = ["run", "created (UTC)", "status", "device", "kind", "runtime", "measurements",
+              "failed", "label"]
+    rows = [
+        [
+            str(r.id), r.created_at[:19].replace("T", " "), r.status, r.device, r.device_kind,
+            r.runtime_version or "-", str(r.measurements), str(r.failed_measurements),
+            r.label or "-",
+        ]
+        for r in runs
+    ]
+    return _align(header, rows, [">", "<", "<", "<", "<", "<", ">", ">", "<"])

@@ -1,0 +1,53 @@
+"""``mnbench runtime``: add, list and remove isolated onnxruntime environments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.runtimes import ensure_runtime, installed_versions, list_runtimes, remove_runtime
+from harness.table import format_table
+
+EXAMPLES = """examples:
+  mnbench runtime add onnxruntime==1.30.0     a cached venv with that release and numpy
+  mnbench runtime list
+  mnbench runtime remove onnxruntime==1.30.0
+  mnbench run --runtime onnxruntime==1.30.0   measure this CPU with that release
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "runtime",
+        help="isolated onnxruntime environments for regression tests",
+        description="Runtime environments live in ~/.cache/mnbench/runtimes (or "
+        "$MNBENCH_CACHE/runtimes), outside any repository, and are reused across runs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=("add", "list", "remove"))
+    parser.add_argument("spec", nargs="*", metavar="onnxruntime==X.Y.Z")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = []
+        for runtime in list_runtimes():
+            versions = installed_versions(runtime)
+            rows.append([runtime.spec, "ok" if runtime.complete else "broken (rebuilt on add)",
+                         versions.get("numpy", "-"), str(runtime.path)])
+        print(format_table(["runtime", "state", "numpy", "path"], rows))
+        return 0
+    if not args.spec:
+        from harness.errors import UserError
+
+        raise UserError(f"`mnbench runtime {args.action}` needs a spec such as "
+                        "onnxruntime==1.30.0")
+    for spec in args.spec:
+        if args.action == "add":
+            runtime = ensure_runtime(spec)
+            print(f"{runtime.spec}: {runtime.python}", file=sys.stderr)
+        else:
+            runtime = remove_runtime(spec)
+            print(f"removed {runtime.spec}", file=sys.stderr)
+    return 0

@@ -1,0 +1,153 @@
+"""Runtime environments: isolated virtual environments with one onnxruntime release each.
+
+``mnbench runtime add onnxruntime==1.30.0`` makes ``<cache>/runtimes/onnxruntime-1.30.0``
+(cache = ``$MNBENCH_CACHE`` or ``~/.cache/mnbench``) with that release and numpy, installed
+by pip from the package registry. An environment is complete only when its marker file
+exists (written last); one whose install broke half-way has no marker and is rebuilt.
+The local device runs the runner with the environment's Python; on a board a runtime is the
+path of an interpreter there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+
+MARKER = ".mnbench-runtime.json"
+SPEC_RE = re.compile(r"^onnxruntime==(\d+(?:\.\d+){1,3}(?:(?:rc|a|b|\.post|\.dev)\d+)?)$")
+PIP_TIMEOUT_S = 900.0
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("MNBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench")
+    return Path(root) / "runtimes"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    spec: str  # onnxruntime==X.Y.Z
+    version: str
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / MARKER).is_file() and self.python.exists()
+
+
+def parse_spec(spec: str) -> str:
+    """The version of an ``onnxruntime==X.Y.Z`` spec, or a one-line error."""
+    match = SPEC_RE.match(spec.strip())
+    if not match:
+        raise UserError(f"runtime {spec!r} is not of the form onnxruntime==X.Y.Z, "
+                        "e.g. onnxruntime==1.30.0")
+    return match.group(1)
+
+
+def runtime_for(spec: str) -> Runtime:
+    version = parse_spec(spec)
+    return Runtime(f"onnxruntime=={version}", version, cache_dir() / f"onnxruntime-{version}")
+
+
+def list_runtimes() -> list[Runtime]:
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.glob("onnxruntime-*")):
+        version = path.name.removeprefix("onnxruntime-")
+        found.append(Runtime(f"onnxruntime=={version}", version, path))
+    return found
+
+
+def _pip_error(stderr: str, spec: str) -> str:
+    text = stderr.strip()
+    if "No matching distribution" in text or "Could not find a version" in text:
+        return (f"{spec} is not in the package registry for Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]}; `pip index versions "
+                "onnxruntime` lists the releases")
+    if any(s in text for s in ("NewConnectionError", "Temporary failure in name resolution",
+                               "Network is unreachable", "Max retries exceeded")):
+        return (f"cannot reach the package registry to install {spec}; check the network "
+                "or a pip index configuration, then run the command again")
+    last = (text.splitlines() or ["pip failed"])[-1]
+    return f"installing {spec} failed: {last[:200]}"
+
+
+def ensure_runtime(spec: str, python: str | None = None) -> Runtime:
+    """The environment for ``spec``, created (or rebuilt if broken) when needed."""
+    runtime = runtime_for(spec)
+    if runtime.complete:
+        return runtime
+    root = runtime.path.parent
+    root.mkdir(parents=True, exist_ok=True)
+    if runtime.path.exists():
+        shutil.rmtree(runtime.path)  # a half-built environment: start again
+    build = Path(tempfile.mkdtemp(prefix=f".{runtime.path.name}.", dir=root))
+    try:
+        subprocess.run([python or sys.executable, "-m", "venv", str(build)], check=True,
+                       capture_output=True, text=True, timeout=300)
+        pip = [str(build / "bin" / "python"), "-m", "pip", "install", "--quiet",
+               "--disable-pip-version-check", runtime.spec, "numpy"]
+        done = subprocess.run(pip, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
+                              check=False)
+        if done.returncode != 0:
+            raise UserError(_pip_error(done.stderr, runtime.spec))
+        check = subprocess.run(
+            [str(build / "bin" / "python"), "-c",
+             "import json, numpy, onnxruntime; print(json.dumps({'onnxruntime': "
+             "onnxruntime.__version__, 'numpy': numpy.__version__}))"],
+            capture_output=True, text=True, timeout=120, check=False)
+        if check.returncode != 0:
+            tail = (check.stderr.strip().splitlines() or ["import failed"])[-1]
+            raise UserError(f"{runtime.spec} installed but does not import: {tail[:200]}")
+        versions = json.loads(check.stdout)
+        (build / MARKER).write_text(json.dumps({"spec": runtime.spec, **versions}))
+        # A venv's scripts carry its path: rebuild in place by renaming before first use.
+        os.replace(build, runtime.path)
+        _fix_venv_paths(runtime.path, build)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return runtime
+
+
+def _fix_venv_paths(path: Path, old: Path) -> None:
+    """Point the moved venv's scripts and config at its final location."""
+    for file in [path / "pyvenv.cfg", *(path / "bin").iterdir()]:
+        if not file.is_file() or file.is_symlink():
+            continue
+        try:
+            text = file.read_text()
+        except UnicodeDecodeError:
+            continue
+        if str(old) in text:
+            file.write_text(text.replace(str(old), str(path)))
+
+
+def remove_runtime(spec: str) -> Runtime:
+    runtime = runtime_for(spec)
+    if not runtime.path.exists():
+        raise UserError(f"{runtime.spec} is not installed; `mnbench runtime list` shows what is")
+    shutil.rmtree(runtime.path)
+    return runtime
+
+
+def installed_versions(runtime: Runtime) -> dict[str, str]:
+    try:
+        return dict(json.loads((runtime.path / MARKER).read_text()))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,282 @@
+"""Comparison of two stored runs: ratio of medians with a bootstrap CI, Mann–Whitney U on
+per-trial medians, Benjamini–Hochberg across the grid, and a verdict per cell.
+
+Design after asv (Mann–Whitney plus a relative factor, measurement-methods.md §1.2) and
+Criterion.rs / conbench (a noise threshold on the CI of the change): a cell is
+
+- ``slower`` when the adjusted p-value is below ``alpha`` and the whole 95 % CI of the ratio
+  candidate/baseline lies above ``1 + threshold``;
+- ``faster``, the mirror image: significant and the whole CI below ``1 / (1 + threshold)``;
+- ``unchanged`` when the whole CI lies within ``[1 / (1 + threshold), 1 + threshold]``;
+- ``inconclusive`` otherwise: too few trials to reach significance, a CI that straddles a
+  bound, or unstable measurements.
+
+The CI is a two-level bootstrap: trials are resampled (between-process variance is real
+variance, pyperf's lesson), and within each drawn trial its median is taken from a
+resample of its own samples. Per-trial medians feed the Mann–Whitney test, so the unit of
+replication is the process, not the inference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from harness.errors import UserError
+
+Verdict = Literal["slower", "faster", "unchanged", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = ("slower", "faster", "unchanged", "inconclusive")
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 2000
+UNSTABLE_TRIAL_CV = 0.10
+"""Per-trial medians varying more than this (CV) on either side make a cell inconclusive."""
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    name: str
+    sha256: str
+    config_key: str
+    threads: int | None
+    baseline_ms: float
+    candidate_ms: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    baseline_trials: int
+    candidate_trials: int
+    verdict: Verdict
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FailedCell:
+    name: str
+    config_key: str
+    side: Literal["baseline", "candidate", "both"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline_run: int
+    candidate_run: int
+    threshold: float
+    cells: tuple[CellComparison, ...]
+    failed: tuple[FailedCell, ...] = ()
+    missing: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def geometric_mean_ratio(self) -> float | None:
+        ratios = [c.ratio for c in self.cells if c.ratio > 0]
+        return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for c in self.cells if c.verdict == verdict)
+
+    @property
+    def failed_only_in_candidate(self) -> tuple[FailedCell, ...]:
+        return tuple(f for f in self.failed if f.side == "candidate")
+
+
+def _trials(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Each ok trial's samples (or its reported median when there are no samples)."""
+    out: list[np.ndarray] = []
+    for samples, p50 in zip(frame["samples_ms"], frame["p50_ms"], strict=True):
+        values: list[float] = list(samples) if isinstance(samples, list) else []
+        if values:
+            out.append(np.asarray(values, dtype=np.float64))
+        elif isinstance(p50, (int, float)) and math.isfinite(p50):
+            out.append(np.asarray([float(p50)], dtype=np.float64))
+    return out
+
+
+def _trial_cv(trials: Sequence[np.ndarray]) -> float:
+    medians = np.array([np.median(t) for t in trials])
+    if len(medians) < 2 or medians.mean() <= 0:
+        return 0.0
+    return float(medians.std(ddof=1) / medians.mean())
+
+
+def bootstrap_ratio_ci(
+    baseline: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(ratio of medians, CI low, CI high) by a two-level bootstrap over trials and samples."""
+    rng = np.random.default_rng(seed)
+
+    def replicate_medians(trials: Sequence[np.ndarray]) -> np.ndarray:
+        # per trial, `resamples` bootstrap medians of its own samples
+        per_trial = np.empty((len(trials), resamples))
+        for i, samples in enumerate(trials):
+            if len(samples) == 1:
+                per_trial[i] = samples[0]
+                continue
+            idx = rng.integers(0, len(samples), size=(resamples, len(samples)))
+            per_trial[i] = np.median(samples[idx], axis=1)
+        picks = rng.integers(0, len(trials), size=(resamples, len(trials)))
+        chosen = per_trial[picks, np.arange(resamples)[:, None]]
+        return np.median(chosen, axis=1)
+
+    point = float(np.median(np.concatenate(candidate)) / np.median(np.concatenate(baseline)))
+    ratios = replicate_medians(candidate) / replicate_medians(baseline)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return point, float(low), float(high)
+
+
+def mann_whitney_p(baseline: Sequence[float], candidate: Sequence[float]) -> float:
+    """Two-sided Mann–Whitney U p-value on per-trial medians (1.0 when it cannot be run)."""
+    if len(baseline) < 2 or len(candidate) < 2:
+        return 1.0
+    if len(set(baseline) | set(candidate)) == 1:
+        return 1.0
+    return float(stats.mannwhitneyu(baseline, candidate, alternative="two-sided").pvalue)
+
+
+def verdict_for(ci_low: float, ci_high: float, p_adjusted: float, threshold: float,
+                alpha: float = DEFAULT_ALPHA) -> Verdict:
+    upper, lower = 1 + threshold, 1 / (1 + threshold)
+    if p_adjusted < alpha and ci_low > upper:
+        return "slower"
+    if p_adjusted < alpha and ci_high < lower:
+        return "faster"
+    if lower <= ci_low and ci_high <= upper:
+        return "unchanged"
+    return "inconclusive"
+
+
+def compare_frames(
+    baseline: pd.DataFrame,
+    candidate: pd.DataFrame,
+    baseline_run: int,
+    candidate_run: int,
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    force: bool = False,
+) -> Comparison:
+    """Compare two measurements frames (``Store.measurements_frame``), cell by cell."""
+    key_cols = ["sha256", "config_key"]
+    base_cells = {k: g for k, g in baseline.groupby(key_cols)} if len(baseline) else {}
+    cand_cells = {k: g for k, g in candidate.groupby(key_cols)} if len(candidate) else {}
+    warnings: list[str] = []
+    if not force:
+        base_names = {(g["name"].iloc[0], k[1]): k[0] for k, g in base_cells.items()}
+        for key, group in cand_cells.items():
+            name = group["name"].iloc[0]
+            other = base_names.get((name, key[1]))
+            if other is not None and other != key[0]:
+                raise UserError(
+                    f"{name} has a different model file (sha256) in the two runs, so they "
+                    "are not comparable; regenerate with the same version or pass --force"
+                )
+    else:
+        # with --force, pair cells by model name when the hashes differ
+        base_cells = {(g["name"].iloc[0], k[1]): g for k, g in base_cells.items()}
+        cand_cells = {(g["name"].iloc[0], k[1]): g for k, g in cand_cells.items()}
+        warnings.append("--force: cells are paired by model name, not by model file")
+
+    rows: list[dict[str, object]] = []
+    failed: list[FailedCell] = []
+    missing: list[str] = []
+    for key in sorted(set(base_cells) | set(cand_cells)):
+        b, c = base_cells.get(key), cand_cells.get(key)
+        name = str((b if b is not None else c)["name"].iloc[0])  # type: ignore[index]
+        if b is None or c is None:
+            where = "candidate" if b is None else "baseline"
+            missing.append(f"{name} {key[1]} only in the {where}")
+            continue
+        b_ok, c_ok = b[b["status"] == "ok"], c[c["status"] == "ok"]
+        if len(b_ok) == 0 or len(c_ok) == 0:
+            side: Literal["baseline", "candidate", "both"] = (
+                "both" if len(b_ok) == len(c_ok) == 0 else
+                "candidate" if len(c_ok) == 0 else "baseline"
+            )
+            failing = c if side == "candidate" else b
+            reason = str(failing.loc[failing["status"] != "ok", "reason"].iloc[0])
+            failed.append(FailedCell(name, str(key[1]), side, reason))
+            continue
+        b_trials, c_trials = _trials(b_ok), _trials(c_ok)
+        ratio, low, high = bootstrap_ratio_ci(b_trials, c_trials)
+        p = mann_whitney_p([float(np.median(t)) for t in b_trials],
+                           [float(np.median(t)) for t in c_trials])
+        unstable = max(_trial_cv(b_trials), _trial_cv(c_trials)) > UNSTABLE_TRIAL_CV
+        rows.append({
+            "name": name, "sha256": str(c_ok["sha256"].iloc[0]), "config_key": str(key[1]),
+            "threads": int(c_ok["threads"].iloc[0]) if "threads" in c_ok else None,
+            "baseline_ms": float(np.median(np.concatenate(b_trials))),
+            "candidate_ms": float(np.median(np.concatenate(c_trials))),
+            "ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p,
+            "baseline_trials": len(b_trials), "candidate_trials": len(c_trials),
+            "note": "unstable trials" if unstable else "",
+        })
+    if rows:
+        p_values = [float(r["p_value"]) for r in rows]  # type: ignore[arg-type]
+        adjusted = stats.false_discovery_control(p_values, method="bh")
+    else:
+        adjusted = []
+    cells = []
+    for row, p_adj in zip(rows, adjusted, strict=True):
+        verdict = verdict_for(float(row["ci_low"]), float(row["ci_high"]),  # type: ignore[arg-type]
+                              float(p_adj), threshold, alpha)
+        if row["note"]:
+            verdict = "inconclusive"
+        cells.append(CellComparison(p_adjusted=float(p_adj), verdict=verdict, **row))  # type: ignore[arg-type]
+    return Comparison(baseline_run, candidate_run, threshold, tuple(cells), tuple(failed),
+                      tuple(missing), tuple(warnings))
+
+
+def compare_runs(
+    store: object, baseline_run: int, candidate_run: int, threshold: float = DEFAULT_THRESHOLD,
+    force: bool = False,
+) -> Comparison:
+    """Load both runs from a ``results.store.Store`` and compare them."""
+    from results.store import Store
+
+    assert isinstance(store, Store)
+    base, cand = store.get_run(baseline_run), store.get_run(candidate_run)
+    if base.device != cand.device and not force:
+        raise UserError(
+            f"run {baseline_run} is on {base.device} and run {candidate_run} on {cand.device}: "
+            "runs from different devices are not comparable; pass --force to compare anyway"
+        )
+    frame = store.measurements_frame([baseline_run, candidate_run])
+    return compare_frames(frame[frame["run_id"] == baseline_run],
+                          frame[frame["run_id"] == candidate_run],
+                          baseline_run, candidate_run, threshold, force=force)
+
+
+def exit_code(comparison: Comparison) -> int:
+    """0 no confirmed regression; 1 a regression or a model failing only in the candidate;
+    3 inconclusive (a CI job can retry)."""
+    if comparison.count("slower") or comparison.failed_only_in_candidate:
+        return 1
+    if comparison.count("inconclusive") or not comparison.cells:
+        return 3
+    return 0
+
+
+def comparison_records(comparison: Comparison) -> list[Mapping[str, object]]:
+    return [
+        {
+            "name": c.name, "threads": c.threads, "config": c.config_key,
+            "baseline_ms": c.baseline_ms, "candidate_ms": c.candidate_ms, "ratio": c.ratio,
+            "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
+            "p_adjusted": c.p_adjusted, "baseline_trials": c.baseline_trials,
+            "candidate_trials": c.candidate_trials, "verdict": c.verdict, "note": c.note,
+        }
+        for c in comparison.cells
+    ]

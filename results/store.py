@@ -1,0 +1,842 @@
+"""The results store: one SQLite file holding runs, models and measurements.
+
+Owns the schema (``MIGRATIONS``, ``SCHEMA_VERSION``), opening and upgrading a database,
+writing runs and measurements, resume keys, and reading everything back as pandas frames.
+Sources: ARCHITECTURE.md "Store" (stdlib sqlite3 in WAL mode; each measurement commits on
+its own so an interrupted sweep loses at most the one in flight; a versioned schema with
+migrations); STYLE.md (asv: a schema version with upgrade steps, files from a newer version
+refused); the runner's JSON document, schema ``mnbench.runner/1``, stored verbatim.
+
+pandas and the statistics (scipy) are imported only by the methods that build frames, so a
+sweep that only writes starts fast.
+
+Concurrency: connections run in autocommit mode and every write is one explicit
+``BEGIN IMMEDIATE`` transaction, with a ``busy_timeout``, so two sweeps writing the same
+file at once wait for each other instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import statistics
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePath
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from results.stats import Summary
+
+RunStatus = Literal["running", "complete", "interrupted", "failed"]
+MeasurementStatus = Literal["ok", "failed"]
+Migration = str | Callable[[sqlite3.Connection], None]
+
+DB_ENV_VAR: Final = "MNBENCH_DB"
+DEFAULT_DB_NAME: Final = "mnbench.sqlite"
+BUSY_TIMEOUT_S: Final = 60.0
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+_SCHEMA_V1: Final = """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'interrupted', 'failed')),
+    device TEXT NOT NULL,
+    device_kind TEXT NOT NULL,
+    device_facts TEXT NOT NULL,
+    config TEXT NOT NULL,
+    harness_version TEXT NOT NULL,
+    runtime_version TEXT
+);
+CREATE TABLE models (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    alpha REAL,
+    resolution INTEGER,
+    variant TEXT,
+    kernel INTEGER,
+    precision TEXT,
+    macs INTEGER,
+    params INTEGER,
+    weight_bytes INTEGER,
+    peak_activation_bytes INTEGER,
+    file_bytes INTEGER,
+    cost TEXT
+);
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    model_sha256 TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    threads INTEGER,
+    trial INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    document TEXT,
+    n_samples INTEGER,
+    p50_ms REAL,
+    UNIQUE (run_id, model_sha256, config_key, trial)
+);
+CREATE INDEX measurements_by_model ON measurements (model_sha256);
+"""
+
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1]
+"""Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
+
+A step is SQL (one or more statements) or a function given the open connection; every
+step runs inside the same transaction as the version bump. Append steps, never edit one.
+"""
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+RESULT_COLUMNS: Final[tuple[str, ...]] = (
+    "run_id", "device", "runtime_version", "name", "alpha", "resolution", "variant",
+    "kernel", "precision", "threads", "trials", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
+    "std_ms", "min_ms", "ci_low_ms", "ci_high_ms", "samples", "peak_rss_bytes", "load_ms",
+    "first_ms", "macs", "params", "status",
+)
+"""The first columns of ``results_frame``, in this order; reports and the CLI rely on them."""
+RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
+    "label", "device_kind", "sha256", "config_key", "cpus", "max_ms", "cv", "flags",
+    "outliers_low", "outliers_high", "failed_trials", "reasons", "peak_rss_load_bytes",
+    "weight_bytes", "peak_activation_bytes", "file_bytes", "trial_medians_ms",
+)
+_INT_COLUMNS: Final = (
+    "run_id", "resolution", "kernel", "threads", "trials", "samples", "peak_rss_bytes",
+    "macs", "params", "outliers_low", "outliers_high", "failed_trials",
+    "peak_rss_load_bytes", "weight_bytes", "peak_activation_bytes", "file_bytes",
+)
+_FLOAT_COLUMNS: Final = (
+    "alpha", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "ci_low_ms",
+    "ci_high_ms", "load_ms", "first_ms", "max_ms", "cv",
+)
+
+
+def default_db_path() -> Path:
+    """``$MNBENCH_DB`` when set, else ``./mnbench.sqlite``."""
+    configured = os.environ.get(DB_ENV_VAR, "").strip()
+    return Path(configured).expanduser() if configured else Path(DEFAULT_DB_NAME)
+
+
+def config_key(config: Mapping[str, object]) -> str:
+    """Canonical JSON of a per-measurement configuration: keys sorted, no spaces.
+
+    Equal configurations give equal keys whatever the key order, so resume can match them.
+    """
+    return json.dumps(dict(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One row of ``models``; alpha/resolution/variant/kernel are None for foreign models."""
+
+    sha256: str
+    name: str
+    alpha: float | None = None
+    resolution: int | None = None
+    variant: str | None = None
+    kernel: int | None = None
+    precision: str | None = None
+    macs: int | None = None
+    params: int | None = None
+    weight_bytes: int | None = None
+    peak_activation_bytes: int | None = None
+    file_bytes: int | None = None
+    cost: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs`` with its JSON parsed, plus measurement counts."""
+
+    id: int
+    label: str | None
+    created_at: str
+    finished_at: str | None
+    status: RunStatus
+    device: str
+    device_kind: str
+    device_facts: Mapping[str, Any]
+    config: Mapping[str, Any]
+    harness_version: str
+    runtime_version: str | None
+    measurements: int
+    failed_measurements: int
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into complete statements (sqlite3.complete_statement)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending.strip())
+    return statements
+
+
+def _not_mnbench(path: Path, why: str) -> UserError:
+    return UserError(
+        f"{path} is not an mnbench database ({why}); pass another --db or move it away"
+    )
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite before sqlite3 touches it (it is never rewritten)."""
+    if path.is_dir():
+        raise _not_mnbench(path, "it is a directory")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise UserError(
+            f"cannot read {path}: {exc.strerror}; check the path and permissions"
+        ) from None
+    if head and head != _SQLITE_MAGIC:
+        raise _not_mnbench(path, "not an SQLite file")
+
+
+class Store:
+    """An open results database; use as a context manager or call ``close()``."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str | None = None,
+        *,
+        create: bool = True,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> Store:
+        """Open (and create or upgrade) the database at ``path`` (default: default_db_path()).
+
+        ``create=False`` refuses a missing file instead of creating an empty database (for
+        verbs that only read). ``migrations`` exists so tests can stand in a longer list.
+        """
+        db_path = Path(path) if path is not None else default_db_path()
+        exists = db_path.exists()
+        if exists:
+            _check_header(db_path)
+        elif not create:
+            raise UserError(
+                f"no results database at {db_path}; measure with `mnbench run` or pass --db"
+            )
+        else:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(
+                str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise UserError(
+                f"cannot open {db_path} ({exc}); check the path and permissions"
+            ) from None
+        store = cls(db_path, connection)
+        try:
+            store._prepare(list(migrations))
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def _prepare(self, migrations: list[Migration]) -> None:
+        db = self._db
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            # WAL + NORMAL: a killed process loses no committed measurement; only a power
+            # cut can drop the last commits, and it never corrupts the file.
+            db.execute("PRAGMA synchronous = NORMAL")
+            version = self._schema_version()
+            if version != len(migrations):
+                self._check_version(version, len(migrations))
+                with self._write():
+                    # Another process may have upgraded it between the read and the lock.
+                    version = self._schema_version()
+                    self._check_version(version, len(migrations))
+                    for step in migrations[version:]:
+                        if callable(step):
+                            step(db)
+                        else:
+                            for statement in _split_sql(step):
+                                db.execute(statement)
+                    if version < len(migrations):
+                        db.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES "
+                            "('schema_version', ?)",
+                            (str(len(migrations)),),
+                        )
+                        if version == 0:
+                            db.execute(
+                                "INSERT OR REPLACE INTO meta (key, value) VALUES "
+                                "('created_at', ?)",
+                                (_now(),),
+                            )
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise UserError(
+                    f"cannot switch {self.path} to WAL mode (journal_mode={mode}); "
+                    "put the database on a local file system"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise _not_mnbench(self.path, f"sqlite: {exc}") from None
+
+    def _schema_version(self) -> int:
+        tables = {
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return 0
+        if "meta" not in tables:
+            raise _not_mnbench(self.path, "an SQLite database without an mnbench meta table")
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise _not_mnbench(self.path, "its meta table has no schema_version")
+        return int(row[0])
+
+    def _check_version(self, found: int, supported: int) -> None:
+        if found > supported:
+            raise UserError(
+                f"{self.path} was written by a newer mnbench (schema version {found}, this "
+                f"one reads up to {supported}); upgrade mnbench or pass another --db"
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front so concurrent writers queue on the lock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        device: str,
+        device_kind: str,
+        device_facts: Mapping[str, object],
+        config: Mapping[str, object],
+        harness_version: str,
+        runtime_version: str | None,
+        label: str | None,
+    ) -> int:
+        """Record a new sweep (status ``running``) and return its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (label, created_at, status, device, device_kind, "
+                "device_facts, config, harness_version, runtime_version) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    label, _now(), device, device_kind, json.dumps(dict(device_facts)),
+                    json.dumps(dict(config)), harness_version, runtime_version,
+                ),
+            )
+            run_id = cursor.lastrowid
+        assert run_id is not None
+        return run_id
+
+    def set_run_status(self, run_id: int, status: RunStatus) -> None:
+        """Set a run's status; a final status stamps ``finished_at``, ``running`` clears it."""
+        if status not in get_args(RunStatus):
+            raise ValueError(f"unknown run status {status!r}")
+        finished = None if status == "running" else _now()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                (status, finished, run_id),
+            )
+            if cursor.rowcount != 1:
+                raise self._no_run(run_id)
+
+    def set_runtime_version(self, run_id: int, version: str) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET runtime_version = ? WHERE id = ?", (version, run_id)
+            )
+            if cursor.rowcount != 1:
+                raise self._no_run(run_id)
+
+    def upsert_model(self, record: ModelRecord) -> None:
+        """Insert a model or refresh its row (the sha256 identifies the file)."""
+        columns = (
+            "sha256", "name", "alpha", "resolution", "variant", "kernel", "precision", "macs",
+            "params", "weight_bytes", "peak_activation_bytes", "file_bytes", "cost",
+        )
+        values = [getattr(record, column) for column in columns[:-1]]
+        values.append(None if record.cost is None else json.dumps(dict(record.cost)))
+        updates = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO models ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)}) "
+                f"ON CONFLICT (sha256) DO UPDATE SET {updates}",
+                values,
+            )
+
+    def add_measurement(
+        self,
+        *,
+        run_id: int,
+        model_sha256: str,
+        config: Mapping[str, object],
+        trial: int,
+        status: MeasurementStatus,
+        reason: str | None,
+        document: Mapping[str, Any] | None,
+    ) -> int:
+        """Record one model × configuration × trial and commit it; return its id.
+
+        Recording the same (run, model, configuration, trial) again replaces the earlier
+        row, so a resumed sweep can retry a failed trial.
+        """
+        if status not in get_args(MeasurementStatus):
+            raise ValueError(f"unknown measurement status {status!r}")
+        key = config_key(config)
+        threads = config.get("threads")
+        n_samples: int | None = None
+        p50_ms: float | None = None
+        if document is not None:
+            samples = document.get("samples_ms") or []
+            n_samples = len(samples)
+            if samples:
+                p50_ms = statistics.median(float(v) for v in samples)
+            else:
+                reported = document.get("reported_ms") or {}
+                value = reported.get("p50") if isinstance(reported, Mapping) else None
+                p50_ms = float(value) if isinstance(value, (int, float)) else None
+        row = (
+            run_id, model_sha256, key, threads if isinstance(threads, int) else None, trial,
+            status, reason, _now(), None if document is None else json.dumps(dict(document)),
+            n_samples, p50_ms,
+        )
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO measurements (run_id, model_sha256, config_key, threads, "
+                    "trial, status, reason, created_at, document, n_samples, p50_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, model_sha256, config_key, trial) DO UPDATE SET "
+                    "threads = excluded.threads, status = excluded.status, "
+                    "reason = excluded.reason, created_at = excluded.created_at, "
+                    "document = excluded.document, n_samples = excluded.n_samples, "
+                    "p50_ms = excluded.p50_ms",
+                    row,
+                )
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise self._no_run(run_id) from None
+                raise
+            found = db.execute(
+                "SELECT id FROM measurements WHERE run_id = ? AND model_sha256 = ? "
+                "AND config_key = ? AND trial = ?",
+                (run_id, model_sha256, key, trial),
+            ).fetchone()
+        return int(found[0])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def completed_keys(
+        self, run_id: int, *, include_failed: bool = True
+    ) -> set[tuple[str, str, int]]:
+        """(model_sha256, config_key, trial) already recorded for a run, for resume.
+
+        ``include_failed=False`` leaves failed trials out, so a resume retries them.
+        """
+        query = "SELECT model_sha256, config_key, trial FROM measurements WHERE run_id = ?"
+        if not include_failed:
+            query += " AND status = 'ok'"
+        return {(str(a), str(b), int(c)) for a, b, c in self._db.execute(query, (run_id,))}
+
+    def _no_run(self, run_id: int | str) -> UserError:
+        return UserError(f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs")
+
+    def resolve_run_id(self, spec: str | int | None) -> int:
+        """A run id from ``None``/"latest" (newest), a number, or a run label (newest match)."""
+        newest = self._db.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+        if newest is None:
+            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+        if spec is None or (isinstance(spec, str) and spec.strip().lower() == "latest"):
+            return int(newest)
+        if isinstance(spec, int) or spec.strip().isdigit():
+            run_id = int(spec)
+            if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return run_id
+            raise self._no_run(run_id)
+        row = self._db.execute(
+            "SELECT MAX(id) FROM runs WHERE label = ?", (spec.strip(),)
+        ).fetchone()
+        if row[0] is None:
+            raise UserError(
+                f"no run {spec.strip()!r} in {self.path} (give a run id, a label or 'latest'); "
+                "`mnbench results --list` lists the runs"
+            )
+        return int(row[0])
+
+    _RUN_QUERY: Final = (
+        "SELECT r.id, r.label, r.created_at, r.finished_at, r.status, r.device, "
+        "r.device_kind, r.device_facts, r.config, r.harness_version, r.runtime_version, "
+        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id), "
+        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed') "
+        "FROM runs r"
+    )
+
+    @staticmethod
+    def _run_record(row: Sequence[Any]) -> RunRecord:
+        return RunRecord(
+            id=int(row[0]), label=row[1], created_at=row[2], finished_at=row[3],
+            status=cast(RunStatus, row[4]), device=row[5], device_kind=row[6],
+            device_facts=json.loads(row[7]), config=json.loads(row[8]),
+            harness_version=row[9], runtime_version=row[10], measurements=int(row[11]),
+            failed_measurements=int(row[12]),
+        )
+
+    def get_run(self, run_id: int) -> RunRecord:
+        row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise self._no_run(run_id)
+        return self._run_record(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        """All runs, oldest first."""
+        rows = self._db.execute(self._RUN_QUERY + " ORDER BY r.id")
+        return [self._run_record(row) for row in rows]
+
+    def runs_frame(self) -> pd.DataFrame:
+        """One row per run: its columns, the parsed facts/config as dicts, and flattened facts.
+
+        Top-level scalar device facts also get their own ``facts.KEY`` columns.
+        """
+        import pandas as pd
+
+        records: list[dict[str, object]] = []
+        for run in self.list_runs():
+            record: dict[str, object] = {
+                "run_id": run.id, "label": run.label, "created_at": run.created_at,
+                "finished_at": run.finished_at, "status": run.status, "device": run.device,
+                "device_kind": run.device_kind, "harness_version": run.harness_version,
+                "runtime_version": run.runtime_version, "measurements": run.measurements,
+                "failed_measurements": run.failed_measurements,
+                "device_facts": dict(run.device_facts), "config": dict(run.config),
+            }
+            for key, value in run.device_facts.items():
+                if value is None or isinstance(value, (str, int, float, bool)):
+                    record[f"facts.{key}"] = value
+            records.append(record)
+        columns = [
+            "run_id", "label", "created_at", "finished_at", "status", "device", "device_kind",
+            "harness_version", "runtime_version", "measurements", "failed_measurements",
+            "device_facts", "config",
+        ]
+        frame: pd.DataFrame = pd.DataFrame(records, columns=_union_columns(columns, records))
+        return frame
+
+    def _measurement_rows(self, run_ids: Sequence[int] | None) -> list[sqlite3.Row]:
+        query = (
+            "SELECT m.id, m.run_id, m.model_sha256, m.config_key, m.threads, m.trial, "
+            "m.status, m.reason, m.created_at, m.document, "
+            "r.label, r.device, r.device_kind, r.runtime_version AS run_runtime_version, "
+            "md.name, md.alpha, md.resolution, md.variant, md.kernel, md.precision, md.macs, "
+            "md.params, md.weight_bytes, md.peak_activation_bytes, md.file_bytes "
+            "FROM measurements m JOIN runs r ON r.id = m.run_id "
+            "LEFT JOIN models md ON md.sha256 = m.model_sha256"
+        )
+        parameters: list[int] = []
+        if run_ids is not None:
+            ids = [int(run_id) for run_id in run_ids]
+            if not ids:
+                return []
+            query += f" WHERE m.run_id IN ({', '.join('?' for _ in ids)})"
+            parameters = ids
+        query += " ORDER BY m.run_id, md.name, m.model_sha256, m.config_key, m.trial, m.id"
+        self._db.row_factory = sqlite3.Row
+        try:
+            return list(self._db.execute(query, parameters))
+        finally:
+            self._db.row_factory = None
+
+    def measurements_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """One row per measurement (trial): status, reason, its own summary, raw samples."""
+        records: list[dict[str, object]] = []
+        for row in self._measurement_rows(run_ids):
+            document = _document(row)
+            samples = _samples(document)
+            summary = _trial_summary(document)
+            timings = _mapping(document.get("timings"))
+            memory = _mapping(document.get("memory"))
+            records.append({
+                "id": row["id"], "run_id": row["run_id"], "device": row["device"],
+                "label": row["label"], "sha256": row["model_sha256"],
+                "name": _model_name(row, document), "config_key": row["config_key"],
+                "threads": row["threads"], "cpus": _cpus(row["config_key"]),
+                "trial": row["trial"], "status": row["status"], "reason": row["reason"],
+                "created_at": row["created_at"],
+                "runtime_version": _mapping(document.get("runtime")).get("version"),
+                "stop_reason": document.get("stop_reason"),
+                "samples": summary.n, "p50_ms": summary.median_ms, "p90_ms": summary.p90_ms,
+                "p99_ms": summary.p99_ms, "mean_ms": summary.mean_ms,
+                "std_ms": summary.std_ms, "min_ms": summary.min_ms, "max_ms": summary.max_ms,
+                "cv": summary.cv, "ci_low_ms": summary.ci_low_ms,
+                "ci_high_ms": summary.ci_high_ms, "outliers_low": summary.outliers_low,
+                "outliers_high": summary.outliers_high, "flags": ",".join(summary.flags),
+                "load_ms": _number(timings.get("session_create_ms")),
+                "first_ms": _number(timings.get("first_inference_ms")),
+                "peak_rss_bytes": _integer(memory.get("peak_rss_end_bytes")),
+                "peak_rss_load_bytes": _integer(memory.get("peak_rss_after_load_bytes")),
+                "samples_ms": samples,
+            })
+        columns = [
+            "id", "run_id", "device", "label", "sha256", "name", "config_key", "threads",
+            "cpus", "trial", "status", "reason", "created_at", "runtime_version",
+            "stop_reason", "samples", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
+            "min_ms", "max_ms", "cv", "ci_low_ms", "ci_high_ms", "outliers_low",
+            "outliers_high", "flags", "load_ms", "first_ms", "peak_rss_bytes",
+            "peak_rss_load_bytes", "samples_ms",
+        ]
+        return _typed_frame(records, columns)
+
+    def results_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """One row per run × model × configuration, aggregated over its trials.
+
+        Latency statistics pool the raw samples of the ok trials (a document without samples
+        contributes its ``reported_ms``; when no trial has samples, each reported statistic
+        is the median over trials). ``status`` is ok / partial / failed by how many trials
+        were ok; ``few_samples`` compares the pooled count with the trials' summed
+        ``settings.min_samples``. Columns: ``RESULT_COLUMNS`` then ``RESULT_EXTRA_COLUMNS``;
+        integer columns use pandas' nullable ``Int64``, missing floats are NaN, and
+        ``trial_medians_ms`` holds a list per cell.
+        """
+        groups: dict[tuple[int, str, str], list[sqlite3.Row]] = {}
+        for row in self._measurement_rows(run_ids):
+            groups.setdefault((row["run_id"], row["model_sha256"], row["config_key"]), []).append(
+                row
+            )
+        records = sorted((_aggregate(rows) for rows in groups.values()), key=_grid_order)
+        return _typed_frame(records, [*RESULT_COLUMNS, *RESULT_EXTRA_COLUMNS])
+
+
+# -- aggregation helpers -------------------------------------------------------------------
+
+
+def _union_columns(first: list[str], records: list[dict[str, object]]) -> list[str]:
+    columns = list(first)
+    for record in records:
+        columns.extend(key for key in record if key not in columns)
+    return columns
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else {}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _document(row: sqlite3.Row) -> Mapping[str, Any]:
+    text = row["document"]
+    return _mapping(json.loads(text)) if text else {}
+
+
+def _samples(document: Mapping[str, Any]) -> list[float]:
+    values = document.get("samples_ms")
+    if not isinstance(values, list):
+        return []
+    return [float(v) for v in values if _number(v) is not None]
+
+
+def _requested(document: Mapping[str, Any]) -> int | None:
+    settings = _mapping(document.get("settings"))
+    return _integer(settings.get("min_samples"))
+
+
+def _trial_summary(document: Mapping[str, Any]) -> Summary:
+    from results.stats import summarize, summarize_reported
+
+    samples = _samples(document)
+    if samples:
+        return summarize(samples, _requested(document))
+    reported = _mapping(document.get("reported_ms"))
+    return summarize_reported(reported, n=_integer(document.get("iterations")) or 0)
+
+
+def _model_name(row: sqlite3.Row, document: Mapping[str, Any]) -> str:
+    if row["name"]:
+        return str(row["name"])
+    model_path = _mapping(document.get("model")).get("path")
+    if isinstance(model_path, str) and model_path:
+        return PurePath(model_path.replace("\\", "/")).stem
+    return str(row["model_sha256"])[:12]
+
+
+def _cpus(key: str) -> str | None:
+    cpus = _mapping(json.loads(key)).get("cpus")
+    if isinstance(cpus, list):
+        return ",".join(str(cpu) for cpu in cpus)
+    return None if cpus is None else str(cpus)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def _maximum(values: Sequence[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
+    from results.stats import summarize, summarize_reported
+
+    first = rows[0]
+    documents = [_document(row) for row in rows]
+    ok = [doc for row, doc in zip(rows, documents, strict=True) if row["status"] == "ok"]
+    pooled: list[float] = []
+    requested = 0
+    for doc in ok:
+        pooled.extend(_samples(doc))
+        requested += _requested(doc) or 0
+    trial_summaries = [_trial_summary(doc) for doc in ok]
+    summary: Summary
+    if pooled:
+        summary = summarize(pooled, requested or None)
+    else:
+        reported: dict[str, float] = {}
+        for key, attribute in (
+            ("p50", "median_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("mean", "mean_ms"),
+            ("min", "min_ms"), ("max", "max_ms"),
+        ):
+            value = _median([getattr(s, attribute) for s in trial_summaries])
+            if value is not None:
+                reported[key] = value
+        summary = summarize_reported(reported, n=sum(s.n for s in trial_summaries))
+    timings = [_mapping(doc.get("timings")) for doc in ok]
+    memory = [_mapping(doc.get("memory")) for doc in ok]
+    versions = sorted({
+        str(v) for doc in ok if (v := _mapping(doc.get("runtime")).get("version")) is not None
+    })
+    runtime_version = ",".join(versions) if versions else first["run_runtime_version"]
+    failed = len(rows) - len(ok)
+    status = "ok" if failed == 0 else ("failed" if not ok else "partial")
+    reasons = sorted({str(row["reason"]) for row in rows if row["status"] == "failed"
+                      and row["reason"]})
+    model_document = documents[0] if documents else {}
+    return {
+        "run_id": first["run_id"], "device": first["device"],
+        "runtime_version": runtime_version, "name": _model_name(first, model_document),
+        "alpha": first["alpha"], "resolution": first["resolution"],
+        "variant": first["variant"], "kernel": first["kernel"],
+        "precision": first["precision"], "threads": first["threads"], "trials": len(rows),
+        "p50_ms": summary.median_ms, "p90_ms": summary.p90_ms, "p99_ms": summary.p99_ms,
+        "mean_ms": summary.mean_ms, "std_ms": summary.std_ms, "min_ms": summary.min_ms,
+        "ci_low_ms": summary.ci_low_ms, "ci_high_ms": summary.ci_high_ms,
+        "samples": summary.n,
+        "peak_rss_bytes": _maximum([_integer(m.get("peak_rss_end_bytes")) for m in memory]),
+        "load_ms": _median([_number(t.get("session_create_ms")) for t in timings]),
+        "first_ms": _median([_number(t.get("first_inference_ms")) for t in timings]),
+        "macs": first["macs"], "params": first["params"], "status": status,
+        "label": first["label"], "device_kind": first["device_kind"],
+        "sha256": first["model_sha256"], "config_key": first["config_key"],
+        "cpus": _cpus(first["config_key"]), "max_ms": summary.max_ms, "cv": summary.cv,
+        "flags": ",".join(summary.flags) if ok else "",
+        "outliers_low": summary.outliers_low, "outliers_high": summary.outliers_high,
+        "failed_trials": failed, "reasons": "; ".join(reasons),
+        "peak_rss_load_bytes": _maximum(
+            [_integer(m.get("peak_rss_after_load_bytes")) for m in memory]
+        ),
+        "weight_bytes": first["weight_bytes"],
+        "peak_activation_bytes": first["peak_activation_bytes"],
+        "file_bytes": first["file_bytes"]
+        if first["file_bytes"] is not None
+        else _integer(_mapping(model_document.get("model")).get("file_bytes")),
+        "trial_medians_ms": [s.median_ms for s in trial_summaries if s.median_ms is not None],
+    }
+
+
+def _grid_order(record: Mapping[str, object]) -> tuple[object, ...]:
+    """Run, then the grid (alpha, resolution; foreign models last), then name and threads."""
+
+    def number(key: str) -> tuple[bool, float]:
+        value = record.get(key)
+        return (True, 0.0) if not isinstance(value, (int, float)) else (False, float(value))
+
+    return (
+        record["run_id"], str(record.get("variant") or "~"), number("alpha"),
+        number("resolution"), str(record["name"]), number("threads"), str(record["config_key"]),
+    )
+
+
+def _typed_frame(records: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    """A frame with stable dtypes even when empty: Int64 / float64 / object columns."""
+    import pandas as pd
+
+    frame: pd.DataFrame = pd.DataFrame(records, columns=columns)
+    for column in columns:
+        if column in _INT_COLUMNS or column in ("id", "trial"):
+            frame[column] = frame[column].astype("Int64")
+        elif column in _FLOAT_COLUMNS:
+            frame[column] = frame[column].astype("float64")
+        elif column in ("samples_ms", "trial_medians_ms"):
+            frame[column] = frame[column].astype(object)
+    return frame

@@ -206,7 +206,9 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
 
 
 def _mib(value: object) -> float | None:
-    return float(value) / 2**20 if isinstance(value, (int, float)) and math.isfinite(value) else None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value) / 2**20
+    return None
 
 
 def _millions(value: object) -> float | None:

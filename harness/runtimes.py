@@ -87,6 +87,12 @@ def _pip_error(stderr: str, spec: str) -> str:
     return f"installing {spec} failed: {last[:200]}"
 
 
+def numpy_requirement(version: str) -> str:
+    """onnxruntime before 1.19 was built against numpy 1.x and fails to import with numpy 2."""
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    return "numpy<2" if parts < (1, 19) else "numpy"
+
+
 def ensure_runtime(spec: str, python: str | None = None) -> Runtime:
     """The environment for ``spec``, created (or rebuilt if broken) when needed."""
     runtime = runtime_for(spec)
@@ -101,7 +107,7 @@ def ensure_runtime(spec: str, python: str | None = None) -> Runtime:
         subprocess.run([python or sys.executable, "-m", "venv", str(build)], check=True,
                        capture_output=True, text=True, timeout=300)
         pip = [str(build / "bin" / "python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check", runtime.spec, "numpy"]
+               "--disable-pip-version-check", runtime.spec, numpy_requirement(runtime.version)]
         done = subprocess.run(pip, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
                               check=False)
         if done.returncode != 0:

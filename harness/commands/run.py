@@ -59,8 +59,8 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace) -> DeviceConfig:
     from devices.inventory import resolve_device
 
-    inventory = args.inventory or Path(os.environ.get("MNBENCH_INVENTORY", "devices.toml"))
-    return resolve_device(args.device, inventory)
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    return resolve_device(args.device, Path(explicit) if explicit else None)
 
 
 def _positive(flag: str, kind: type[int] | type[float]) -> Any:

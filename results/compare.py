@@ -8,8 +8,9 @@ Criterion.rs / conbench (a noise threshold on the CI of the change): a cell is
   candidate/baseline lies above ``1 + threshold``;
 - ``faster``, the mirror image: significant and the whole CI below ``1 / (1 + threshold)``;
 - ``unchanged`` when the whole CI lies within ``[1 / (1 + threshold), 1 + threshold]``;
-- ``inconclusive`` otherwise: too few trials to reach significance, a CI that straddles a
-  bound, or unstable measurements.
+- ``inconclusive`` otherwise: too few trials to reach significance, or a CI that straddles
+  a bound — unstable measurements land here because their between-trial spread widens the
+  CI; cells whose per-trial medians vary by more than 10 % are also noted as unstable.
 
 The CI is a two-level bootstrap: trials are resampled (between-process variance is real
 variance, pyperf's lesson), and within each drawn trial its median is taken from a
@@ -36,7 +37,7 @@ DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 UNSTABLE_TRIAL_CV = 0.10
-"""Per-trial medians varying more than this (CV) on either side make a cell inconclusive."""
+"""Per-trial medians varying more than this (CV) on either side get an "unstable" note."""
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,6 @@ def compare_frames(
     for row, p_adj in zip(rows, adjusted, strict=True):
         verdict = verdict_for(float(row["ci_low"]), float(row["ci_high"]),  # type: ignore[arg-type]
                               float(p_adj), threshold, alpha)
-        if row["note"]:
-            verdict = "inconclusive"
         cells.append(CellComparison(p_adjusted=float(p_adj), verdict=verdict, **row))  # type: ignore[arg-type]
     return Comparison(baseline_run, candidate_run, threshold, tuple(cells), tuple(failed),
                       tuple(missing), tuple(warnings))

@@ -1,0 +1,186 @@
+"""Is a device ready to measure? Each check says what is wrong and the exact command to fix it.
+
+``check_device`` verifies, in order: the device is reachable, its Python runs, numpy and
+onnxruntime import there, and the work directory is writable (plus an optional smoke run of
+the runner supplied by the caller). Later checks are reported as skipped when an earlier one
+they need failed. ``install_runtime`` installs numpy and onnxruntime with the device's own
+``python -m pip`` -- ``--user`` for a system Python, into the environment itself for a venv
+(PEP 405: ``sys.prefix != sys.base_prefix``). Debian 12 / Raspberry Pi OS mark the system
+Python externally managed (PEP 668); then the fix is a venv, and the error says how.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from devices.device import DeviceConfig, open_transport
+from devices.probe import probe_python
+from devices.transport import CommandFailed, Completed, Transport, TransportError
+from harness.errors import UserError
+
+CheckName = Literal["reachable", "python", "numpy", "onnxruntime", "workdir", "runner"]
+RUNTIME_PACKAGES: tuple[str, ...] = ("numpy", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One verdict: ``fix`` is a command the user can paste (None when ok or unknown)."""
+
+    name: CheckName
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def device_command(config: DeviceConfig, argv: Sequence[str]) -> str:
+    """A command line the user can paste on this machine to run ``argv`` on the device."""
+    remote = shlex.join(argv)
+    if config.kind == "ssh":
+        ssh = ["ssh"]
+        if config.port:
+            ssh += ["-p", str(config.port)]
+        if config.identity_file:
+            ssh += ["-i", config.identity_file]
+        for option in config.ssh_options:
+            ssh += ["-o", option]
+        destination = f"{config.user}@{config.host}" if config.user else str(config.host)
+        return f"{shlex.join([*ssh, destination])} {shlex.quote(remote)}"
+    if config.kind == "adb":
+        adb = [config.adb_path]
+        if config.adb_server_host:
+            adb += ["-H", config.adb_server_host]
+        if config.adb_server_port:
+            adb += ["-P", str(config.adb_server_port)]
+        adb += ["-s", str(config.serial), "shell"]
+        return f"{shlex.join(adb)} {shlex.quote(remote)}"
+    return remote
+
+
+def pip_install_argv(python_argv: Sequence[str], in_venv: bool) -> list[str]:
+    user = [] if in_venv else ["--user"]
+    return [*python_argv, "-m", "pip", "install", *user, *RUNTIME_PACKAGES]
+
+
+def venv_fix(config: DeviceConfig) -> str:
+    """How to make a venv with the runtime on the device when pip --user is refused."""
+    venv = f"{config.workdir or '~/.cache/mnbench'}/venv"
+    python = config.python_argv
+    script = (
+        f"{shlex.join([*python, '-m', 'venv'])} {venv} && "
+        f"{venv}/bin/python -m pip install {' '.join(RUNTIME_PACKAGES)}"
+    )
+    return device_command(config, ["sh", "-c", script]) + f"  # then set python = {venv}/bin/python"
+
+
+def check_device(
+    config: DeviceConfig,
+    runner_smoke: Callable[[Transport], str | None] | None = None,
+) -> list[CheckItem]:
+    """Reachable, Python, numpy, onnxruntime, workdir (and the runner smoke when given)."""
+    items: list[CheckItem] = []
+    try:
+        transport = open_transport(config)
+    except UserError as exc:
+        return [CheckItem("reachable", False, exc.message, device_command(config, ["true"]))]
+    try:
+        try:
+            transport.run(["true"], timeout_s=config.connect_timeout_s + 30)
+        except TransportError as exc:
+            items.append(CheckItem("reachable", False, str(exc), device_command(config, ["true"])))
+            return [*items, *_skipped(("python", "numpy", "onnxruntime", "workdir"), "reachable")]
+        items.append(CheckItem("reachable", True, f"{transport.name} answers"))
+
+        versions: dict[str, object] | None = None
+        try:
+            versions = probe_python(transport, config.python_argv, env=config.env)
+        except UserError as exc:
+            items.append(
+                CheckItem(
+                    "python",
+                    False,
+                    exc.message,
+                    device_command(config, ["sudo", "apt-get", "install", "-y", "python3-pip"])
+                    + "  # or set python = /path/to/python for this device",
+                )
+            )
+        if versions is None:
+            items += _skipped(("numpy", "onnxruntime"), "python")
+        else:
+            items.append(
+                CheckItem(
+                    "python",
+                    True,
+                    f"{shlex.join(config.python_argv)}: Python {versions.get('python')} "
+                    f"on {versions.get('machine')}",
+                )
+            )
+            install = device_command(
+                config, pip_install_argv(config.python_argv, bool(versions.get("in_venv")))
+            )
+            for module in ("numpy", "onnxruntime"):
+                version = versions.get(module)
+                if version:
+                    items.append(CheckItem(module, True, f"{module} {version}"))
+                else:
+                    error = versions.get(f"{module}_error") or "not installed"
+                    items.append(CheckItem(module, False, f"{module}: {error}", install))
+
+        items.append(_check_workdir(config, transport))
+        if runner_smoke is not None:
+            if all(item.ok for item in items):
+                problem = runner_smoke(transport)
+                items.append(
+                    CheckItem("runner", problem is None, problem or "the runner measured a model")
+                )
+            else:
+                items += _skipped(("runner",), "an earlier check")
+    finally:
+        transport.close()
+    return items
+
+
+def _check_workdir(config: DeviceConfig, transport: Transport) -> CheckItem:
+    try:
+        workdir = transport.workdir
+        probe = f"{workdir}/.mnbench-write-test"
+        transport.run(["sh", "-c", 'echo ok > "$1" && rm -f "$1"', "sh", probe], timeout_s=60)
+    except TransportError as exc:
+        target = config.workdir or "~/.cache/mnbench"
+        return CheckItem(
+            "workdir",
+            False,
+            str(exc),
+            device_command(config, ["sh", "-c", f"mkdir -p {target} && touch {target}/x"])
+            + "  # or set workdir = a writable directory",
+        )
+    return CheckItem("workdir", True, f"{workdir} is writable")
+
+
+def _skipped(names: Sequence[CheckName], because: str) -> list[CheckItem]:
+    return [CheckItem(name, False, f"skipped: {because} failed") for name in names]
+
+
+def install_runtime(
+    config: DeviceConfig, transport: Transport, timeout_s: float = 1800.0
+) -> Completed:
+    """``python -m pip install [--user] numpy onnxruntime`` on the device."""
+    versions = probe_python(transport, config.python_argv, env=config.env)
+    argv = pip_install_argv(config.python_argv, bool(versions.get("in_venv")))
+    try:
+        return transport.run(argv, timeout_s=timeout_s, env=config.env)
+    except CommandFailed as exc:
+        output = exc.completed.stderr + exc.completed.stdout
+        if "externally-managed-environment" in output:
+            raise UserError(
+                f"the system Python on {transport.name} is externally managed (PEP 668); "
+                f"make a venv there: {venv_fix(config)}"
+            ) from exc
+        if "No module named pip" in output:
+            raise UserError(
+                f"pip is missing on {transport.name}; install it with: "
+                + device_command(config, ["sudo", "apt-get", "install", "-y", "python3-pip"])
+            ) from exc
+        raise

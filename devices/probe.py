@@ -1,0 +1,445 @@
+"""Device facts, read from the device itself through any Transport, in one remote call.
+
+What is collected (docs/devices-adb-ssh.md sections 4.1-4.3 and 6.3): the board model
+(``/proc/device-tree/model``), CPU model and per-core ARM core types (``/proc/cpuinfo``
+"CPU implementer"/"CPU part", named with the MIDR part numbers of Linux's
+``arch/arm64/include/asm/cputype.h``), per-core ``cpuinfo_max_freq``/``scaling_cur_freq``/
+``scaling_governor`` (sysfs cpufreq, kHz), thermal zones (``/sys/class/thermal``, milli-°C),
+``/proc/meminfo``, ``uname -srm``, ``/etc/os-release`` and ``nproc``. One constant POSIX
+``sh`` script prints them as ``== NAME`` sections (never built from user input), so an SSH
+or adb device costs one round trip; the parsing is pure and tested on recorded samples.
+
+Core selection (``resolve_cpus``) groups cores into big and little clusters by their
+maximum frequency the way ncnn's ``src/cpu.cpp`` does: a core is big when its
+``cpuinfo_max_freq`` is at least the midpoint of the slowest and fastest cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from devices.transport import CommandFailed, Transport, TransportError
+from harness.errors import UserError
+
+ARM_IMPLEMENTER = 0x41
+ARM_PARTS: dict[int, str] = {
+    0xD03: "Cortex-A53",
+    0xD04: "Cortex-A35",
+    0xD05: "Cortex-A55",
+    0xD07: "Cortex-A57",
+    0xD08: "Cortex-A72",
+    0xD09: "Cortex-A73",
+    0xD0A: "Cortex-A75",
+    0xD0B: "Cortex-A76",
+    0xD0C: "Neoverse-N1",
+    0xD0D: "Cortex-A77",
+    0xD40: "Neoverse-V1",
+    0xD41: "Cortex-A78",
+    0xD44: "Cortex-X1",
+    0xD46: "Cortex-A510",
+    0xD47: "Cortex-A710",
+    0xD48: "Cortex-X2",
+    0xD49: "Neoverse-N2",
+    0xD4D: "Cortex-A715",
+    0xD4E: "Cortex-X3",
+    0xD4F: "Neoverse-V2",
+    0xD80: "Cortex-A520",
+    0xD81: "Cortex-A720",
+    0xD82: "Cortex-X4",
+}
+
+FACTS_SCRIPT = r"""
+section() { printf '\n== %s\n' "$1"; }
+for f in /proc/device-tree/model /proc/cpuinfo /proc/meminfo /etc/os-release; do
+  if [ -r "$f" ]; then section "$f"; cat "$f" 2>/dev/null; fi
+done
+section uname
+uname -srm 2>/dev/null
+section nproc
+nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
+section cpufreq
+for d in /sys/devices/system/cpu/cpu[0-9]*; do
+  [ -d "$d/cpufreq" ] || continue
+  for k in cpuinfo_max_freq scaling_cur_freq scaling_governor; do
+    v=
+    { read -r v < "$d/cpufreq/$k"; } 2>/dev/null
+    [ -n "$v" ] && echo "${d##*/} $k $v"
+  done
+done
+section thermal
+for z in /sys/class/thermal/thermal_zone[0-9]*; do
+  [ -d "$z" ] || continue
+  t=; y=
+  { read -r y < "$z/type"; } 2>/dev/null
+  { read -r t < "$z/temp"; } 2>/dev/null
+  echo "${z##*/} ${t:-?} ${y:-?}"
+done
+section end
+"""
+
+PYTHON_PROBE = r"""
+import json, platform, sys
+out = {"python": platform.python_version(), "machine": platform.machine(),
+       "executable": sys.executable,
+       "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
+for mod in ("numpy", "onnxruntime"):
+    try:
+        m = __import__(mod)
+        out[mod] = str(getattr(m, "__version__", "unknown"))
+    except Exception as exc:
+        out[mod] = None
+        out[mod + "_error"] = ("%s: %s" % (type(exc).__name__, exc))[:300]
+print("MNBENCH-PROBE " + json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class CpuCore:
+    """One logical CPU as the device reports it."""
+
+    cpu: int
+    implementer: str | None = None
+    part: str | None = None
+    core_type: str | None = None  # "Cortex-A72", or the x86 "model name"
+    max_freq_khz: int | None = None
+    cur_freq_khz: int | None = None
+    governor: str | None = None
+
+
+@dataclass(frozen=True)
+class ThermalZone:
+    zone: str
+    type: str
+    temp_c: float | None
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What ``collect_facts`` found; ``to_dict`` is the JSON-able form stored with a run."""
+
+    board_model: str | None = None
+    cpu_model: str | None = None
+    hardware: str | None = None
+    cores: tuple[CpuCore, ...] = ()
+    core_types: Mapping[str, int] = field(default_factory=dict)
+    mem_total_bytes: int | None = None
+    mem_available_bytes: int | None = None
+    thermal: tuple[ThermalZone, ...] = ()
+    kernel: str | None = None
+    os_name: str | None = None
+    nproc: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["cores"] = [asdict(c) for c in self.cores]
+        data["thermal"] = [asdict(t) for t in self.thermal]
+        data["core_types"] = dict(self.core_types)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeviceFacts:
+        return cls(
+            board_model=data.get("board_model"),
+            cpu_model=data.get("cpu_model"),
+            hardware=data.get("hardware"),
+            cores=tuple(CpuCore(**c) for c in data.get("cores", ())),
+            core_types=dict(data.get("core_types", {})),
+            mem_total_bytes=data.get("mem_total_bytes"),
+            mem_available_bytes=data.get("mem_available_bytes"),
+            thermal=tuple(ThermalZone(**t) for t in data.get("thermal", ())),
+            kernel=data.get("kernel"),
+            os_name=data.get("os_name"),
+            nproc=data.get("nproc"),
+        )
+
+    @property
+    def cpu_ids(self) -> list[int]:
+        if self.cores:
+            return sorted(c.cpu for c in self.cores)
+        return list(range(self.nproc or 0))
+
+
+# -- pure parsing -----------------------------------------------------------------------
+
+
+def split_sections(text: str) -> dict[str, str]:
+    """``== NAME`` headed sections of the probe script's output."""
+    sections: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("== "):
+            if name is not None:
+                sections[name] = "\n".join(lines).strip("\n")
+            name, lines = line[3:].strip(), []
+        elif name is not None:
+            lines.append(line)
+    if name is not None:
+        sections[name] = "\n".join(lines).strip("\n")
+    return sections
+
+
+def arm_core_name(implementer: str | None, part: str | None) -> str | None:
+    """The core name, e.g. Cortex-A72 for implementer 0x41 part 0xd08; None when unknown."""
+    try:
+        impl = int(implementer or "", 16)
+        number = int(part or "", 16)
+    except ValueError:
+        return None
+    if impl == ARM_IMPLEMENTER:
+        return ARM_PARTS.get(number)
+    return None
+
+
+def parse_cpuinfo(text: str) -> tuple[list[CpuCore], str | None, str | None]:
+    """Cores, the CPU model name (x86 / 32-bit ARM) and the ``Hardware`` line."""
+    cores: list[CpuCore] = []
+    model: str | None = None
+    hardware: str | None = None
+    for block in re.split(r"\n\s*\n", text.replace("\x00", "")):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip().lower()] = value.strip()
+        hardware = fields.get("hardware", hardware)
+        if "processor" not in fields or not fields["processor"].isdigit():
+            model = fields.get("model name", model)
+            continue
+        name = fields.get("model name")
+        model = name or model
+        implementer = fields.get("cpu implementer")
+        part = fields.get("cpu part")
+        core_type = arm_core_name(implementer, part) or name
+        if core_type is None and part is not None:
+            core_type = f"unknown ({implementer}:{part})"
+        cores.append(CpuCore(int(fields["processor"]), implementer, part, core_type))
+    return cores, model, hardware
+
+
+def parse_meminfo(text: str) -> tuple[int | None, int | None]:
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        match = re.match(r"(\w+):\s+(\d+)\s*kB", line)
+        if match:
+            values[match.group(1)] = int(match.group(2)) * 1024
+    return values.get("MemTotal"), values.get("MemAvailable")
+
+
+def parse_os_release(text: str) -> str | None:
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"').strip("'")
+    return None
+
+
+def parse_cpufreq(text: str) -> dict[int, dict[str, str]]:
+    per_cpu: dict[int, dict[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0].startswith("cpu") and parts[0][3:].isdigit():
+            per_cpu.setdefault(int(parts[0][3:]), {})[parts[1]] = parts[2].strip()
+    return per_cpu
+
+
+def parse_thermal(text: str) -> list[ThermalZone]:
+    zones: list[ThermalZone] = []
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            continue
+        try:
+            temp_c: float | None = int(parts[1]) / 1000.0
+        except ValueError:
+            temp_c = None
+        zones.append(ThermalZone(parts[0], parts[2], temp_c))
+    return zones
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_facts(text: str) -> DeviceFacts:
+    """Everything the probe script printed, as a ``DeviceFacts``."""
+    sections = split_sections(text)
+    cores, model, hardware = parse_cpuinfo(sections.get("/proc/cpuinfo", ""))
+    freqs = parse_cpufreq(sections.get("cpufreq", ""))
+    by_cpu = {c.cpu: c for c in cores}
+    for cpu in freqs:
+        by_cpu.setdefault(cpu, CpuCore(cpu))
+    merged: list[CpuCore] = []
+    for cpu in sorted(by_cpu):
+        f = freqs.get(cpu, {})
+        core = by_cpu[cpu]
+        merged.append(
+            CpuCore(
+                cpu=cpu,
+                implementer=core.implementer,
+                part=core.part,
+                core_type=core.core_type,
+                max_freq_khz=_int_or_none(f.get("cpuinfo_max_freq")),
+                cur_freq_khz=_int_or_none(f.get("scaling_cur_freq")),
+                governor=f.get("scaling_governor"),
+            )
+        )
+    core_types: dict[str, int] = {}
+    for core in merged:
+        if core.core_type:
+            core_types[core.core_type] = core_types.get(core.core_type, 0) + 1
+    total, available = parse_meminfo(sections.get("/proc/meminfo", ""))
+    board = sections.get("/proc/device-tree/model", "").replace("\x00", "").strip() or None
+    nproc = _int_or_none(sections.get("nproc", "").strip() or None)
+    return DeviceFacts(
+        board_model=board,
+        cpu_model=model,
+        hardware=hardware,
+        cores=tuple(merged),
+        core_types=core_types,
+        mem_total_bytes=total,
+        mem_available_bytes=available,
+        thermal=tuple(parse_thermal(sections.get("thermal", ""))),
+        kernel=sections.get("uname", "").strip() or None,
+        os_name=parse_os_release(sections.get("/etc/os-release", "")),
+        nproc=nproc,
+    )
+
+
+# -- talking to the device --------------------------------------------------------------
+
+
+def read_facts(transport: Transport, timeout_s: float = 60.0) -> DeviceFacts:
+    done = transport.run(["sh", "-c", FACTS_SCRIPT], timeout_s=timeout_s, check=False)
+    if "== end" not in done.stdout:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TransportError(f"reading device facts on {transport.name} failed: {tail[:300]}")
+    return parse_facts(done.stdout)
+
+
+def collect_facts(transport: Transport, timeout_s: float = 60.0) -> dict[str, object]:
+    """The device's facts as a plain JSON-able dict (one remote call)."""
+    return read_facts(transport, timeout_s).to_dict()
+
+
+def probe_python(
+    transport: Transport,
+    python_argv: Sequence[str],
+    timeout_s: float = 300.0,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """The device Python's versions: python, machine, numpy and onnxruntime (None if absent)."""
+    program = " ".join(python_argv)
+    try:
+        done = transport.run([*python_argv, "-c", PYTHON_PROBE], timeout_s=timeout_s, env=env)
+    except CommandFailed as exc:
+        tail = (exc.completed.stderr.strip().splitlines() or ["no output"])[-1]
+        if exc.completed.rc in (126, 127):
+            raise UserError(
+                f"Python {program!r} was not found on {transport.name} ({tail[:200]}); install "
+                "python3 there or set the device's python to an interpreter path"
+            ) from exc
+        raise UserError(f"Python {program!r} on {transport.name} failed: {tail[:300]}") from exc
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("MNBENCH-PROBE "):
+            result: dict[str, object] = json.loads(line[len("MNBENCH-PROBE ") :])
+            return result
+    raise UserError(f"Python {program!r} on {transport.name} printed no version report")
+
+
+# -- core selection ---------------------------------------------------------------------
+
+_RANGE = re.compile(r"(\d+)(?:-(\d+))?\Z")
+
+
+def clusters(facts: DeviceFacts) -> tuple[list[int], list[int]]:
+    """(big, little) cores by maximum frequency (ncnn's midpoint rule); both are all cores
+    on a device whose cores all run at the same maximum frequency."""
+    known = [(c.cpu, c.max_freq_khz) for c in facts.cores if c.max_freq_khz]
+    if not known:
+        raise UserError(
+            "cannot tell big from little cores on this device (no cpufreq in sysfs); "
+            'give core numbers instead, e.g. cpus = "4-7"'
+        )
+    freqs = [f for _, f in known]
+    midpoint = (min(freqs) + max(freqs)) / 2
+    if min(freqs) == max(freqs):
+        every = sorted(cpu for cpu, _ in known)
+        return every, every
+    big = sorted(cpu for cpu, f in known if f >= midpoint)
+    little = sorted(cpu for cpu, f in known if f < midpoint)
+    return big, little
+
+
+def resolve_cpus(
+    spec: str | None, facts: DeviceFacts | Mapping[str, Any] | None = None
+) -> list[int] | None:
+    """Core numbers for a spec ("0,1", "4-7", "big", "little", "all", "0xf0"); None = no pinning."""
+    if spec is None or not spec.strip():
+        return None
+    if facts is not None and not isinstance(facts, DeviceFacts):
+        facts = DeviceFacts.from_dict(facts)
+    text = spec.strip().lower()
+    available = facts.cpu_ids if facts is not None else []
+    if text in ("big", "little", "all"):
+        if facts is None:
+            raise UserError(f"cpus = {spec!r} needs the device's facts; probe the device first")
+        if text == "all":
+            return available
+        big, little = clusters(facts)
+        return big if text == "big" else little
+    cpus: set[int] = set()
+    if text.startswith("0x"):
+        try:
+            mask = int(text, 16)
+        except ValueError:
+            mask = 0
+        if mask <= 0:
+            raise UserError(f"invalid CPU mask {spec!r}; use a hex mask like 0xf0")
+        cpus = {bit for bit in range(mask.bit_length()) if mask >> bit & 1}
+    else:
+        for piece in text.split(","):
+            match = _RANGE.match(piece.strip())
+            if not match:
+                raise UserError(
+                    f"invalid cpus {spec!r}; use core numbers (0,1), ranges (4-7), "
+                    "big, little, all or a hex mask (0xf0)"
+                )
+            first = int(match.group(1))
+            last = int(match.group(2)) if match.group(2) else first
+            if last < first:
+                raise UserError(f"invalid CPU range {piece!r} in {spec!r}; write low-high")
+            cpus.update(range(first, last + 1))
+    if available:
+        missing = sorted(cpus - set(available))
+        if missing:
+            raise UserError(
+                f"cpus {spec!r} names cores {missing} that the device does not have; "
+                f"it has {_ranges(available)}"
+            )
+    return sorted(cpus)
+
+
+def cpu_mask(cpus: Sequence[int]) -> str:
+    """The hex affinity mask ``taskset`` takes, e.g. ``f0`` for cores 4-7."""
+    return format(sum(1 << c for c in set(cpus)), "x")
+
+
+def _ranges(cpus: Sequence[int]) -> str:
+    out: list[str] = []
+    ordered = sorted(cpus)
+    start = prev = ordered[0]
+    for cpu in [*ordered[1:], None]:
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        out.append(f"{start}-{prev}" if prev != start else str(start))
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(out)

@@ -34,6 +34,8 @@ from results.store import ModelRecord, Store, config_key
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 RUNNER_SCHEMA = "mnbench.runner/1"
+PERF_TEST_RUNS = 100
+"""Timed inferences per onnxruntime_perf_test process when the runs are not fixed."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class Sweep:
         self.transport = transport or open_transport(device)
         self._remote_runner: str | None = None
         self._pushed: dict[str, str] = {}
+        self.facts: dict[str, Any] = {}
 
     def close(self) -> None:
         self.transport.close()
@@ -267,8 +270,63 @@ class Sweep:
             self._pushed[model.sha256] = remote
         return self._pushed[model.sha256]
 
+    @property
+    def uses_perf_test(self) -> bool:
+        """Phones without Python run onnxruntime_perf_test instead of the Python runner."""
+        return self.device.kind == "adb" and bool(self.device.perf_test) and not self.device.python
+
+    def push_perf_test(self) -> tuple[str, str | None]:
+        """Push the perf_test binary (and its libraries) once: (binary path, library dir)."""
+        if self._remote_runner is None:
+            assert self.device.perf_test is not None
+            binary = Path(self.device.perf_test).expanduser()
+            if not binary.is_file():
+                raise UserError(f"{binary} (perf_test of {self.device.name}) does not exist; "
+                                "fix the device entry's perf_test path")
+            if self.facts:
+                from devices.android import require_abi
+
+                require_abi(binary, self.facts)
+            remote = self.remote_path("bin/onnxruntime_perf_test")
+            self.transport.push(binary, remote)
+            self.transport.run(["chmod", "755", remote], timeout_s=60)
+            for lib in self.device.perf_test_libs:
+                self.transport.push(Path(lib).expanduser(),
+                                    self.remote_path(f"lib/{Path(lib).name}"))
+            self._remote_runner = remote
+        return self._remote_runner, (self.remote_path("lib") if self.device.perf_test_libs
+                                     else None)
+
+    def measure_perf_test(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
+        from devices.android import taskset_mask
+        from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
+
+        binary, lib_dir = self.push_perf_test()
+        model = self.push_model(item.model)
+        runs = self.settings.fixed or PERF_TEST_RUNS
+        argv = perf_test_argv(binary, model, item.threads, runs, lib_dir,
+                              taskset_mask(item.cpus) if item.cpus else None)
+        try:
+            done = self.transport.run(argv, timeout_s=self.timeout_s, check=False)
+        except CommandTimeout:
+            return "failed", f"timed out after {self.timeout_s:g} s", None
+        if done.rc != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            return "failed", f"onnxruntime_perf_test {describe_crash(done.rc)[7:]}: {tail}", None
+        try:
+            doc = parse_perf_test(done.stdout, done.stderr, model_path=model,
+                                  model_file_bytes=item.model.path.stat().st_size,
+                                  model_sha256=item.model.sha256, threads=item.threads,
+                                  runs=runs)
+        except PerfTestOutputError as exc:
+            return "failed", exc.message, None
+        doc["host_before"] = self.facts
+        return "ok", None, doc
+
     def measure(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
         """(status, reason, document) of one measurement in a fresh runner process."""
+        if self.uses_perf_test:
+            return self.measure_perf_test(item)
         runner = self.push_runner()
         model = self.push_model(item.model)
         argv = [*self.device.python_argv, runner, model, "--threads", str(item.threads),

@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         sweep = Sweep(device, store, settings, args.timeout, transport)
         try:
             facts = probe_device(device, transport)
+            sweep.facts = facts
             cpus = _resolve_cpus(args.cpus or device.cpus, facts)
             threads = args.threads or [len(cpus) if cpus else default_cpu_count(facts)]
             config = sweep_config(models, threads, args.trials, cpus, settings, args.device,
@@ -160,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
 def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
     if not spec:
         return None
+    if facts.get("device", {}).get("kind") == "adb":
+        from devices.android import resolve_cores
+
+        return resolve_cores(spec, facts)
     from devices.probe import resolve_cpus
 
     return resolve_cpus(spec, facts)
@@ -177,6 +182,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
     models = models_from_config(config, store)
     plan = make_plan(models, config["threads"], int(config["trials"]), config.get("cpus"))
     sweep = Sweep(device, store, settings, config.get("timeout_s"))
+    sweep.facts = dict(record.device_facts)
     try:
         print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
         outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())

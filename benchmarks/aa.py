@@ -19,8 +19,19 @@ def main(argv: list[str]) -> None:
         db, models = Path(tmp) / "db.sqlite", Path(tmp) / "models"
         mnbench(["generate", "--out", str(models)])
         for label in ("A1", "A2"):
-            rc = mnbench(["run", "--db", str(db), "--models-dir", str(models), "--quiet",
-                          "--label", label, *argv])
+            rc = mnbench(
+                [
+                    "run",
+                    "--db",
+                    str(db),
+                    "--models-dir",
+                    str(models),
+                    "--quiet",
+                    "--label",
+                    label,
+                    *argv,
+                ]
+            )
             if rc != 0:
                 raise SystemExit(f"mnbench run exited {rc}")
         with Store.open(db) as store:

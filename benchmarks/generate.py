@@ -19,8 +19,9 @@ from harness.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        specs = [ModelSpec(alpha=a, resolution=r) for a in DEFAULT_ALPHAS
-                 for r in DEFAULT_RESOLUTIONS]
+        specs = [
+            ModelSpec(alpha=a, resolution=r) for a in DEFAULT_ALPHAS for r in DEFAULT_RESOLUTIONS
+        ]
         start = time.perf_counter()
         models = [generate(spec, out) for spec in specs]
         write_models_csv(out, models)
@@ -30,8 +31,11 @@ def main() -> None:
         standard_s = time.perf_counter() - start
         model = out / "mobilenet_v1_1.0_224.onnx"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "harness", "cost", str(model)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "harness", "cost", str(model)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         cost_cli_s = time.perf_counter() - start
         from harness.cost import analyze_model, load_model_file
 
@@ -40,8 +44,10 @@ def main() -> None:
         cost_s = time.perf_counter() - start
     print(f"generate 16-cell grid (checked, written): {grid_s:.2f} s  (target < 3 s)")
     print(f"generate standard baseline 1.0/224 (29.3 M params): {standard_s:.2f} s")
-    print(f"mnbench cost 1.0/224, whole command incl. interpreter start: {cost_cli_s:.2f} s "
-          "(target < 1 s)")
+    print(
+        f"mnbench cost 1.0/224, whole command incl. interpreter start: {cost_cli_s:.2f} s "
+        "(target < 1 s)"
+    )
     print(f"cost model alone on 1.0/224: {cost_s * 1000:.0f} ms")
 
 

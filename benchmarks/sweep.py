@@ -27,8 +27,9 @@ def sweep(db: Path, models: Path, extra: list[str]) -> tuple[float, int]:
 def half_widths(db: Path, run_id: int) -> list[tuple[str, float, float]]:
     with Store.open(db) as store:
         frame = store.results_frame([run_id])
-    return [(r.name, r.p50_ms, (r.ci_high_ms - r.ci_low_ms) / 2 / r.p50_ms)
-            for r in frame.itertuples()]
+    return [
+        (r.name, r.p50_ms, (r.ci_high_ms - r.ci_low_ms) / 2 / r.p50_ms) for r in frame.itertuples()
+    ]
 
 
 def main(argv: list[str]) -> None:

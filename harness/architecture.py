@@ -120,22 +120,62 @@ def scaled_layers(
         out_size = same_output(size, record.stride)
         if isinstance(record, Conv):
             layers.append(
-                Layer("conv0", "stem", index, channels, out, record.kernel, record.stride, 1,
-                      size, out_size)
+                Layer(
+                    "conv0",
+                    "stem",
+                    index,
+                    channels,
+                    out,
+                    record.kernel,
+                    record.stride,
+                    1,
+                    size,
+                    out_size,
+                )
             )
         elif variant == "standard":
             layers.append(
-                Layer(f"block{index}.conv", "standard", index, channels, out, kernel,
-                      record.stride, 1, size, out_size)
+                Layer(
+                    f"block{index}.conv",
+                    "standard",
+                    index,
+                    channels,
+                    out,
+                    kernel,
+                    record.stride,
+                    1,
+                    size,
+                    out_size,
+                )
             )
         else:
             layers.append(
-                Layer(f"block{index}.depthwise", "depthwise", index, channels, channels, kernel,
-                      record.stride, channels, size, out_size)
+                Layer(
+                    f"block{index}.depthwise",
+                    "depthwise",
+                    index,
+                    channels,
+                    channels,
+                    kernel,
+                    record.stride,
+                    channels,
+                    size,
+                    out_size,
+                )
             )
             layers.append(
-                Layer(f"block{index}.pointwise", "pointwise", index, channels, out, 1, 1, 1,
-                      out_size, out_size)
+                Layer(
+                    f"block{index}.pointwise",
+                    "pointwise",
+                    index,
+                    channels,
+                    out,
+                    1,
+                    1,
+                    1,
+                    out_size,
+                    out_size,
+                )
             )
         channels = out
         size = out_size

@@ -57,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mnbench: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mnbench: interrupted; what was measured is kept, resume with --resume latest",
-              file=sys.stderr)
+        print(
+            "mnbench: interrupted; what was measured is kept, resume with --resume latest",
+            file=sys.stderr,
+        )
         return 130
 
 

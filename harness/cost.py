@@ -36,8 +36,21 @@ Kind = Literal["stem", "depthwise", "pointwise", "standard", "fc", "other"]
 KINDS: tuple[Kind, ...] = ("stem", "depthwise", "pointwise", "standard", "fc", "other")
 MAC_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 PASS_THROUGH_OPS = frozenset(
-    {"Relu", "Clip", "BatchNormalization", "Identity", "LeakyRelu", "HardSwish", "Sigmoid",
-     "Mul", "Add", "PRelu", "Elu", "Selu", "Tanh"}
+    {
+        "Relu",
+        "Clip",
+        "BatchNormalization",
+        "Identity",
+        "LeakyRelu",
+        "HardSwish",
+        "Sigmoid",
+        "Mul",
+        "Add",
+        "PRelu",
+        "Elu",
+        "Selu",
+        "Tanh",
+    }
 )
 CONVENTIONS = (
     "MACs: one multiply-add = one MAC (FLOPs = 2 x MACs), counted for Conv, Gemm and MatMul "
@@ -130,9 +143,9 @@ def _dtype_bytes(elem_type: int) -> int:
     return int(helper.tensor_dtype_to_np_dtype(elem_type).itemsize) if elem_type else 4
 
 
-def _concrete(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tuple[
-    onnx.ModelProto, list[str]
-]:
+def _concrete(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
+) -> tuple[onnx.ModelProto, list[str]]:
     """A copy with graph-input dims fixed: symbolic ones to 1 unless ``shapes`` says otherwise."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -383,8 +396,9 @@ def load_model_file(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise UserError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-                        "give an .onnx file") from exc
+        raise UserError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}); give an .onnx file"
+        ) from exc
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

@@ -77,8 +77,9 @@ class GraphBuilder:
                 self.initializer(f"{layer.name}.weight", weight),
                 self.initializer(f"{layer.name}.bias", bias),
             ]
-            self.nodes.append(helper.make_node("Conv", inputs, [layer.name], name=layer.name,
-                                               **attrs))
+            self.nodes.append(
+                helper.make_node("Conv", inputs, [layer.name], name=layer.name, **attrs)
+            )
             return layer.name
         inputs = [x, self.initializer(f"{layer.name}.weight", weight)]
         self.nodes.append(helper.make_node("Conv", inputs, [layer.name], name=layer.name, **attrs))
@@ -109,15 +110,15 @@ class GraphBuilder:
             self._clip_bounds = ("relu6.min", "relu6.max")
             for name, value in zip(self._clip_bounds, (0.0, 6.0), strict=True):
                 tensor = numpy_helper.from_array(np.array(value, dtype=np.float32), name)
-                self.nodes.append(helper.make_node("Constant", [], [name], name=name,
-                                                   value=tensor))
+                self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=tensor))
         self.nodes.append(helper.make_node("Clip", [x, *self._clip_bounds], [out], name=out))
         return out
 
     def head(self, x: str, fc: Layer) -> str:
         self.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"], name="pool"))
-        self.nodes.append(helper.make_node("Flatten", ["pool"], ["flatten"], name="flatten",
-                                           axis=1))
+        self.nodes.append(
+            helper.make_node("Flatten", ["pool"], ["flatten"], name="flatten", axis=1)
+        )
         weight = self.rng.standard_normal((fc.out_channels, fc.in_channels), dtype=np.float32)
         weight *= np.float32(np.sqrt(1.0 / fc.in_channels))
         inputs = [
@@ -126,8 +127,9 @@ class GraphBuilder:
             self.initializer("fc.bias", np.zeros(fc.out_channels, dtype=np.float32)),
         ]
         self.nodes.append(helper.make_node("Gemm", inputs, ["fc"], name="fc", transB=1))
-        self.nodes.append(helper.make_node("Softmax", ["fc"], [OUTPUT_NAME], name="softmax",
-                                           axis=1))
+        self.nodes.append(
+            helper.make_node("Softmax", ["fc"], [OUTPUT_NAME], name="softmax", axis=1)
+        )
         return OUTPUT_NAME
 
 
@@ -145,8 +147,11 @@ def build_model(spec: ModelSpec) -> onnx.ModelProto:
     graph = helper.make_graph(
         builder.nodes,
         spec.name,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
-                                       [1, 3, spec.resolution, spec.resolution])],
+        [
+            helper.make_tensor_value_info(
+                INPUT_NAME, TensorProto.FLOAT, [1, 3, spec.resolution, spec.resolution]
+            )
+        ],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, spec.classes])],
         builder.initializers,
     )
@@ -232,8 +237,17 @@ def generate(spec: ModelSpec, out_dir: Path, check: bool = True) -> GeneratedMod
 
 
 MODELS_CSV_COLUMNS = (
-    "name", "alpha", "resolution", "variant", "kernel", "precision",
-    "macs", "params", "weight_bytes", "file", "sha256",
+    "name",
+    "alpha",
+    "resolution",
+    "variant",
+    "kernel",
+    "precision",
+    "macs",
+    "params",
+    "weight_bytes",
+    "file",
+    "sha256",
 )
 
 

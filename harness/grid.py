@@ -38,22 +38,54 @@ def _number(kind: type[float] | type[int], flag: str) -> Callable[[str], float |
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("grid (default: the 16-cell alpha x resolution grid)")
-    group.add_argument("--alpha", nargs="+", type=_number(float, "--alpha"), metavar="A",
-                       help="width multipliers, 0 < A <= 2 (default: 1.0 0.75 0.5 0.25)")
+    group.add_argument(
+        "--alpha",
+        nargs="+",
+        type=_number(float, "--alpha"),
+        metavar="A",
+        help="width multipliers, 0 < A <= 2 (default: 1.0 0.75 0.5 0.25)",
+    )
     res = group.add_mutually_exclusive_group()
-    res.add_argument("--resolution", nargs="+", type=_number(int, "--resolution"), metavar="R",
-                     help="input sizes in pixels, whole numbers >= 32 (default: 224 192 160 128)")
-    res.add_argument("--rho", nargs="+", type=_number(float, "--rho"), metavar="P",
-                     help="resolution multipliers; resolution = round(224 * P)")
-    group.add_argument("--variant", nargs="+", choices=VARIANTS, metavar="V",
-                       help="separable (MobileNet) and/or standard (the paper's Conv MobileNet); "
-                       "default separable")
-    group.add_argument("--kernel", nargs="+", type=_number(int, "--kernel"), metavar="K",
-                       help="depthwise kernel size D_K, odd, 1-11 (default 3)")
-    group.add_argument("--activation", choices=ACTIVATIONS, default="relu6",
-                       help="activation after every conv (default relu6)")
-    group.add_argument("--keep-bn", action="store_true",
-                       help="keep BatchNormalization nodes instead of folding them into convs")
+    res.add_argument(
+        "--resolution",
+        nargs="+",
+        type=_number(int, "--resolution"),
+        metavar="R",
+        help="input sizes in pixels, whole numbers >= 32 (default: 224 192 160 128)",
+    )
+    res.add_argument(
+        "--rho",
+        nargs="+",
+        type=_number(float, "--rho"),
+        metavar="P",
+        help="resolution multipliers; resolution = round(224 * P)",
+    )
+    group.add_argument(
+        "--variant",
+        nargs="+",
+        choices=VARIANTS,
+        metavar="V",
+        help="separable (MobileNet) and/or standard (the paper's Conv MobileNet); "
+        "default separable",
+    )
+    group.add_argument(
+        "--kernel",
+        nargs="+",
+        type=_number(int, "--kernel"),
+        metavar="K",
+        help="depthwise kernel size D_K, odd, 1-11 (default 3)",
+    )
+    group.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        default="relu6",
+        help="activation after every conv (default relu6)",
+    )
+    group.add_argument(
+        "--keep-bn",
+        action="store_true",
+        help="keep BatchNormalization nodes instead of folding them into convs",
+    )
 
 
 def specs_from_args(args: argparse.Namespace) -> list[ModelSpec]:

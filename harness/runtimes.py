@@ -29,7 +29,8 @@ PIP_TIMEOUT_S = 900.0
 
 def cache_dir() -> Path:
     root = os.environ.get("MNBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench"
+    )
     return Path(root) / "runtimes"
 
 
@@ -52,8 +53,9 @@ def parse_spec(spec: str) -> str:
     """The version of an ``onnxruntime==X.Y.Z`` spec, or a one-line error."""
     match = SPEC_RE.match(spec.strip())
     if not match:
-        raise UserError(f"runtime {spec!r} is not of the form onnxruntime==X.Y.Z, "
-                        "e.g. onnxruntime==1.30.0")
+        raise UserError(
+            f"runtime {spec!r} is not of the form onnxruntime==X.Y.Z, e.g. onnxruntime==1.30.0"
+        )
     return match.group(1)
 
 
@@ -76,13 +78,24 @@ def list_runtimes() -> list[Runtime]:
 def _pip_error(stderr: str, spec: str) -> str:
     text = stderr.strip()
     if "No matching distribution" in text or "Could not find a version" in text:
-        return (f"{spec} is not in the package registry for Python "
-                f"{sys.version_info[0]}.{sys.version_info[1]}; `pip index versions "
-                "onnxruntime` lists the releases")
-    if any(s in text for s in ("NewConnectionError", "Temporary failure in name resolution",
-                               "Network is unreachable", "Max retries exceeded")):
-        return (f"cannot reach the package registry to install {spec}; check the network "
-                "or a pip index configuration, then run the command again")
+        return (
+            f"{spec} is not in the package registry for Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]}; `pip index versions "
+            "onnxruntime` lists the releases"
+        )
+    if any(
+        s in text
+        for s in (
+            "NewConnectionError",
+            "Temporary failure in name resolution",
+            "Network is unreachable",
+            "Max retries exceeded",
+        )
+    ):
+        return (
+            f"cannot reach the package registry to install {spec}; check the network "
+            "or a pip index configuration, then run the command again"
+        )
     last = (text.splitlines() or ["pip failed"])[-1]
     return f"installing {spec} failed: {last[:200]}"
 
@@ -104,19 +117,40 @@ def ensure_runtime(spec: str, python: str | None = None) -> Runtime:
         shutil.rmtree(runtime.path)  # a half-built environment: start again
     build = Path(tempfile.mkdtemp(prefix=f".{runtime.path.name}.", dir=root))
     try:
-        subprocess.run([python or sys.executable, "-m", "venv", str(build)], check=True,
-                       capture_output=True, text=True, timeout=300)
-        pip = [str(build / "bin" / "python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check", runtime.spec, numpy_requirement(runtime.version)]
-        done = subprocess.run(pip, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
-                              check=False)
+        subprocess.run(
+            [python or sys.executable, "-m", "venv", str(build)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        pip = [
+            str(build / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            runtime.spec,
+            numpy_requirement(runtime.version),
+        ]
+        done = subprocess.run(
+            pip, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+        )
         if done.returncode != 0:
             raise UserError(_pip_error(done.stderr, runtime.spec))
         check = subprocess.run(
-            [str(build / "bin" / "python"), "-c",
-             "import json, numpy, onnxruntime; print(json.dumps({'onnxruntime': "
-             "onnxruntime.__version__, 'numpy': numpy.__version__}))"],
-            capture_output=True, text=True, timeout=120, check=False)
+            [
+                str(build / "bin" / "python"),
+                "-c",
+                "import json, numpy, onnxruntime; print(json.dumps({'onnxruntime': "
+                "onnxruntime.__version__, 'numpy': numpy.__version__}))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if check.returncode != 0:
             tail = (check.stderr.strip().splitlines() or ["import failed"])[-1]
             raise UserError(f"{runtime.spec} installed but does not import: {tail[:200]}")

@@ -54,8 +54,10 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         alpha = self.alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (
-            math.isfinite(alpha) and 0 < alpha <= MAX_ALPHA
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or not (math.isfinite(alpha) and 0 < alpha <= MAX_ALPHA)
         ):
             raise UserError(f"alpha {alpha!r} is not allowed: give a number with 0 < alpha <= 2")
         object.__setattr__(self, "alpha", float(alpha))
@@ -73,9 +75,7 @@ class ModelSpec:
         if isinstance(self.kernel, bool) or self.kernel not in KERNELS:
             raise UserError(f"kernel {self.kernel!r} is not allowed: give an odd size from 1 to 11")
         if self.activation not in ACTIVATIONS:
-            raise UserError(
-                f"activation {self.activation!r} is not allowed: choose relu6 or relu"
-            )
+            raise UserError(f"activation {self.activation!r} is not allowed: choose relu6 or relu")
         if self.precision not in PRECISIONS:
             raise UserError(
                 f"precision {self.precision!r} is not supported yet: use {', '.join(PRECISIONS)}"

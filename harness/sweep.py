@@ -52,11 +52,16 @@ class RunnerSettings:
 
     def argv(self) -> list[str]:
         args = [
-            "--target-ci", repr(self.target_ci),
-            "--min-time", repr(self.min_time_s),
-            "--max-time", repr(self.max_time_s),
-            "--min-samples", str(self.min_samples),
-            "--opt-level", self.opt_level,
+            "--target-ci",
+            repr(self.target_ci),
+            "--min-time",
+            repr(self.min_time_s),
+            "--max-time",
+            repr(self.max_time_s),
+            "--min-samples",
+            str(self.min_samples),
+            "--opt-level",
+            self.opt_level,
         ]
         if self.fixed is not None:
             args += ["--fixed", str(self.fixed)]
@@ -108,18 +113,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_models(
-    specs: Sequence[ModelSpec], models_dir: Path, store: Store
-) -> list[ModelEntry]:
+def prepare_models(specs: Sequence[ModelSpec], models_dir: Path, store: Store) -> list[ModelEntry]:
     """Generate what is missing (an identical file is reused) and record the cost cards."""
     entries = []
     for spec in specs:
         generated = generate(spec, models_dir)
         store.upsert_model(
             ModelRecord(
-                sha256=generated.sha256, name=spec.name, alpha=spec.alpha,
-                resolution=spec.resolution, variant=spec.variant, kernel=spec.kernel,
-                precision=spec.precision, macs=generated.macs, params=generated.params,
+                sha256=generated.sha256,
+                name=spec.name,
+                alpha=spec.alpha,
+                resolution=spec.resolution,
+                variant=spec.variant,
+                kernel=spec.kernel,
+                precision=spec.precision,
+                macs=generated.macs,
+                params=generated.params,
                 weight_bytes=generated.weight_bytes,
                 peak_activation_bytes=generated.peak_activation_bytes,
                 file_bytes=generated.file_bytes,
@@ -143,19 +152,23 @@ def prepare_files(
         sha = sha256_file(path)
         store.upsert_model(
             ModelRecord(
-                sha256=sha, name=spec.name if spec else path.stem,
+                sha256=sha,
+                name=spec.name if spec else path.stem,
                 alpha=spec.alpha if spec else None,
                 resolution=spec.resolution if spec else None,
-                variant=spec.variant if spec else None, kernel=spec.kernel if spec else None,
+                variant=spec.variant if spec else None,
+                kernel=spec.kernel if spec else None,
                 precision=spec.precision if spec else _precision_of(model),
-                macs=cost.total_macs, params=cost.total_params,
+                macs=cost.total_macs,
+                params=cost.total_params,
                 weight_bytes=cost.total_weight_bytes,
                 peak_activation_bytes=cost.peak_activation_bytes,
                 file_bytes=path.stat().st_size,
             )
         )
-        entries.append(ModelEntry(spec.name if spec else path.stem, path.resolve(), sha, spec,
-                                  shape_args))
+        entries.append(
+            ModelEntry(spec.name if spec else path.stem, path.resolve(), sha, spec, shape_args)
+        )
     return entries
 
 
@@ -281,8 +294,10 @@ class Sweep:
             assert self.device.perf_test is not None
             binary = Path(self.device.perf_test).expanduser()
             if not binary.is_file():
-                raise UserError(f"{binary} (perf_test of {self.device.name}) does not exist; "
-                                "fix the device entry's perf_test path")
+                raise UserError(
+                    f"{binary} (perf_test of {self.device.name}) does not exist; "
+                    "fix the device entry's perf_test path"
+                )
             if self.facts:
                 from devices.android import require_abi
 
@@ -291,11 +306,13 @@ class Sweep:
             self.transport.push(binary, remote)
             self.transport.run(["chmod", "755", remote], timeout_s=60)
             for lib in self.device.perf_test_libs:
-                self.transport.push(Path(lib).expanduser(),
-                                    self.remote_path(f"lib/{Path(lib).name}"))
+                self.transport.push(
+                    Path(lib).expanduser(), self.remote_path(f"lib/{Path(lib).name}")
+                )
             self._remote_runner = remote
-        return self._remote_runner, (self.remote_path("lib") if self.device.perf_test_libs
-                                     else None)
+        return self._remote_runner, (
+            self.remote_path("lib") if self.device.perf_test_libs else None
+        )
 
     def measure_perf_test(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
         from devices.android import taskset_mask
@@ -304,8 +321,14 @@ class Sweep:
         binary, lib_dir = self.push_perf_test()
         model = self.push_model(item.model)
         runs = self.settings.fixed or PERF_TEST_RUNS
-        argv = perf_test_argv(binary, model, item.threads, runs, lib_dir,
-                              taskset_mask(item.cpus) if item.cpus else None)
+        argv = perf_test_argv(
+            binary,
+            model,
+            item.threads,
+            runs,
+            lib_dir,
+            taskset_mask(item.cpus) if item.cpus else None,
+        )
         try:
             done = self.transport.run(argv, timeout_s=self.timeout_s, check=False)
         except CommandTimeout:
@@ -314,10 +337,15 @@ class Sweep:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
             return "failed", f"onnxruntime_perf_test {describe_crash(done.rc)[7:]}: {tail}", None
         try:
-            doc = parse_perf_test(done.stdout, done.stderr, model_path=model,
-                                  model_file_bytes=item.model.path.stat().st_size,
-                                  model_sha256=item.model.sha256, threads=item.threads,
-                                  runs=runs)
+            doc = parse_perf_test(
+                done.stdout,
+                done.stderr,
+                model_path=model,
+                model_file_bytes=item.model.path.stat().st_size,
+                model_sha256=item.model.sha256,
+                threads=item.threads,
+                runs=runs,
+            )
         except PerfTestOutputError as exc:
             return "failed", exc.message, None
         doc["host_before"] = self.facts
@@ -329,23 +357,33 @@ class Sweep:
             return self.measure_perf_test(item)
         runner = self.push_runner()
         model = self.push_model(item.model)
-        argv = [*self.device.python_argv, runner, model, "--threads", str(item.threads),
-                *self.settings.argv()]
+        argv = [
+            *self.device.python_argv,
+            runner,
+            model,
+            "--threads",
+            str(item.threads),
+            *self.settings.argv(),
+        ]
         if item.cpus:
             argv += ["--cpus", ",".join(map(str, item.cpus))]
         for shape in item.model.shapes:
             argv += ["--shape", shape]
         try:
-            done = self.transport.run(argv, timeout_s=self.timeout_s,
-                                      env=dict(self.device.env) or None, check=False)
+            done = self.transport.run(
+                argv, timeout_s=self.timeout_s, env=dict(self.device.env) or None, check=False
+            )
         except CommandTimeout:
             return "failed", f"timed out after {self.timeout_s:g} s", None
         except CommandFailed as exc:  # transports that raise even with check=False
             done = exc.completed
         doc = parse_document(done.stdout)
         if doc is None:
-            tail = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines()
-                    or ["no output"])[-1][:200]
+            tail = (
+                done.stderr.strip().splitlines()
+                or done.stdout.strip().splitlines()
+                or ["no output"]
+            )[-1][:200]
             if done.rc != 0:
                 return "failed", f"{describe_crash(done.rc)}: {tail}", None
             return "failed", f"runner printed no result document: {tail}", None
@@ -354,9 +392,9 @@ class Sweep:
         return "ok", None, doc
 
 
-def measure_into(sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome) -> (
-    dict[str, Any] | None
-):
+def measure_into(
+    sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
+) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
     try:
         status, reason, doc = sweep.measure(item)
@@ -366,14 +404,20 @@ def measure_into(sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcom
             f"({exc.message}); what was measured is kept: fix the device, then "
             f"`mnbench run --resume {run_id}`"
         ) from exc
-    sweep.store.add_measurement(run_id=run_id, model_sha256=item.model.sha256,
-                                config=item.config, trial=item.trial,
-                                status="ok" if status == "ok" else "failed",
-                                reason=reason, document=doc)
+    sweep.store.add_measurement(
+        run_id=run_id,
+        model_sha256=item.model.sha256,
+        config=item.config,
+        trial=item.trial,
+        status="ok" if status == "ok" else "failed",
+        reason=reason,
+        document=doc,
+    )
     outcome.measured += 1
     if status != "ok":
-        outcome.failures.append((f"{item.model.name} threads={item.threads} trial {item.trial}",
-                                 reason or "failed"))
+        outcome.failures.append(
+            (f"{item.model.name} threads={item.threads} trial {item.trial}", reason or "failed")
+        )
         return None
     assert doc is not None
     version = (doc.get("runtime") or {}).get("version")
@@ -432,8 +476,9 @@ class ProgressBar:
         self.start = time.monotonic()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
-    def __call__(self, index: int, total: int, item: PlanItem | None,
-                 last_ms: float | None) -> None:
+    def __call__(
+        self, index: int, total: int, item: PlanItem | None, last_ms: float | None
+    ) -> None:
         elapsed = time.monotonic() - self.start
         eta = elapsed / index * (total - index) if index else math.nan
         eta_text = "--:--" if math.isnan(eta) else f"{int(eta // 60)}:{int(eta % 60):02d}"
@@ -441,8 +486,7 @@ class ProgressBar:
         width = 20
         filled = int(width * index / total) if total else width
         bar = "#" * filled + "." * (width - filled)
-        what = (f"{item.model.name} threads={item.threads} trial {item.trial}"
-                if item else "done")
+        what = f"{item.model.name} threads={item.threads} trial {item.trial}" if item else "done"
         line = f"[{bar}] {index}/{total} ETA {eta_text}  {what}{last}"
         if self.tty:
             self.stream.write("\r\x1b[2K" + line + ("\n" if item is None else ""))
@@ -452,9 +496,14 @@ class ProgressBar:
 
 
 def sweep_config(
-    models: Sequence[ModelEntry], threads: Sequence[int], trials: int,
-    cpus: Sequence[int] | None, settings: RunnerSettings, device: str,
-    models_dir: Path, timeout_s: float | None,
+    models: Sequence[ModelEntry],
+    threads: Sequence[int],
+    trials: int,
+    cpus: Sequence[int] | None,
+    settings: RunnerSettings,
+    device: str,
+    models_dir: Path,
+    timeout_s: float | None,
 ) -> dict[str, object]:
     """Everything needed to re-plan the sweep on --resume, as JSON."""
     return {
@@ -466,9 +515,13 @@ def sweep_config(
         "timeout_s": timeout_s,
         "models_dir": str(models_dir),
         "models": [
-            {"name": m.name, "path": str(m.path), "sha256": m.sha256,
-             "spec": json.loads(m.spec.to_json()) if m.spec else None,
-             "shapes": list(m.shapes)}
+            {
+                "name": m.name,
+                "path": str(m.path),
+                "sha256": m.sha256,
+                "spec": json.loads(m.spec.to_json()) if m.spec else None,
+                "shapes": list(m.shapes),
+            }
             for m in models
         ],
     }
@@ -490,10 +543,12 @@ def models_from_config(config: Mapping[str, Any], store: Store) -> list[ModelEnt
                 )
             path = entry.path
         elif spec is None and (not path.is_file() or sha256_file(path) != item["sha256"]):
-            raise UserError(f"{path} is missing or changed since the run started; restore it "
-                            "or start a new run")
-        entries.append(ModelEntry(item["name"], path, item["sha256"], spec,
-                                  tuple(item.get("shapes") or ())))
+            raise UserError(
+                f"{path} is missing or changed since the run started; restore it or start a new run"
+            )
+        entries.append(
+            ModelEntry(item["name"], path, item["sha256"], spec, tuple(item.get("shapes") or ()))
+        )
     return entries
 
 

@@ -32,7 +32,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     cells = [[_cell(v) for v in row] for row in rows]
     numeric = [
         all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
-        if rows else False
+        if rows
+        else False
         for i in range(len(headers))
     ]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]

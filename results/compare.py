@@ -148,8 +148,9 @@ def mann_whitney_p(baseline: Sequence[float], candidate: Sequence[float]) -> flo
     return float(stats.mannwhitneyu(baseline, candidate, alternative="two-sided").pvalue)
 
 
-def verdict_for(ci_low: float, ci_high: float, p_adjusted: float, threshold: float,
-                alpha: float = DEFAULT_ALPHA) -> Verdict:
+def verdict_for(
+    ci_low: float, ci_high: float, p_adjusted: float, threshold: float, alpha: float = DEFAULT_ALPHA
+) -> Verdict:
     upper, lower = 1 + threshold, 1 / (1 + threshold)
     if p_adjusted < alpha and ci_low > upper:
         return "slower"
@@ -203,8 +204,11 @@ def compare_frames(
         b_ok, c_ok = b[b["status"] == "ok"], c[c["status"] == "ok"]
         if len(b_ok) == 0 or len(c_ok) == 0:
             side: Literal["baseline", "candidate", "both"] = (
-                "both" if len(b_ok) == len(c_ok) == 0 else
-                "candidate" if len(c_ok) == 0 else "baseline"
+                "both"
+                if len(b_ok) == len(c_ok) == 0
+                else "candidate"
+                if len(c_ok) == 0
+                else "baseline"
             )
             failing = c if side == "candidate" else b
             reason = str(failing.loc[failing["status"] != "ok", "reason"].iloc[0])
@@ -212,18 +216,27 @@ def compare_frames(
             continue
         b_trials, c_trials = _trials(b_ok), _trials(c_ok)
         ratio, low, high = bootstrap_ratio_ci(b_trials, c_trials)
-        p = mann_whitney_p([float(np.median(t)) for t in b_trials],
-                           [float(np.median(t)) for t in c_trials])
+        p = mann_whitney_p(
+            [float(np.median(t)) for t in b_trials], [float(np.median(t)) for t in c_trials]
+        )
         unstable = max(_trial_cv(b_trials), _trial_cv(c_trials)) > UNSTABLE_TRIAL_CV
-        rows.append({
-            "name": name, "sha256": str(c_ok["sha256"].iloc[0]), "config_key": str(key[1]),
-            "threads": int(c_ok["threads"].iloc[0]) if "threads" in c_ok else None,
-            "baseline_ms": float(np.median(np.concatenate(b_trials))),
-            "candidate_ms": float(np.median(np.concatenate(c_trials))),
-            "ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p,
-            "baseline_trials": len(b_trials), "candidate_trials": len(c_trials),
-            "note": "unstable trials" if unstable else "",
-        })
+        rows.append(
+            {
+                "name": name,
+                "sha256": str(c_ok["sha256"].iloc[0]),
+                "config_key": str(key[1]),
+                "threads": int(c_ok["threads"].iloc[0]) if "threads" in c_ok else None,
+                "baseline_ms": float(np.median(np.concatenate(b_trials))),
+                "candidate_ms": float(np.median(np.concatenate(c_trials))),
+                "ratio": ratio,
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": p,
+                "baseline_trials": len(b_trials),
+                "candidate_trials": len(c_trials),
+                "note": "unstable trials" if unstable else "",
+            }
+        )
     if rows:
         p_values = [float(r["p_value"]) for r in rows]  # type: ignore[arg-type]
         adjusted = stats.false_discovery_control(p_values, method="bh")
@@ -231,15 +244,30 @@ def compare_frames(
         adjusted = []
     cells = []
     for row, p_adj in zip(rows, adjusted, strict=True):
-        verdict = verdict_for(float(row["ci_low"]), float(row["ci_high"]),  # type: ignore[arg-type]
-                              float(p_adj), threshold, alpha)
+        verdict = verdict_for(
+            float(row["ci_low"]),
+            float(row["ci_high"]),  # type: ignore[arg-type]
+            float(p_adj),
+            threshold,
+            alpha,
+        )
         cells.append(CellComparison(p_adjusted=float(p_adj), verdict=verdict, **row))  # type: ignore[arg-type]
-    return Comparison(baseline_run, candidate_run, threshold, tuple(cells), tuple(failed),
-                      tuple(missing), tuple(warnings))
+    return Comparison(
+        baseline_run,
+        candidate_run,
+        threshold,
+        tuple(cells),
+        tuple(failed),
+        tuple(missing),
+        tuple(warnings),
+    )
 
 
 def compare_runs(
-    store: object, baseline_run: int, candidate_run: int, threshold: float = DEFAULT_THRESHOLD,
+    store: object,
+    baseline_run: int,
+    candidate_run: int,
+    threshold: float = DEFAULT_THRESHOLD,
     force: bool = False,
 ) -> Comparison:
     """Load both runs from a ``results.store.Store`` and compare them."""
@@ -253,9 +281,14 @@ def compare_runs(
             "runs from different devices are not comparable; pass --force to compare anyway"
         )
     frame = store.measurements_frame([baseline_run, candidate_run])
-    return compare_frames(frame[frame["run_id"] == baseline_run],
-                          frame[frame["run_id"] == candidate_run],
-                          baseline_run, candidate_run, threshold, force=force)
+    return compare_frames(
+        frame[frame["run_id"] == baseline_run],
+        frame[frame["run_id"] == candidate_run],
+        baseline_run,
+        candidate_run,
+        threshold,
+        force=force,
+    )
 
 
 def exit_code(comparison: Comparison) -> int:
@@ -271,11 +304,20 @@ def exit_code(comparison: Comparison) -> int:
 def comparison_records(comparison: Comparison) -> list[Mapping[str, object]]:
     return [
         {
-            "name": c.name, "threads": c.threads, "config": c.config_key,
-            "baseline_ms": c.baseline_ms, "candidate_ms": c.candidate_ms, "ratio": c.ratio,
-            "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
-            "p_adjusted": c.p_adjusted, "baseline_trials": c.baseline_trials,
-            "candidate_trials": c.candidate_trials, "verdict": c.verdict, "note": c.note,
+            "name": c.name,
+            "threads": c.threads,
+            "config": c.config_key,
+            "baseline_ms": c.baseline_ms,
+            "candidate_ms": c.candidate_ms,
+            "ratio": c.ratio,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "p_value": c.p_value,
+            "p_adjusted": c.p_adjusted,
+            "baseline_trials": c.baseline_trials,
+            "candidate_trials": c.candidate_trials,
+            "verdict": c.verdict,
+            "note": c.note,
         }
         for c in comparison.cells
     ]

@@ -124,9 +124,21 @@ def summarize(
     n = int(values.size)
     if n == 0:
         return Summary(
-            n=0, median_ms=None, p90_ms=None, p99_ms=None, mean_ms=None, std_ms=None,
-            min_ms=None, max_ms=None, cv=None, ci_low_ms=None, ci_high_ms=None,
-            outliers_low=0, outliers_high=0, flags=("no_samples",), source="none",
+            n=0,
+            median_ms=None,
+            p90_ms=None,
+            p99_ms=None,
+            mean_ms=None,
+            std_ms=None,
+            min_ms=None,
+            max_ms=None,
+            cv=None,
+            ci_low_ms=None,
+            ci_high_ms=None,
+            outliers_low=0,
+            outliers_high=0,
+            flags=("no_samples",),
+            source="none",
         )
     q1, median, q3, p90, p99 = (
         float(v) for v in np.percentile(values, [25.0, 50.0, 75.0, 90.0, 99.0])
@@ -157,9 +169,20 @@ def summarize(
     if requested_samples is not None and n < requested_samples:
         flags.append("few_samples")
     return Summary(
-        n=n, median_ms=median, p90_ms=p90, p99_ms=p99, mean_ms=mean, std_ms=std,
-        min_ms=low, max_ms=high, cv=cv, ci_low_ms=ci_low, ci_high_ms=ci_high,
-        outliers_low=outliers_low, outliers_high=outliers_high, flags=tuple(flags),
+        n=n,
+        median_ms=median,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=mean,
+        std_ms=std,
+        min_ms=low,
+        max_ms=high,
+        cv=cv,
+        ci_low_ms=ci_low,
+        ci_high_ms=ci_high,
+        outliers_low=outliers_low,
+        outliers_high=outliers_high,
+        flags=tuple(flags),
         source="samples",
     )
 
@@ -184,8 +207,19 @@ def summarize_reported(reported_ms: Mapping[str, object], *, n: int = 0) -> Summ
     if median is None and all(v is None for v in values.values()):
         return summarize([])
     return Summary(
-        n=n, median_ms=median, p90_ms=values["p90"], p99_ms=values["p99"],
-        mean_ms=values["mean"], std_ms=None, min_ms=values["min"], max_ms=values["max"],
-        cv=None, ci_low_ms=None, ci_high_ms=None, outliers_low=0, outliers_high=0,
-        flags=tuple(_far_flags(median, values["min"], values["max"])), source="reported",
+        n=n,
+        median_ms=median,
+        p90_ms=values["p90"],
+        p99_ms=values["p99"],
+        mean_ms=values["mean"],
+        std_ms=None,
+        min_ms=values["min"],
+        max_ms=values["max"],
+        cv=None,
+        ci_low_ms=None,
+        ci_high_ms=None,
+        outliers_low=0,
+        outliers_high=0,
+        flags=tuple(_far_flags(median, values["min"], values["max"])),
+        source="reported",
     )

@@ -106,25 +106,85 @@ step runs inside the same transaction as the version bump. Append steps, never e
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
-    "run_id", "device", "runtime_version", "name", "alpha", "resolution", "variant",
-    "kernel", "precision", "threads", "trials", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
-    "std_ms", "min_ms", "ci_low_ms", "ci_high_ms", "samples", "peak_rss_bytes", "load_ms",
-    "first_ms", "macs", "params", "status",
+    "run_id",
+    "device",
+    "runtime_version",
+    "name",
+    "alpha",
+    "resolution",
+    "variant",
+    "kernel",
+    "precision",
+    "threads",
+    "trials",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "samples",
+    "peak_rss_bytes",
+    "load_ms",
+    "first_ms",
+    "macs",
+    "params",
+    "status",
 )
 """The first columns of ``results_frame``, in this order; reports and the CLI rely on them."""
 RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
-    "label", "device_kind", "sha256", "config_key", "cpus", "max_ms", "cv", "flags",
-    "outliers_low", "outliers_high", "failed_trials", "reasons", "peak_rss_load_bytes",
-    "weight_bytes", "peak_activation_bytes", "file_bytes", "trial_medians_ms",
+    "label",
+    "device_kind",
+    "sha256",
+    "config_key",
+    "cpus",
+    "max_ms",
+    "cv",
+    "flags",
+    "outliers_low",
+    "outliers_high",
+    "failed_trials",
+    "reasons",
+    "peak_rss_load_bytes",
+    "weight_bytes",
+    "peak_activation_bytes",
+    "file_bytes",
+    "trial_medians_ms",
 )
 _INT_COLUMNS: Final = (
-    "run_id", "resolution", "kernel", "threads", "trials", "samples", "peak_rss_bytes",
-    "macs", "params", "outliers_low", "outliers_high", "failed_trials",
-    "peak_rss_load_bytes", "weight_bytes", "peak_activation_bytes", "file_bytes",
+    "run_id",
+    "resolution",
+    "kernel",
+    "threads",
+    "trials",
+    "samples",
+    "peak_rss_bytes",
+    "macs",
+    "params",
+    "outliers_low",
+    "outliers_high",
+    "failed_trials",
+    "peak_rss_load_bytes",
+    "weight_bytes",
+    "peak_activation_bytes",
+    "file_bytes",
 )
 _FLOAT_COLUMNS: Final = (
-    "alpha", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "ci_low_ms",
-    "ci_high_ms", "load_ms", "first_ms", "max_ms", "cv",
+    "alpha",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "load_ms",
+    "first_ms",
+    "max_ms",
+    "cv",
 )
 
 
@@ -253,9 +313,7 @@ class Store:
         else:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(
-                str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
-            )
+            connection = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise UserError(
                 f"cannot open {db_path} ({exc}); check the path and permissions"
@@ -291,14 +349,12 @@ class Store:
                                 db.execute(statement)
                     if version < len(migrations):
                         db.execute(
-                            "INSERT OR REPLACE INTO meta (key, value) VALUES "
-                            "('schema_version', ?)",
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                             (str(len(migrations)),),
                         )
                         if version == 0:
                             db.execute(
-                                "INSERT OR REPLACE INTO meta (key, value) VALUES "
-                                "('created_at', ?)",
+                                "INSERT OR REPLACE INTO meta (key, value) VALUES ('created_at', ?)",
                                 (_now(),),
                             )
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -380,8 +436,14 @@ class Store:
                 "device_facts, config, harness_version, runtime_version) "
                 "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
-                    label, _now(), device, device_kind, json.dumps(dict(device_facts)),
-                    json.dumps(dict(config)), harness_version, runtime_version,
+                    label,
+                    _now(),
+                    device,
+                    device_kind,
+                    json.dumps(dict(device_facts)),
+                    json.dumps(dict(config)),
+                    harness_version,
+                    runtime_version,
                 ),
             )
             run_id = cursor.lastrowid
@@ -412,8 +474,19 @@ class Store:
     def upsert_model(self, record: ModelRecord) -> None:
         """Insert a model or refresh its row (the sha256 identifies the file)."""
         columns = (
-            "sha256", "name", "alpha", "resolution", "variant", "kernel", "precision", "macs",
-            "params", "weight_bytes", "peak_activation_bytes", "file_bytes", "cost",
+            "sha256",
+            "name",
+            "alpha",
+            "resolution",
+            "variant",
+            "kernel",
+            "precision",
+            "macs",
+            "params",
+            "weight_bytes",
+            "peak_activation_bytes",
+            "file_bytes",
+            "cost",
         )
         values = [getattr(record, column) for column in columns[:-1]]
         values.append(None if record.cost is None else json.dumps(dict(record.cost)))
@@ -458,9 +531,17 @@ class Store:
                 value = reported.get("p50") if isinstance(reported, Mapping) else None
                 p50_ms = float(value) if isinstance(value, (int, float)) else None
         row = (
-            run_id, model_sha256, key, threads if isinstance(threads, int) else None, trial,
-            status, reason, _now(), None if document is None else json.dumps(dict(document)),
-            n_samples, p50_ms,
+            run_id,
+            model_sha256,
+            key,
+            threads if isinstance(threads, int) else None,
+            trial,
+            status,
+            reason,
+            _now(),
+            None if document is None else json.dumps(dict(document)),
+            n_samples,
+            p50_ms,
         )
         with self._write() as db:
             try:
@@ -536,10 +617,18 @@ class Store:
     @staticmethod
     def _run_record(row: Sequence[Any]) -> RunRecord:
         return RunRecord(
-            id=int(row[0]), label=row[1], created_at=row[2], finished_at=row[3],
-            status=cast(RunStatus, row[4]), device=row[5], device_kind=row[6],
-            device_facts=json.loads(row[7]), config=json.loads(row[8]),
-            harness_version=row[9], runtime_version=row[10], measurements=int(row[11]),
+            id=int(row[0]),
+            label=row[1],
+            created_at=row[2],
+            finished_at=row[3],
+            status=cast(RunStatus, row[4]),
+            device=row[5],
+            device_kind=row[6],
+            device_facts=json.loads(row[7]),
+            config=json.loads(row[8]),
+            harness_version=row[9],
+            runtime_version=row[10],
+            measurements=int(row[11]),
             failed_measurements=int(row[12]),
         )
 
@@ -564,21 +653,38 @@ class Store:
         records: list[dict[str, object]] = []
         for run in self.list_runs():
             record: dict[str, object] = {
-                "run_id": run.id, "label": run.label, "created_at": run.created_at,
-                "finished_at": run.finished_at, "status": run.status, "device": run.device,
-                "device_kind": run.device_kind, "harness_version": run.harness_version,
-                "runtime_version": run.runtime_version, "measurements": run.measurements,
+                "run_id": run.id,
+                "label": run.label,
+                "created_at": run.created_at,
+                "finished_at": run.finished_at,
+                "status": run.status,
+                "device": run.device,
+                "device_kind": run.device_kind,
+                "harness_version": run.harness_version,
+                "runtime_version": run.runtime_version,
+                "measurements": run.measurements,
                 "failed_measurements": run.failed_measurements,
-                "device_facts": dict(run.device_facts), "config": dict(run.config),
+                "device_facts": dict(run.device_facts),
+                "config": dict(run.config),
             }
             for key, value in run.device_facts.items():
                 if value is None or isinstance(value, (str, int, float, bool)):
                     record[f"facts.{key}"] = value
             records.append(record)
         columns = [
-            "run_id", "label", "created_at", "finished_at", "status", "device", "device_kind",
-            "harness_version", "runtime_version", "measurements", "failed_measurements",
-            "device_facts", "config",
+            "run_id",
+            "label",
+            "created_at",
+            "finished_at",
+            "status",
+            "device",
+            "device_kind",
+            "harness_version",
+            "runtime_version",
+            "measurements",
+            "failed_measurements",
+            "device_facts",
+            "config",
         ]
         frame: pd.DataFrame = pd.DataFrame(records, columns=_union_columns(columns, records))
         return frame
@@ -616,34 +722,79 @@ class Store:
             summary = _trial_summary(document)
             timings = _mapping(document.get("timings"))
             memory = _mapping(document.get("memory"))
-            records.append({
-                "id": row["id"], "run_id": row["run_id"], "device": row["device"],
-                "label": row["label"], "sha256": row["model_sha256"],
-                "name": _model_name(row, document), "config_key": row["config_key"],
-                "threads": row["threads"], "cpus": _cpus(row["config_key"]),
-                "trial": row["trial"], "status": row["status"], "reason": row["reason"],
-                "created_at": row["created_at"],
-                "runtime_version": _mapping(document.get("runtime")).get("version"),
-                "stop_reason": document.get("stop_reason"),
-                "samples": summary.n, "p50_ms": summary.median_ms, "p90_ms": summary.p90_ms,
-                "p99_ms": summary.p99_ms, "mean_ms": summary.mean_ms,
-                "std_ms": summary.std_ms, "min_ms": summary.min_ms, "max_ms": summary.max_ms,
-                "cv": summary.cv, "ci_low_ms": summary.ci_low_ms,
-                "ci_high_ms": summary.ci_high_ms, "outliers_low": summary.outliers_low,
-                "outliers_high": summary.outliers_high, "flags": ",".join(summary.flags),
-                "load_ms": _number(timings.get("session_create_ms")),
-                "first_ms": _number(timings.get("first_inference_ms")),
-                "peak_rss_bytes": _integer(memory.get("peak_rss_end_bytes")),
-                "peak_rss_load_bytes": _integer(memory.get("peak_rss_after_load_bytes")),
-                "samples_ms": samples,
-            })
+            records.append(
+                {
+                    "id": row["id"],
+                    "run_id": row["run_id"],
+                    "device": row["device"],
+                    "label": row["label"],
+                    "sha256": row["model_sha256"],
+                    "name": _model_name(row, document),
+                    "config_key": row["config_key"],
+                    "threads": row["threads"],
+                    "cpus": _cpus(row["config_key"]),
+                    "trial": row["trial"],
+                    "status": row["status"],
+                    "reason": row["reason"],
+                    "created_at": row["created_at"],
+                    "runtime_version": _mapping(document.get("runtime")).get("version"),
+                    "stop_reason": document.get("stop_reason"),
+                    "samples": summary.n,
+                    "p50_ms": summary.median_ms,
+                    "p90_ms": summary.p90_ms,
+                    "p99_ms": summary.p99_ms,
+                    "mean_ms": summary.mean_ms,
+                    "std_ms": summary.std_ms,
+                    "min_ms": summary.min_ms,
+                    "max_ms": summary.max_ms,
+                    "cv": summary.cv,
+                    "ci_low_ms": summary.ci_low_ms,
+                    "ci_high_ms": summary.ci_high_ms,
+                    "outliers_low": summary.outliers_low,
+                    "outliers_high": summary.outliers_high,
+                    "flags": ",".join(summary.flags),
+                    "load_ms": _number(timings.get("session_create_ms")),
+                    "first_ms": _number(timings.get("first_inference_ms")),
+                    "peak_rss_bytes": _integer(memory.get("peak_rss_end_bytes")),
+                    "peak_rss_load_bytes": _integer(memory.get("peak_rss_after_load_bytes")),
+                    "samples_ms": samples,
+                }
+            )
         columns = [
-            "id", "run_id", "device", "label", "sha256", "name", "config_key", "threads",
-            "cpus", "trial", "status", "reason", "created_at", "runtime_version",
-            "stop_reason", "samples", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-            "min_ms", "max_ms", "cv", "ci_low_ms", "ci_high_ms", "outliers_low",
-            "outliers_high", "flags", "load_ms", "first_ms", "peak_rss_bytes",
-            "peak_rss_load_bytes", "samples_ms",
+            "id",
+            "run_id",
+            "device",
+            "label",
+            "sha256",
+            "name",
+            "config_key",
+            "threads",
+            "cpus",
+            "trial",
+            "status",
+            "reason",
+            "created_at",
+            "runtime_version",
+            "stop_reason",
+            "samples",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "std_ms",
+            "min_ms",
+            "max_ms",
+            "cv",
+            "ci_low_ms",
+            "ci_high_ms",
+            "outliers_low",
+            "outliers_high",
+            "flags",
+            "load_ms",
+            "first_ms",
+            "peak_rss_bytes",
+            "peak_rss_load_bytes",
+            "samples_ms",
         ]
         return _typed_frame(records, columns)
 
@@ -764,8 +915,12 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
     else:
         reported: dict[str, float] = {}
         for key, attribute in (
-            ("p50", "median_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("mean", "mean_ms"),
-            ("min", "min_ms"), ("max", "max_ms"),
+            ("p50", "median_ms"),
+            ("p90", "p90_ms"),
+            ("p99", "p99_ms"),
+            ("mean", "mean_ms"),
+            ("min", "min_ms"),
+            ("max", "max_ms"),
         ):
             value = _median([getattr(s, attribute) for s in trial_summaries])
             if value is not None:
@@ -773,35 +928,55 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         summary = summarize_reported(reported, n=sum(s.n for s in trial_summaries))
     timings = [_mapping(doc.get("timings")) for doc in ok]
     memory = [_mapping(doc.get("memory")) for doc in ok]
-    versions = sorted({
-        str(v) for doc in ok if (v := _mapping(doc.get("runtime")).get("version")) is not None
-    })
+    versions = sorted(
+        {str(v) for doc in ok if (v := _mapping(doc.get("runtime")).get("version")) is not None}
+    )
     runtime_version = ",".join(versions) if versions else first["run_runtime_version"]
     failed = len(rows) - len(ok)
     status = "ok" if failed == 0 else ("failed" if not ok else "partial")
-    reasons = sorted({str(row["reason"]) for row in rows if row["status"] == "failed"
-                      and row["reason"]})
+    reasons = sorted(
+        {str(row["reason"]) for row in rows if row["status"] == "failed" and row["reason"]}
+    )
     model_document = documents[0] if documents else {}
     return {
-        "run_id": first["run_id"], "device": first["device"],
-        "runtime_version": runtime_version, "name": _model_name(first, model_document),
-        "alpha": first["alpha"], "resolution": first["resolution"],
-        "variant": first["variant"], "kernel": first["kernel"],
-        "precision": first["precision"], "threads": first["threads"], "trials": len(rows),
-        "p50_ms": summary.median_ms, "p90_ms": summary.p90_ms, "p99_ms": summary.p99_ms,
-        "mean_ms": summary.mean_ms, "std_ms": summary.std_ms, "min_ms": summary.min_ms,
-        "ci_low_ms": summary.ci_low_ms, "ci_high_ms": summary.ci_high_ms,
+        "run_id": first["run_id"],
+        "device": first["device"],
+        "runtime_version": runtime_version,
+        "name": _model_name(first, model_document),
+        "alpha": first["alpha"],
+        "resolution": first["resolution"],
+        "variant": first["variant"],
+        "kernel": first["kernel"],
+        "precision": first["precision"],
+        "threads": first["threads"],
+        "trials": len(rows),
+        "p50_ms": summary.median_ms,
+        "p90_ms": summary.p90_ms,
+        "p99_ms": summary.p99_ms,
+        "mean_ms": summary.mean_ms,
+        "std_ms": summary.std_ms,
+        "min_ms": summary.min_ms,
+        "ci_low_ms": summary.ci_low_ms,
+        "ci_high_ms": summary.ci_high_ms,
         "samples": summary.n,
         "peak_rss_bytes": _maximum([_integer(m.get("peak_rss_end_bytes")) for m in memory]),
         "load_ms": _median([_number(t.get("session_create_ms")) for t in timings]),
         "first_ms": _median([_number(t.get("first_inference_ms")) for t in timings]),
-        "macs": first["macs"], "params": first["params"], "status": status,
-        "label": first["label"], "device_kind": first["device_kind"],
-        "sha256": first["model_sha256"], "config_key": first["config_key"],
-        "cpus": _cpus(first["config_key"]), "max_ms": summary.max_ms, "cv": summary.cv,
+        "macs": first["macs"],
+        "params": first["params"],
+        "status": status,
+        "label": first["label"],
+        "device_kind": first["device_kind"],
+        "sha256": first["model_sha256"],
+        "config_key": first["config_key"],
+        "cpus": _cpus(first["config_key"]),
+        "max_ms": summary.max_ms,
+        "cv": summary.cv,
         "flags": ",".join(summary.flags) if ok else "",
-        "outliers_low": summary.outliers_low, "outliers_high": summary.outliers_high,
-        "failed_trials": failed, "reasons": "; ".join(reasons),
+        "outliers_low": summary.outliers_low,
+        "outliers_high": summary.outliers_high,
+        "failed_trials": failed,
+        "reasons": "; ".join(reasons),
         "peak_rss_load_bytes": _maximum(
             [_integer(m.get("peak_rss_after_load_bytes")) for m in memory]
         ),
@@ -822,8 +997,13 @@ def _grid_order(record: Mapping[str, object]) -> tuple[object, ...]:
         return (True, 0.0) if not isinstance(value, (int, float)) else (False, float(value))
 
     return (
-        record["run_id"], str(record.get("variant") or "~"), number("alpha"),
-        number("resolution"), str(record["name"]), number("threads"), str(record["config_key"]),
+        record["run_id"],
+        str(record.get("variant") or "~"),
+        number("alpha"),
+        number("resolution"),
+        str(record["name"]),
+        number("threads"),
+        str(record["config_key"]),
     )
 
 

@@ -43,51 +43,93 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, default=100 * DEFAULT_THRESHOLD,
-                        metavar="PCT", help="smallest change that matters, in %% (default 5)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=100 * DEFAULT_THRESHOLD,
+        metavar="PCT",
+        help="smallest change that matters, in %% (default 5)",
+    )
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    parser.add_argument("--force", action="store_true",
-                        help="compare runs of different devices or model files anyway")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different devices or model files anyway",
+    )
 
 
 def render(comparison: Comparison, fmt: str) -> str:
     records = comparison_records(comparison)
     if fmt == "json":
-        return json.dumps({
-            "baseline_run": comparison.baseline_run, "candidate_run": comparison.candidate_run,
-            "threshold": comparison.threshold,
-            "geometric_mean_ratio": comparison.geometric_mean_ratio,
-            "counts": {v: comparison.count(v) for v in ("slower", "faster", "unchanged",
-                                                         "inconclusive")},
-            "cells": records,
-            "failed": [f.__dict__ for f in comparison.failed],
-            "missing": list(comparison.missing),
-            "warnings": list(comparison.warnings),
-        }, indent=2)
-    headers = ["model", "threads", "baseline ms", "candidate ms", "ratio", "95% CI",
-               "p (BH)", "verdict"]
+        return json.dumps(
+            {
+                "baseline_run": comparison.baseline_run,
+                "candidate_run": comparison.candidate_run,
+                "threshold": comparison.threshold,
+                "geometric_mean_ratio": comparison.geometric_mean_ratio,
+                "counts": {
+                    v: comparison.count(v)
+                    for v in ("slower", "faster", "unchanged", "inconclusive")
+                },
+                "cells": records,
+                "failed": [f.__dict__ for f in comparison.failed],
+                "missing": list(comparison.missing),
+                "warnings": list(comparison.warnings),
+            },
+            indent=2,
+        )
+    headers = [
+        "model",
+        "threads",
+        "baseline ms",
+        "candidate ms",
+        "ratio",
+        "95% CI",
+        "p (BH)",
+        "verdict",
+    ]
     rows: list[list[object]] = [
-        [r["name"], r["threads"], r["baseline_ms"], r["candidate_ms"],
-         f"{r['ratio']:.3f}", f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
-         f"{r['p_adjusted']:.3g}", _verdict_text(r)]
+        [
+            r["name"],
+            r["threads"],
+            r["baseline_ms"],
+            r["candidate_ms"],
+            f"{r['ratio']:.3f}",
+            f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
+            f"{r['p_adjusted']:.3g}",
+            _verdict_text(r),
+        ]
         for r in records
     ]
     gm = comparison.geometric_mean_ratio
-    counts = ", ".join(f"{comparison.count(v)} {v}" for v in ("slower", "faster", "unchanged",
-                                                               "inconclusive"))
+    counts = ", ".join(
+        f"{comparison.count(v)} {v}" for v in ("slower", "faster", "unchanged", "inconclusive")
+    )
     footer = [f"geometric mean ratio {gm:.3f}" if gm else "no comparable cells", counts]
-    footer += [f"fails only in the candidate: {f.name} ({f.reason})"
-               for f in comparison.failed if f.side == "candidate"]
-    footer += [f"fails in the {f.side}: {f.name} ({f.reason})"
-               for f in comparison.failed if f.side != "candidate"]
+    footer += [
+        f"fails only in the candidate: {f.name} ({f.reason})"
+        for f in comparison.failed
+        if f.side == "candidate"
+    ]
+    footer += [
+        f"fails in the {f.side}: {f.name} ({f.reason})"
+        for f in comparison.failed
+        if f.side != "candidate"
+    ]
     footer += [f"not compared: {m}" for m in comparison.missing]
     footer += [f"warning: {w}" for w in comparison.warnings]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(str(c) if not isinstance(c, float) else f"{c:.3f}"
-                                    for c in row) + " |" for row in rows]
-        title = (f"### mnbench: run {comparison.candidate_run} vs baseline run "
-                 f"{comparison.baseline_run} (threshold ±{100 * comparison.threshold:g} %)")
+        lines += [
+            "| "
+            + " | ".join(str(c) if not isinstance(c, float) else f"{c:.3f}" for c in row)
+            + " |"
+            for row in rows
+        ]
+        title = (
+            f"### mnbench: run {comparison.candidate_run} vs baseline run "
+            f"{comparison.baseline_run} (threshold ±{100 * comparison.threshold:g} %)"
+        )
         return "\n".join([title, "", *lines, "", *[f"- {f}" for f in footer]])
     return "\n".join([format_table(headers, rows), "", *footer])
 

@@ -19,8 +19,16 @@ EXAMPLES = """examples:
 """
 
 NODE_COLUMNS = (
-    "name", "op_type", "kind", "macs", "params", "weight_bytes", "input_bytes",
-    "output_bytes", "flop_per_byte", "output_shape",
+    "name",
+    "op_type",
+    "kind",
+    "macs",
+    "params",
+    "weight_bytes",
+    "input_bytes",
+    "output_bytes",
+    "flop_per_byte",
+    "output_shape",
 )
 
 
@@ -47,8 +55,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", type=Path, help="an .onnx file")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS",
-                        help="fix an input's shape (symbolic dimensions are 1 otherwise)")
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="fix an input's shape (symbolic dimensions are 1 otherwise)",
+    )
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
 
@@ -87,10 +100,17 @@ def cost_document(path: Path, cost: ModelCost) -> dict[str, object]:
         "nodes": node_rows(cost),
         "separable_blocks": [
             {
-                "depthwise": b.depthwise, "pointwise": b.pointwise, "M": b.in_channels,
-                "N": b.out_channels, "D_K": b.kernel, "stride": b.stride, "D_F": b.in_size,
-                "depthwise_macs": b.depthwise_macs, "pointwise_macs": b.pointwise_macs,
-                "standard_macs": b.standard_macs, "predicted_ratio": b.predicted_ratio,
+                "depthwise": b.depthwise,
+                "pointwise": b.pointwise,
+                "M": b.in_channels,
+                "N": b.out_channels,
+                "D_K": b.kernel,
+                "stride": b.stride,
+                "D_F": b.in_size,
+                "depthwise_macs": b.depthwise_macs,
+                "pointwise_macs": b.pointwise_macs,
+                "standard_macs": b.standard_macs,
+                "predicted_ratio": b.predicted_ratio,
                 "mac_ratio": b.mac_ratio,
             }
             for b in cost.blocks
@@ -114,28 +134,66 @@ def run(args: argparse.Namespace) -> int:
         print(buffer.getvalue(), end="")
         return 0
     shown = [r for r in rows if r["macs"] or r["params"]]
-    print(format_table(
-        ["layer", "op", "kind", "MACs (M)", "params (K)", "weights (KiB)", "act in (KiB)",
-         "act out (KiB)", "FLOP/byte", "output"],
-        [[r["name"], r["op_type"], r["kind"], int(r["macs"]) / 1e6,  # type: ignore[call-overload]
-          int(r["params"]) / 1e3, int(r["weight_bytes"]) / 1024,  # type: ignore[call-overload]
-          int(r["input_bytes"]) / 1024, int(r["output_bytes"]) / 1024,  # type: ignore[call-overload]
-          r["flop_per_byte"], r["output_shape"]] for r in shown],
-    ))
+    print(
+        format_table(
+            [
+                "layer",
+                "op",
+                "kind",
+                "MACs (M)",
+                "params (K)",
+                "weights (KiB)",
+                "act in (KiB)",
+                "act out (KiB)",
+                "FLOP/byte",
+                "output",
+            ],
+            [
+                [
+                    r["name"],
+                    r["op_type"],
+                    r["kind"],
+                    int(r["macs"]) / 1e6,  # type: ignore[call-overload]
+                    int(r["params"]) / 1e3,
+                    int(r["weight_bytes"]) / 1024,  # type: ignore[call-overload]
+                    int(r["input_bytes"]) / 1024,
+                    int(r["output_bytes"]) / 1024,  # type: ignore[call-overload]
+                    r["flop_per_byte"],
+                    r["output_shape"],
+                ]
+                for r in shown
+            ],
+        )
+    )
     total = cost.total_macs or 1
     shares = ", ".join(f"{k} {100 * v / total:.2f} %" for k, v in cost.macs_by_kind().items() if v)
     print()
-    print(f"total: {cost.total_macs:,} MACs ({2 * cost.total_macs / 1e9:.3f} GFLOPs), "
-          f"{cost.total_params:,} params, {cost.total_weight_bytes / 2**20:.2f} MiB weights, "
-          f"peak activations {cost.peak_activation_bytes / 2**20:.2f} MiB")
+    print(
+        f"total: {cost.total_macs:,} MACs ({2 * cost.total_macs / 1e9:.3f} GFLOPs), "
+        f"{cost.total_params:,} params, {cost.total_weight_bytes / 2**20:.2f} MiB weights, "
+        f"peak activations {cost.peak_activation_bytes / 2**20:.2f} MiB"
+    )
     print(f"MAC share by kind: {shares}")
     if cost.blocks:
         print()
-        print(format_table(
-            ["block", "M", "N", "D_K", "stride", "D_F", "predicted 1/N+1/D_K²", "MAC ratio"],
-            [[b.depthwise.rsplit(".", 1)[0], b.in_channels, b.out_channels, b.kernel, b.stride,
-              b.in_size, b.predicted_ratio, b.mac_ratio] for b in cost.blocks],
-        ))
+        print(
+            format_table(
+                ["block", "M", "N", "D_K", "stride", "D_F", "predicted 1/N+1/D_K²", "MAC ratio"],
+                [
+                    [
+                        b.depthwise.rsplit(".", 1)[0],
+                        b.in_channels,
+                        b.out_channels,
+                        b.kernel,
+                        b.stride,
+                        b.in_size,
+                        b.predicted_ratio,
+                        b.mac_ratio,
+                    ]
+                    for b in cost.blocks
+                ],
+            )
+        )
     for note in cost.notes:
         print(f"note: {note}")
     print(f"conventions: {CONVENTIONS}")

@@ -36,10 +36,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("action", nargs="?", choices=("list", "show", "check"), default="list")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME|URL")
-    parser.add_argument("--inventory", type=Path, default=None, metavar="TOML",
-                        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)")
-    parser.add_argument("--install", action="store_true",
-                        help="with check: install numpy and onnxruntime on the device")
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        metavar="TOML",
+        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="with check: install numpy and onnxruntime on the device",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -55,20 +63,31 @@ def run(args: argparse.Namespace) -> int:
         configs = {"local": DeviceConfig(name="local")}
         if inventory.is_file():
             configs.update(load_inventory(inventory))
-        rows = [[c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"]
-                for c in configs.values()]
+        rows = [
+            [c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"] for c in configs.values()
+        ]
         if args.format == "json":
-            print(json.dumps([dict(zip(("name", "kind", "address", "python", "cpus"), r,
-                                       strict=True)) for r in rows], indent=2))
+            print(
+                json.dumps(
+                    [
+                        dict(zip(("name", "kind", "address", "python", "cpus"), r, strict=True))
+                        for r in rows
+                    ],
+                    indent=2,
+                )
+            )
         else:
             print(format_table(["device", "kind", "address", "python", "cpus"], rows))
             if not inventory.is_file():
-                print(f"(no inventory at {inventory}; see `mnbench devices --help`)",
-                      file=sys.stderr)
+                print(
+                    f"(no inventory at {inventory}; see `mnbench devices --help`)", file=sys.stderr
+                )
         return 0
     if not args.name:
-        raise UserError(f"`mnbench devices {args.action}` needs a device name or URL, "
-                        "e.g. `mnbench devices show local`")
+        raise UserError(
+            f"`mnbench devices {args.action}` needs a device name or URL, "
+            "e.g. `mnbench devices show local`"
+        )
     config = resolve_device(args.name, inventory)
     if args.action == "show":
         with _opened(config) as transport:
@@ -76,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps(facts, indent=2, sort_keys=True, default=str))
         else:
-            print(format_table(["fact", "value"], [[k, _short(v)] for k, v in
-                                                   sorted(_flatten(facts).items())]))
+            print(
+                format_table(
+                    ["fact", "value"], [[k, _short(v)] for k, v in sorted(_flatten(facts).items())]
+                )
+            )
         return 0
     return _check(config, args.install)
 
@@ -89,8 +111,12 @@ def _check(config: DeviceConfig, install: bool) -> int:
         with _opened(config) as transport:
             install_runtime(config, transport)
     items = check_device(config, runner_smoke=lambda t: smoke_run(config, t))
-    print(format_table(["check", "result", "detail"],
-                       [[i.name, "ok" if i.ok else "FAILED", i.detail] for i in items]))
+    print(
+        format_table(
+            ["check", "result", "detail"],
+            [[i.name, "ok" if i.ok else "FAILED", i.detail] for i in items],
+        )
+    )
     failed = [i for i in items if not i.ok]
     for item in failed:
         if item.fix:
@@ -114,8 +140,19 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
         try:
             transport.push(RUNNER_PATH, f"{base}/runner.py")
             transport.push(model.path, f"{base}/smoke.onnx")
-            done = transport.run([*config.python_argv, f"{base}/runner.py", f"{base}/smoke.onnx",
-                                  "--fixed", "3", "--threads", "1"], timeout_s=300, check=False)
+            done = transport.run(
+                [
+                    *config.python_argv,
+                    f"{base}/runner.py",
+                    f"{base}/smoke.onnx",
+                    "--fixed",
+                    "3",
+                    "--threads",
+                    "1",
+                ],
+                timeout_s=300,
+                check=False,
+            )
         except TransportError as exc:
             return exc.message
     doc = parse_document(done.stdout)

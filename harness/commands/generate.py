@@ -33,8 +33,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_grid_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="output directory (default ./models, or $MNBENCH_MODELS)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output directory (default ./models, or $MNBENCH_MODELS)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,13 +50,32 @@ def run(args: argparse.Namespace) -> int:
         models.append(generate(spec, out_dir))
     csv_path = write_models_csv(out_dir, models)
     rows = [
-        [m.spec.name, m.spec.alpha, m.spec.resolution, m.spec.variant, m.spec.kernel,
-         m.macs / 1e6, m.params / 1e6, m.file_bytes / 2**20]
+        [
+            m.spec.name,
+            m.spec.alpha,
+            m.spec.resolution,
+            m.spec.variant,
+            m.spec.kernel,
+            m.macs / 1e6,
+            m.params / 1e6,
+            m.file_bytes / 2**20,
+        ]
         for m in models
     ]
-    print(format_table(
-        ["model", "alpha", "resolution", "variant", "D_K", "MACs (M)", "params (M)", "file (MiB)"],
-        rows,
-    ))
+    print(
+        format_table(
+            [
+                "model",
+                "alpha",
+                "resolution",
+                "variant",
+                "D_K",
+                "MACs (M)",
+                "params (M)",
+                "file (MiB)",
+            ],
+            rows,
+        )
+    )
     print(f"wrote {len(models)} models and {csv_path}", file=sys.stderr)
     return 0

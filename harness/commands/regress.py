@@ -65,17 +65,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--baseline", required=True, metavar="RUNTIME")
     parser.add_argument("--candidate", required=True, metavar="RUNTIME")
     add_grid_arguments(parser)
-    parser.add_argument("--threads", nargs="+", type=int, metavar="N",
-                        help="intra-op thread counts (default: all cores)")
-    parser.add_argument("--trials", type=int, default=6, metavar="K",
-                        help="trials per side and cell (default 6; fewer than 6 can rarely "
-                        "reach significance)")
-    parser.add_argument("--confirm", type=int, default=0, metavar="N",
-                        help="re-measure cells found slower with N more trials per side "
-                        "before failing")
+    parser.add_argument(
+        "--threads",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="intra-op thread counts (default: all cores)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=6,
+        metavar="K",
+        help="trials per side and cell (default 6; fewer than 6 can rarely reach significance)",
+    )
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-measure cells found slower with N more trials per side before failing",
+    )
     parser.add_argument("--warn-only", action="store_true", help="always exit 0")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the randomised ABBA order (default: random)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the randomised ABBA order (default: random)"
+    )
     parser.add_argument("--min-time", type=float, default=0.5, metavar="S")
     parser.add_argument("--max-time", type=float, default=5.0, metavar="S")
     parser.add_argument("--target-ci", type=float, default=1.0, metavar="PCT")
@@ -100,8 +114,9 @@ def runtime_python(spec: str, device: DeviceConfig) -> tuple[str | None, str]:
     return spec, spec
 
 
-def abba_order(items: list[tuple[PlanItem, PlanItem]], rng: random.Random,
-               trial_offset: int) -> list[tuple[str, PlanItem]]:
+def abba_order(
+    items: list[tuple[PlanItem, PlanItem]], rng: random.Random, trial_offset: int
+) -> list[tuple[str, PlanItem]]:
     """Interleave A/B pairs: per cell, ABBA... with a random start; cells shuffled per round."""
     by_trial: dict[int, list[tuple[PlanItem, PlanItem]]] = {}
     for a, b in items:
@@ -128,8 +143,9 @@ def run(args: argparse.Namespace) -> int:
     py_a, label_a = runtime_python(args.baseline, device)
     py_b, label_b = runtime_python(args.candidate, device)
     dev_a, dev_b = replace(device, python=py_a), replace(device, python=py_b)
-    settings = RunnerSettings(target_ci=args.target_ci / 100, min_time_s=args.min_time,
-                              max_time_s=args.max_time)
+    settings = RunnerSettings(
+        target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
+    )
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
     with Store.open(db_path) as store:
@@ -142,27 +158,45 @@ def run(args: argparse.Namespace) -> int:
             facts = probe_device(device, transport)
             threads = args.threads or [default_cpu_count(facts)]
             runs = {}
-            for side, label, spec in (("A", label_a, args.baseline),
-                                      ("B", label_b, args.candidate)):
-                config = sweep_config(models, threads, args.trials, None, settings,
-                                      args.device, models_dir, None)
+            for side, label, spec in (
+                ("A", label_a, args.baseline),
+                ("B", label_b, args.candidate),
+            ):
+                config = sweep_config(
+                    models, threads, args.trials, None, settings, args.device, models_dir, None
+                )
                 config["runtime"] = spec
                 config["regress_role"] = "baseline" if side == "A" else "candidate"
                 runs[side] = store.create_run(
-                    device=device.name, device_kind=device.kind, device_facts=facts,
-                    config=config, harness_version=__version__, runtime_version=None,
+                    device=device.name,
+                    device_kind=device.kind,
+                    device_facts=facts,
+                    config=config,
+                    harness_version=__version__,
+                    runtime_version=None,
                     label=f"{'baseline' if side == 'A' else 'candidate'} {label}",
                 )
-            print(f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
-                  f"{runs['B']} ({label_b}) on {device.name}", file=sys.stderr)
+            print(
+                f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
+                f"{runs['B']} ({label_b}) on {device.name}",
+                file=sys.stderr,
+            )
             outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
             sweeps = {"A": sweep_a, "B": sweep_b}
             plan_a = make_plan(models, threads, args.trials, None)
             plan_b = make_plan(models, threads, args.trials, None)
-            _interleave(sweeps, runs, outcomes, list(zip(plan_a, plan_b, strict=True)), rng, 1,
-                        None if args.quiet else ProgressBar())
-            comparison = compare_runs(store, runs["A"], runs["B"], args.threshold / 100,
-                                      force=args.force)
+            _interleave(
+                sweeps,
+                runs,
+                outcomes,
+                list(zip(plan_a, plan_b, strict=True)),
+                rng,
+                1,
+                None if args.quiet else ProgressBar(),
+            )
+            comparison = compare_runs(
+                store, runs["A"], runs["B"], args.threshold / 100, force=args.force
+            )
             if args.confirm > 0 and comparison.count("slower"):
                 comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
             for run_id in runs.values():
@@ -182,8 +216,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _interleave(
-    sweeps: dict[str, Sweep], runs: dict[str, int], outcomes: dict[str, SweepOutcome],
-    pairs: list[tuple[PlanItem, PlanItem]], rng: random.Random, trial_offset: int,
+    sweeps: dict[str, Sweep],
+    runs: dict[str, int],
+    outcomes: dict[str, SweepOutcome],
+    pairs: list[tuple[PlanItem, PlanItem]],
+    rng: random.Random,
+    trial_offset: int,
     progress: ProgressBar | None,
 ) -> None:
     order = abba_order(pairs, rng, trial_offset)
@@ -196,8 +234,13 @@ def _interleave(
 
 
 def _confirm(
-    args: argparse.Namespace, store: Store, sweeps: dict[str, Sweep], runs: dict[str, int],
-    outcomes: dict[str, SweepOutcome], comparison: Comparison, rng: random.Random,
+    args: argparse.Namespace,
+    store: Store,
+    sweeps: dict[str, Sweep],
+    runs: dict[str, int],
+    outcomes: dict[str, SweepOutcome],
+    comparison: Comparison,
+    rng: random.Random,
 ) -> Comparison:
     """More trials for the cells flagged slower, then compare again."""
     slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
@@ -209,10 +252,11 @@ def _confirm(
         for trial in range(start, start + args.confirm):
             item = PlanItem(models[sha], threads, trial, None)
             pairs.append((item, item))
-    print(f"confirming {len(slower)} slower cell(s) with {args.confirm} more trials per side",
-          file=sys.stderr)
-    _interleave(sweeps, runs, outcomes, pairs, rng, start,
-                None if args.quiet else ProgressBar())
+    print(
+        f"confirming {len(slower)} slower cell(s) with {args.confirm} more trials per side",
+        file=sys.stderr,
+    )
+    _interleave(sweeps, runs, outcomes, pairs, rng, start, None if args.quiet else ProgressBar())
     return compare_runs(store, runs["A"], runs["B"], args.threshold / 100, force=args.force)
 
 

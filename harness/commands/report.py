@@ -34,15 +34,35 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--db", type=Path, default=None, metavar="PATH",
-                        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)")
-    parser.add_argument("--run", nargs="+", default=["latest"], metavar="RUN_ID",
-                        help="run ids or labels, 'latest' (default) or 'all'")
-    parser.add_argument("--accuracy", type=Path, default=None, metavar="CSV",
-                        help="your top-1 accuracy per cell (columns alpha,resolution,precision,"
-                        "top1 in percent); wins over the bundled TF-Slim table")
-    parser.add_argument("--out", type=Path, default=Path("report"), metavar="DIR",
-                        help="output directory, created if needed (default ./report)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
+    )
+    parser.add_argument(
+        "--run",
+        nargs="+",
+        default=["latest"],
+        metavar="RUN_ID",
+        help="run ids or labels, 'latest' (default) or 'all'",
+    )
+    parser.add_argument(
+        "--accuracy",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="your top-1 accuracy per cell (columns alpha,resolution,precision,"
+        "top1 in percent); wins over the bundled TF-Slim table",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("report"),
+        metavar="DIR",
+        help="output directory, created if needed (default ./report)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     files = build_report(args.db, args.run, args.accuracy, args.out)
     for title, reason in files.skipped:
         print(f"no chart for {title}: {reason}", file=sys.stderr)
-    print(f"wrote {len(files.images)} images, {len(files.data)} CSV files and {files.summary}",
-          file=sys.stderr)
+    print(
+        f"wrote {len(files.images)} images, {len(files.data)} CSV files and {files.summary}",
+        file=sys.stderr,
+    )
     print(files.html)
     return 0

@@ -61,9 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
     )
-    parser.add_argument(
-        "--list", action="store_true", help="list the runs in the database instead"
-    )
+    parser.add_argument("--list", action="store_true", help="list the runs in the database instead")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,9 +210,7 @@ def format_results(frame: pd.DataFrame, runs: Sequence[RunRecord], output: Outpu
             blocks.append(f"{heading}\n(no measurements yet)\n")
             continue
         rows = [
-            [render(value) for (_, _, render, _), value in zip(
-                _TABLE_COLUMNS, row, strict=True
-            )]
+            [render(value) for (_, _, render, _), value in zip(_TABLE_COLUMNS, row, strict=True)]
             for row in part[[c[1] for c in _TABLE_COLUMNS]].itertuples(index=False, name=None)
         ]
         table = _align([c[0] for c in _TABLE_COLUMNS], rows, [c[3] for c in _TABLE_COLUMNS])
@@ -226,10 +222,16 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
     """The run list (``--list``) as a table, CSV or JSON."""
     records: list[dict[str, object]] = [
         {
-            "run_id": r.id, "label": r.label, "created_at": r.created_at,
-            "finished_at": r.finished_at, "status": r.status, "device": r.device,
-            "device_kind": r.device_kind, "runtime_version": r.runtime_version,
-            "harness_version": r.harness_version, "measurements": r.measurements,
+            "run_id": r.id,
+            "label": r.label,
+            "created_at": r.created_at,
+            "finished_at": r.finished_at,
+            "status": r.status,
+            "device": r.device,
+            "device_kind": r.device_kind,
+            "runtime_version": r.runtime_version,
+            "harness_version": r.harness_version,
+            "measurements": r.measurements,
             "failed_measurements": r.failed_measurements,
         }
         for r in runs
@@ -241,12 +243,27 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
 
         text: str = pd.DataFrame(records).to_csv(index=False, lineterminator="\n")
         return text
-    header = ["run", "created (UTC)", "status", "device", "kind", "runtime", "measurements",
-              "failed", "label"]
+    header = [
+        "run",
+        "created (UTC)",
+        "status",
+        "device",
+        "kind",
+        "runtime",
+        "measurements",
+        "failed",
+        "label",
+    ]
     rows = [
         [
-            str(r.id), r.created_at[:19].replace("T", " "), r.status, r.device, r.device_kind,
-            r.runtime_version or "-", str(r.measurements), str(r.failed_measurements),
+            str(r.id),
+            r.created_at[:19].replace("T", " "),
+            r.status,
+            r.device,
+            r.device_kind,
+            r.runtime_version or "-",
+            str(r.measurements),
+            str(r.failed_measurements),
             r.label or "-",
         ]
         for r in runs

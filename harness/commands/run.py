@@ -44,16 +44,30 @@ EXAMPLES = """examples:
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="local", metavar="NAME|URL",
-                        help="a name from the inventory, or local, ssh://user@host:port, "
-                        "adb://SERIAL (default local)")
-    parser.add_argument("--inventory", type=Path, default=None, metavar="TOML",
-                        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)")
+    parser.add_argument(
+        "--device",
+        default="local",
+        metavar="NAME|URL",
+        help="a name from the inventory, or local, ssh://user@host:port, "
+        "adb://SERIAL (default local)",
+    )
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        metavar="TOML",
+        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
+    )
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, default=None, metavar="PATH",
-                        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
+    )
 
 
 def resolve(args: argparse.Namespace) -> DeviceConfig:
@@ -88,34 +102,88 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_device_arguments(parser)
     add_grid_arguments(parser)
-    parser.add_argument("--model", nargs="+", type=Path, metavar="FILE",
-                        help="measure these ONNX files instead of the grid")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS",
-                        help="shape of a --model input with symbolic dimensions (else 1)")
-    parser.add_argument("--threads", nargs="+", type=_positive("--threads", int), metavar="N",
-                        help="intra-op thread counts (default: all cores of the device)")
-    parser.add_argument("--trials", type=_positive("--trials", int), default=3, metavar="K",
-                        help="fresh-process trials per model and thread count (default 3)")
-    parser.add_argument("--cpus", default=None, metavar="LIST",
-                        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask")
-    parser.add_argument("--target-ci", type=_positive("--target-ci", float), default=1.0,
-                        metavar="PCT", help="stop when the 95%% CI of the median is within "
-                        "+-PCT %% (default 1)")
-    parser.add_argument("--min-time", type=_positive("--min-time", float), default=0.5,
-                        metavar="S", help="measure at least S seconds per trial (default 0.5)")
-    parser.add_argument("--max-time", type=_positive("--max-time", float), default=10.0,
-                        metavar="S", help="measure at most S seconds per trial (default 10)")
-    parser.add_argument("--timeout", type=_positive("--timeout", float), default=None,
-                        metavar="S", help="kill a runner after S seconds (default 4 x "
-                        "max-time + 30)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also record per-node profiles (a separate pass after timing)")
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="measure these ONNX files instead of the grid",
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="shape of a --model input with symbolic dimensions (else 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        nargs="+",
+        type=_positive("--threads", int),
+        metavar="N",
+        help="intra-op thread counts (default: all cores of the device)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=_positive("--trials", int),
+        default=3,
+        metavar="K",
+        help="fresh-process trials per model and thread count (default 3)",
+    )
+    parser.add_argument(
+        "--cpus",
+        default=None,
+        metavar="LIST",
+        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
+    )
+    parser.add_argument(
+        "--target-ci",
+        type=_positive("--target-ci", float),
+        default=1.0,
+        metavar="PCT",
+        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=_positive("--min-time", float),
+        default=0.5,
+        metavar="S",
+        help="measure at least S seconds per trial (default 0.5)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_positive("--max-time", float),
+        default=10.0,
+        metavar="S",
+        help="measure at most S seconds per trial (default 10)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive("--timeout", float),
+        default=None,
+        metavar="S",
+        help="kill a runner after S seconds (default 4 x max-time + 30)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also record per-node profiles (a separate pass after timing)",
+    )
     add_db_argument(parser)
-    parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
-                        help="where generated models go (default ./models)")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where generated models go (default ./models)",
+    )
     parser.add_argument("--label", default=None, help="a note stored with the run")
-    parser.add_argument("--resume", default=None, metavar="RUN_ID|latest",
-                        help="finish an interrupted run: measure only what it is missing")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_ID|latest",
+        help="finish an interrupted run: measure only what it is missing",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -125,11 +193,17 @@ def run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             return _resume(args, store)
         device = resolve(args)
-        settings = RunnerSettings(target_ci=args.target_ci / 100, min_time_s=args.min_time,
-                                  max_time_s=args.max_time, profile=args.profile)
+        settings = RunnerSettings(
+            target_ci=args.target_ci / 100,
+            min_time_s=args.min_time,
+            max_time_s=args.max_time,
+            profile=args.profile,
+        )
         if args.min_time > args.max_time:
-            raise UserError(f"--min-time {args.min_time:g} is above --max-time "
-                            f"{args.max_time:g}; raise --max-time")
+            raise UserError(
+                f"--min-time {args.min_time:g} is above --max-time "
+                f"{args.max_time:g}; raise --max-time"
+            )
         models_dir = args.models_dir or default_models_dir()
         if args.model:
             shapes = dict(parse_shape(s) for s in args.shape)
@@ -143,14 +217,23 @@ def run(args: argparse.Namespace) -> int:
             sweep.facts = facts
             cpus = _resolve_cpus(args.cpus or device.cpus, facts)
             threads = args.threads or [len(cpus) if cpus else default_cpu_count(facts)]
-            config = sweep_config(models, threads, args.trials, cpus, settings, args.device,
-                                  models_dir, args.timeout)
-            run_id = store.create_run(
-                device=device.name, device_kind=device.kind, device_facts=facts, config=config,
-                harness_version=__version__, runtime_version=None, label=args.label,
+            config = sweep_config(
+                models, threads, args.trials, cpus, settings, args.device, models_dir, args.timeout
             )
-            print(f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
-                  f"{args.trials} trials on {device.name} -> {db_path}", file=sys.stderr)
+            run_id = store.create_run(
+                device=device.name,
+                device_kind=device.kind,
+                device_facts=facts,
+                config=config,
+                harness_version=__version__,
+                runtime_version=None,
+                label=args.label,
+            )
+            print(
+                f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
+                f"{args.trials} trials on {device.name} -> {db_path}",
+                file=sys.stderr,
+            )
             plan = make_plan(models, threads, args.trials, cpus)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
@@ -195,15 +278,44 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
     frame = store.results_frame([outcome.run_id])
     if len(frame):
         rows = [
-            [r["name"], r["threads"], r["trials"], r["p50_ms"], r["ci_low_ms"], r["ci_high_ms"],
-             r["p90_ms"], r["samples"], _mib(r["peak_rss_bytes"]), _millions(r["macs"]),
-             r["status"]]
+            [
+                r["name"],
+                r["threads"],
+                r["trials"],
+                r["p50_ms"],
+                r["ci_low_ms"],
+                r["ci_high_ms"],
+                r["p90_ms"],
+                r["samples"],
+                _mib(r["peak_rss_bytes"]),
+                _millions(r["macs"]),
+                r["status"],
+            ]
             for r in frame.to_dict("records")
         ]
-        print(format_table(["model", "threads", "trials", "p50 ms", "CI low ms", "CI high ms",
-                            "p90 ms", "samples", "peak RSS MiB", "MMACs", "status"], rows))
-    print(f"run {outcome.run_id}: {outcome.measured} measured, {outcome.skipped} already "
-          f"there, {len(outcome.failures)} failed", file=sys.stderr)
+        print(
+            format_table(
+                [
+                    "model",
+                    "threads",
+                    "trials",
+                    "p50 ms",
+                    "CI low ms",
+                    "CI high ms",
+                    "p90 ms",
+                    "samples",
+                    "peak RSS MiB",
+                    "MMACs",
+                    "status",
+                ],
+                rows,
+            )
+        )
+    print(
+        f"run {outcome.run_id}: {outcome.measured} measured, {outcome.skipped} already "
+        f"there, {len(outcome.failures)} failed",
+        file=sys.stderr,
+    )
     if outcome.failures:
         for what, reason in outcome.failures:
             print(f"failed: {what}: {reason}", file=sys.stderr)

@@ -34,15 +34,20 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for runtime in list_runtimes():
             versions = installed_versions(runtime)
-            rows.append([runtime.spec, "ok" if runtime.complete else "broken (rebuilt on add)",
-                         versions.get("numpy", "-"), str(runtime.path)])
+            rows.append(
+                [
+                    runtime.spec,
+                    "ok" if runtime.complete else "broken (rebuilt on add)",
+                    versions.get("numpy", "-"),
+                    str(runtime.path),
+                ]
+            )
         print(format_table(["runtime", "state", "numpy", "path"], rows))
         return 0
     if not args.spec:
         from harness.errors import UserError
 
-        raise UserError(f"`mnbench runtime {args.action}` needs a spec such as "
-                        "onnxruntime==1.30.0")
+        raise UserError(f"`mnbench runtime {args.action}` needs a spec such as onnxruntime==1.30.0")
     for spec in args.spec:
         if args.action == "add":
             runtime = ensure_runtime(spec)

@@ -25,20 +25,25 @@ def foreign_model() -> onnx.ModelProto:
 
     inits = [
         init("w1", 16, 3, 7, 7),
-        init("bn.s", 16), init("bn.b", 16), init("bn.m", 16), init("bn.v", 16),
+        init("bn.s", 16),
+        init("bn.b", 16),
+        init("bn.m", 16),
+        init("bn.v", 16),
         init("w2", 32, 4, 3, 3),  # group 4
         init("w3", 32, 1, 5, 5),  # depthwise, group 32
         init("w4", 24, 32, 1, 1),
-        init("fcw", 24, 10), init("fcb", 10),
+        init("fcw", 24, 10),
+        init("fcb", 10),
     ]
     nodes = [
-        helper.make_node("Conv", ["x", "w1"], ["c1"], name="stem", strides=[2, 2],
-                         pads=[3, 3, 3, 3]),
-        helper.make_node("BatchNormalization", ["c1", "bn.s", "bn.b", "bn.m", "bn.v"], ["b1"],
-                         name="bn"),
+        helper.make_node(
+            "Conv", ["x", "w1"], ["c1"], name="stem", strides=[2, 2], pads=[3, 3, 3, 3]
+        ),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn.s", "bn.b", "bn.m", "bn.v"], ["b1"], name="bn"
+        ),
         helper.make_node("Relu", ["b1"], ["r1"], name="relu"),
-        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="grouped", group=4,
-                         pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="grouped", group=4, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["c2", "w3"], ["c3"], name="dw", group=32, pads=[2, 2, 2, 2]),
         helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
         helper.make_node("Conv", ["r3", "w4"], ["c4"], name="pw"),
@@ -48,7 +53,8 @@ def foreign_model() -> onnx.ModelProto:
         helper.make_node("Add", ["mm", "fcb"], ["y"], name="bias"),
     ]
     graph = helper.make_graph(
-        nodes, "foreign",
+        nodes,
+        "foreign",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 32, 32])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
         inits,
@@ -85,11 +91,25 @@ def test_symbolic_batch_override() -> None:
 def test_peak_activation_memory_sequential() -> None:
     cost = analyze_model(foreign_model())
     # The largest moment: c1 (16x16x16) alive while b1 is made, or r1 while c2 is made, etc.
-    sizes = {"x": 3 * 32 * 32, "c1": 16 * 16 * 16, "b1": 16 * 16 * 16, "r1": 16 * 16 * 16,
-             "c2": 32 * 16 * 16, "c3": 32 * 16 * 16, "r3": 32 * 16 * 16, "c4": 24 * 16 * 16}
-    candidates = [sizes["x"] + sizes["c1"], sizes["c1"] + sizes["b1"], sizes["b1"] + sizes["r1"],
-                  sizes["r1"] + sizes["c2"], sizes["c2"] + sizes["c3"], sizes["c3"] + sizes["r3"],
-                  sizes["r3"] + sizes["c4"]]
+    sizes = {
+        "x": 3 * 32 * 32,
+        "c1": 16 * 16 * 16,
+        "b1": 16 * 16 * 16,
+        "r1": 16 * 16 * 16,
+        "c2": 32 * 16 * 16,
+        "c3": 32 * 16 * 16,
+        "r3": 32 * 16 * 16,
+        "c4": 24 * 16 * 16,
+    }
+    candidates = [
+        sizes["x"] + sizes["c1"],
+        sizes["c1"] + sizes["b1"],
+        sizes["b1"] + sizes["r1"],
+        sizes["r1"] + sizes["c2"],
+        sizes["c2"] + sizes["c3"],
+        sizes["c3"] + sizes["r3"],
+        sizes["r3"] + sizes["c4"],
+    ]
     assert cost.peak_activation_bytes == 4 * max(candidates)
 
 
@@ -110,8 +130,9 @@ def test_cost_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize("content", [b"", b"not onnx at all", b"\x08\x07\x12\x03abc"])
-def test_cost_rejects_bad_files(tmp_path: Path, content: bytes,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_rejects_bad_files(
+    tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.onnx"
     path.write_bytes(content)
     assert main(["cost", str(path)]) == 2
@@ -119,8 +140,9 @@ def test_cost_rejects_bad_files(tmp_path: Path, content: bytes,
     assert str(path) in err and len(err.splitlines()) == 1
 
 
-def test_cost_rejects_missing_file_and_bad_shape(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_rejects_missing_file_and_bad_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["cost", str(tmp_path / "nope.onnx")]) == 2
     path = tmp_path / "f.onnx"
     onnx.save(foreign_model(), str(path))

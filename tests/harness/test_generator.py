@@ -32,8 +32,9 @@ RESOLUTIONS = (224, 192, 160, 128)
 GRID = [(a, r) for a in ALPHAS for r in RESOLUTIONS]
 
 
-def oracle(alpha: float, resolution: int, variant: str = "separable", kernel: int = 3,
-           classes: int = 1000) -> tuple[int, int]:
+def oracle(
+    alpha: float, resolution: int, variant: str = "separable", kernel: int = 3, classes: int = 1000
+) -> tuple[int, int]:
     """(MACs, params) of the BN-folded graph counted by formula from TABLE_1."""
     macs = params = 0
     channels, size = 3, resolution
@@ -90,8 +91,9 @@ def test_generated_grid_matches_the_oracle(alpha: float, resolution: int) -> Non
     assert initializer_elements == cost.total_params
 
 
-@pytest.mark.parametrize(("variant", "kernel"), [("standard", 3), ("separable", 5),
-                                                 ("separable", 7), ("standard", 5)])
+@pytest.mark.parametrize(
+    ("variant", "kernel"), [("standard", 3), ("separable", 5), ("separable", 7), ("standard", 5)]
+)
 def test_variants_and_kernels_match_the_oracle(variant: str, kernel: int) -> None:
     spec = ModelSpec(alpha=0.5, resolution=160, variant=variant, kernel=kernel)  # type: ignore[arg-type]
     cost = analyze_model(build_model(spec))
@@ -119,11 +121,15 @@ def test_separable_blocks_predicted_ratio() -> None:
         assert (block.depthwise_macs, block.pointwise_macs, block.standard_macs) == (dw, pw, std)
 
 
-@pytest.mark.parametrize("spec", [
-    ModelSpec(alpha=0.25, resolution=128),
-    ModelSpec(alpha=0.25, resolution=96, variant="standard"),
-    ModelSpec(alpha=0.35, resolution=131, kernel=5, activation="relu", fold_bn=False),
-], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(alpha=0.25, resolution=128),
+        ModelSpec(alpha=0.25, resolution=96, variant="standard"),
+        ModelSpec(alpha=0.35, resolution=131, kernel=5, activation="relu", fold_bn=False),
+    ],
+    ids=lambda s: s.name,
+)
 def test_models_check_and_run(spec: ModelSpec) -> None:
     model = build_model(spec)
     check_model(model)
@@ -139,11 +145,15 @@ def test_models_check_and_run(spec: ModelSpec) -> None:
 def test_node_names_carry_the_layer() -> None:
     names = {n.name for n in build_model(ModelSpec(alpha=0.25, resolution=128)).graph.node}
     assert {"conv0", "block1.depthwise", "block3.pointwise", "block13.pointwise", "fc"} <= names
-    std = {n.name for n in build_model(ModelSpec(alpha=0.25, resolution=128,
-                                                 variant="standard")).graph.node}
+    std = {
+        n.name
+        for n in build_model(ModelSpec(alpha=0.25, resolution=128, variant="standard")).graph.node
+    }
     assert "block3.conv" in std and "block3.depthwise" not in std
-    bn = {n.op_type for n in build_model(ModelSpec(alpha=0.25, resolution=128,
-                                                   fold_bn=False)).graph.node}
+    bn = {
+        n.op_type
+        for n in build_model(ModelSpec(alpha=0.25, resolution=128, fold_bn=False)).graph.node
+    }
     assert "BatchNormalization" in bn
 
 
@@ -162,30 +172,35 @@ def test_spec_names_and_rho() -> None:
     assert ModelSpec(alpha=0.5, resolution=128).rho == pytest.approx(128 / 224)
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"alpha": 0.0}, "alpha 0.0"),
-    ({"alpha": 2.5}, "alpha 2.5"),
-    ({"alpha": float("nan")}, "alpha nan"),
-    ({"resolution": 31}, "resolution 31"),
-    ({"resolution": 100.5}, "resolution 100.5"),
-    ({"kernel": 4}, "kernel 4"),
-    ({"kernel": 13}, "kernel 13"),
-    ({"variant": "dense"}, "variant 'dense'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"alpha": 0.0}, "alpha 0.0"),
+        ({"alpha": 2.5}, "alpha 2.5"),
+        ({"alpha": float("nan")}, "alpha nan"),
+        ({"resolution": 31}, "resolution 31"),
+        ({"resolution": 100.5}, "resolution 100.5"),
+        ({"kernel": 4}, "kernel 4"),
+        ({"kernel": 13}, "kernel 13"),
+        ({"variant": "dense"}, "variant 'dense'"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(UserError) as info:
         ModelSpec(**kwargs)  # type: ignore[arg-type]
     assert fragment in info.value.message and "\n" not in info.value.message
 
 
-def test_generate_command_writes_models_csv(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_command_writes_models_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "models"
     rc = main(["generate", "--alpha", "0.25", "0.5", "--resolution", "128", "--out", str(out)])
     assert rc == 0
     lines = (out / "models.csv").read_text().splitlines()
-    assert lines[0] == ("name,alpha,resolution,variant,kernel,precision,macs,params,"
-                        "weight_bytes,file,sha256")
+    assert lines[0] == (
+        "name,alpha,resolution,variant,kernel,precision,macs,params,weight_bytes,file,sha256"
+    )
     rows = [line.split(",") for line in lines[1:]]
     assert sorted(r[0] for r in rows) == ["mobilenet_v1_0.25_128", "mobilenet_v1_0.5_128"]
     for row in rows:
@@ -199,16 +214,20 @@ def test_generate_command_writes_models_csv(tmp_path: Path,
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "--alpha", "0"],
-    ["generate", "--alpha", "x"],
-    ["generate", "--resolution", "20"],
-    ["generate", "--resolution", "128.5"],
-    ["generate", "--kernel", "2"],
-    ["generate", "--variant", "dense"],
-])
-def test_generate_bad_input_exit_2(argv: list[str], tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--alpha", "0"],
+        ["generate", "--alpha", "x"],
+        ["generate", "--resolution", "20"],
+        ["generate", "--resolution", "128.5"],
+        ["generate", "--kernel", "2"],
+        ["generate", "--variant", "dense"],
+    ],
+)
+def test_generate_bad_input_exit_2(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([*argv, "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mnbench: error:") and len(err.splitlines()) == 1
@@ -218,8 +237,12 @@ def test_generate_bad_input_exit_2(argv: list[str], tmp_path: Path,
 def test_generate_unwritable_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    assert main(["generate", "--alpha", "0.25", "--resolution", "128",
-                 "--out", str(blocker / "models")]) == 2
+    assert (
+        main(
+            ["generate", "--alpha", "0.25", "--resolution", "128", "--out", str(blocker / "models")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "cannot write" in err or "--out" in err
     assert len(err.splitlines()) == 1
@@ -228,5 +251,7 @@ def test_generate_unwritable_directory(tmp_path: Path, capsys: pytest.CaptureFix
 def test_no_partial_files_left(tmp_path: Path) -> None:
     generate(ModelSpec(alpha=0.25, resolution=128), tmp_path)
     write_models_csv(tmp_path, [])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v1_0.25_128.onnx",
-                                                           "models.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mobilenet_v1_0.25_128.onnx",
+        "models.csv",
+    ]

@@ -4,6 +4,7 @@ slowdown caught, and bad input."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import stat
 import sys
@@ -27,15 +28,44 @@ def runtimes() -> tuple[Path, Path]:
 
 
 def regress(tmp_path: Path, baseline: str, candidate: str, *extra: str) -> list[str]:
-    return ["regress", "--baseline", baseline, "--candidate", candidate, "--db",
-            str(tmp_path / "db.sqlite"), "--models-dir", str(tmp_path / "models"),
-            "--threads", "1", *FAST, *extra]
+    return [
+        "regress",
+        "--baseline",
+        baseline,
+        "--candidate",
+        candidate,
+        "--db",
+        str(tmp_path / "db.sqlite"),
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--threads",
+        "1",
+        *FAST,
+        *extra,
+    ]
 
 
-def test_two_releases_end_to_end(tmp_path: Path, runtimes: tuple[Path, Path],
-                                 capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(regress(tmp_path, OLDEST, NEWEST, "--alpha", "0.25", "0.5", "--resolution", "128",
-                      "--trials", "3", "--format", "json", "--seed", "1"))
+def test_two_releases_end_to_end(
+    tmp_path: Path, runtimes: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        regress(
+            tmp_path,
+            OLDEST,
+            NEWEST,
+            "--alpha",
+            "0.25",
+            "0.5",
+            "--resolution",
+            "128",
+            "--trials",
+            "3",
+            "--format",
+            "json",
+            "--seed",
+            "1",
+        )
+    )
     out = capsys.readouterr().out
     assert rc in (0, 1, 3)
     doc = json.loads(out)
@@ -49,7 +79,7 @@ def test_two_releases_end_to_end(tmp_path: Path, runtimes: tuple[Path, Path],
     # ABBA: within each cell the side that goes first alternates from trial to trial
     for _, cell in m.sort_values("id").groupby("sha256"):
         firsts = [int(t.iloc[0]) for _, t in cell.groupby("trial", sort=True)["run_id"]]
-        assert all(a != b for a, b in zip(firsts, firsts[1:]))
+        assert all(a != b for a, b in itertools.pairwise(firsts))
 
 
 def test_runtime_list_and_rebuild_of_a_broken_environment(
@@ -65,10 +95,27 @@ def test_runtime_list_and_rebuild_of_a_broken_environment(
 
 
 @pytest.mark.parametrize("repeat", range(3))
-def test_a_a_gives_no_false_alarm(tmp_path: Path, repeat: int,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(regress(tmp_path, "current", "current", "--alpha", "0.25", "--resolution", "96",
-                      "128", "--trials", "6", "--format", "json", "--seed", str(repeat)))
+def test_a_a_gives_no_false_alarm(
+    tmp_path: Path, repeat: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        regress(
+            tmp_path,
+            "current",
+            "current",
+            "--alpha",
+            "0.25",
+            "--resolution",
+            "96",
+            "128",
+            "--trials",
+            "6",
+            "--format",
+            "json",
+            "--seed",
+            str(repeat),
+        )
+    )
     doc = json.loads(capsys.readouterr().out)
     verdicts = [c["verdict"] for c in doc["cells"]]
     assert "slower" not in verdicts and "faster" not in verdicts
@@ -89,32 +136,69 @@ def slow_python(tmp_path: Path, extra_ms: float) -> Path:
         "onnxruntime.InferenceSession.run_with_iobinding = _slow\n"
     )
     wrapper = tmp_path / "python-slow"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     return wrapper
 
 
 def test_known_slowdown_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     slow = slow_python(tmp_path, extra_ms=2.0)
-    rc = main(regress(tmp_path, "current", str(slow), "--alpha", "0.25", "--resolution", "96",
-                      "--trials", "6", "--confirm", "2", "--format", "json", "--seed", "3"))
+    rc = main(
+        regress(
+            tmp_path,
+            "current",
+            str(slow),
+            "--alpha",
+            "0.25",
+            "--resolution",
+            "96",
+            "--trials",
+            "6",
+            "--confirm",
+            "2",
+            "--format",
+            "json",
+            "--seed",
+            "3",
+        )
+    )
     doc = json.loads(capsys.readouterr().out)
     assert [c["verdict"] for c in doc["cells"]] == ["slower"]
     assert rc == 1
     assert doc["cells"][0]["candidate_trials"] == 8  # --confirm added two trials per side
-    assert main(regress(tmp_path, "current", str(slow), "--alpha", "0.25", "--resolution", "96",
-                        "--trials", "6", "--warn-only")) == 0
+    assert (
+        main(
+            regress(
+                tmp_path,
+                "current",
+                str(slow),
+                "--alpha",
+                "0.25",
+                "--resolution",
+                "96",
+                "--trials",
+                "6",
+                "--warn-only",
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
 
 
-@pytest.mark.parametrize(("baseline", "fragment"), [
-    ("onnxruntime==0.0.1", "not in the package registry"),
-    ("onnxruntime>=1.0", "not of the form"),
-])
-def test_bad_runtimes_exit_2(tmp_path: Path, baseline: str, fragment: str,
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(regress(tmp_path, baseline, "current", "--alpha", "0.25", "--resolution",
-                        "96")) == 2
+@pytest.mark.parametrize(
+    ("baseline", "fragment"),
+    [
+        ("onnxruntime==0.0.1", "not in the package registry"),
+        ("onnxruntime>=1.0", "not of the form"),
+    ],
+)
+def test_bad_runtimes_exit_2(
+    tmp_path: Path, baseline: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(regress(tmp_path, baseline, "current", "--alpha", "0.25", "--resolution", "96")) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
     assert not runtime_for("onnxruntime==0.0.1").path.exists()
@@ -124,8 +208,15 @@ def test_compare_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     db = str(tmp_path / "db.sqlite")
     for device in ("a", "b"):
         with Store.open(Path(db)) as store:
-            store.create_run(device=device, device_kind="local", device_facts={}, config={},
-                             harness_version="t", runtime_version=None, label=None)
+            store.create_run(
+                device=device,
+                device_kind="local",
+                device_facts={},
+                config={},
+                harness_version="t",
+                runtime_version=None,
+                label=None,
+            )
     assert main(["compare", "1", "2", "--db", db]) == 2
     assert "different devices" in capsys.readouterr().err
     assert main(["compare", "1", "99", "--db", db]) == 2

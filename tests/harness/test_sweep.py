@@ -24,14 +24,35 @@ FAST = ["--min-time", "0.05", "--max-time", "0.3", "--quiet"]
 
 
 def run_args(tmp_path: Path, *extra: str) -> list[str]:
-    return ["run", "--db", str(tmp_path / "db.sqlite"), "--models-dir", str(tmp_path / "models"),
-            *FAST, *extra]
+    return [
+        "run",
+        "--db",
+        str(tmp_path / "db.sqlite"),
+        "--models-dir",
+        str(tmp_path / "models"),
+        *FAST,
+        *extra,
+    ]
 
 
-def test_run_measures_and_results_lists(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(run_args(tmp_path, "--alpha", "0.25", "--resolution", "128", "96",
-                       "--threads", "1", "2", "--trials", "2", "--label", "t"))
+def test_run_measures_and_results_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        run_args(
+            tmp_path,
+            "--alpha",
+            "0.25",
+            "--resolution",
+            "128",
+            "96",
+            "--threads",
+            "1",
+            "2",
+            "--trials",
+            "2",
+            "--label",
+            "t",
+        )
+    )
     assert rc == 0
     out = capsys.readouterr()
     assert "p50 ms" in out.out and "run 1" in out.err
@@ -48,19 +69,36 @@ def test_run_measures_and_results_lists(tmp_path: Path,
     assert run.device_facts.get("device", {}).get("kind") == "local"
 
 
-def test_run_foreign_model_with_symbolic_batch(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_foreign_model_with_symbolic_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 30, 30])], [w])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 30, 30])],
+        [w],
+    )
     path = tmp_path / "foreign.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                                ir_version=7), str(path))
-    rc = main(run_args(tmp_path, "--model", str(path), "--shape", "x=4x3x32x32",
-                       "--threads", "1", "--trials", "1"))
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7),
+        str(path),
+    )
+    rc = main(
+        run_args(
+            tmp_path,
+            "--model",
+            str(path),
+            "--shape",
+            "x=4x3x32x32",
+            "--threads",
+            "1",
+            "--trials",
+            "1",
+        )
+    )
     assert rc == 0
     capsys.readouterr()
     with Store.open(tmp_path / "db.sqlite") as store:
@@ -72,25 +110,45 @@ def test_run_foreign_model_with_symbolic_batch(tmp_path: Path,
 def wrapper(tmp_path: Path, body: str) -> Path:
     """A device 'python' that misbehaves for one model and runs the real runner otherwise."""
     path = tmp_path / "python-wrapper"
-    path.write_text(f"#!/bin/sh\ncase \"$2\" in *0.5_96*) {body} ;; esac\n"
-                    f"exec {sys.executable} \"$@\"\n")
+    path.write_text(
+        f'#!/bin/sh\ncase "$2" in *0.5_96*) {body} ;; esac\nexec {sys.executable} "$@"\n'
+    )
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ("kill -SEGV $$", "SIGSEGV"),
-    ("kill -KILL $$", "SIGKILL"),
-    ("echo 'not json'; exit 0", "no result document"),
-    ("sleep 30", "timed out"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("kill -SEGV $$", "SIGSEGV"),
+        ("kill -KILL $$", "SIGKILL"),
+        ("echo 'not json'; exit 0", "no result document"),
+        ("sleep 30", "timed out"),
+    ],
+)
 def test_failures_are_recorded_and_the_sweep_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, reason: str
 ) -> None:
     python = wrapper(tmp_path, body)
-    rc = main(run_args(tmp_path, "--alpha", "0.25", "0.5", "--resolution", "96", "--threads",
-                       "1", "--trials", "1", "--timeout", "5", "--device", "local",
-                       "--inventory", str(_inventory(tmp_path, python)))
+    rc = main(
+        run_args(
+            tmp_path,
+            "--alpha",
+            "0.25",
+            "0.5",
+            "--resolution",
+            "96",
+            "--threads",
+            "1",
+            "--trials",
+            "1",
+            "--timeout",
+            "5",
+            "--device",
+            "local",
+            "--inventory",
+            str(_inventory(tmp_path, python)),
+        )
     )
     err = capsys.readouterr().err
     assert rc == 1
@@ -106,14 +164,20 @@ def _inventory(tmp_path: Path, python: Path) -> Path:
     return path
 
 
-def test_model_onnxruntime_rejects_is_exit_2(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_onnxruntime_rejects_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     graph = helper.make_graph(
-        [helper.make_node("NoSuchOp", ["x"], ["y"], name="n", domain="com.example")], "g",
+        [helper.make_node("NoSuchOp", ["x"], ["y"], name="n", domain="com.example")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph, ir_version=7, opset_imports=[
-        helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(
+        graph,
+        ir_version=7,
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
+    )
     path = tmp_path / "custom.onnx"
     onnx.save(model, str(path))
     assert main(run_args(tmp_path, "--model", str(path))) == 2
@@ -122,8 +186,9 @@ def test_model_onnxruntime_rejects_is_exit_2(tmp_path: Path,
 
 
 @pytest.mark.parametrize("content", [b"garbage" * 100, b"SQLite format 3\x00" + b"\x01" * 200])
-def test_corrupt_database_is_exit_2(tmp_path: Path, content: bytes,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_database_is_exit_2(
+    tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "db.sqlite").write_bytes(content)
     assert main(run_args(tmp_path, "--alpha", "0.25", "--resolution", "96")) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
@@ -150,10 +215,26 @@ def _count(db: Path) -> int:
 
 def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
-    argv = [sys.executable, "-m", "harness", *run_args(tmp_path, "--alpha", "0.25", "0.5",
-            "--resolution", "96", "--threads", "1", "--trials", "3")]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "harness",
+        *run_args(
+            tmp_path,
+            "--alpha",
+            "0.25",
+            "0.5",
+            "--resolution",
+            "96",
+            "--threads",
+            "1",
+            "--trials",
+            "3",
+        ),
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while _count(db) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -163,9 +244,13 @@ def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
     assert 2 <= before < 6
     with Store.open(db) as store:
         kept = set(store.measurements_frame()["id"])
-    done = subprocess.run([sys.executable, "-m", "harness", "run", "--db", str(db),
-                           "--resume", "latest", "--quiet"], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "latest", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     with Store.open(db) as store:
         m = store.measurements_frame()
@@ -178,10 +263,18 @@ def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
 
 def test_two_sweeps_share_one_database(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
-    argv = [sys.executable, "-m", "harness", *run_args(tmp_path, "--alpha", "0.25",
-            "--resolution", "96", "--threads", "1", "--trials", "3")]
-    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    argv = [
+        sys.executable,
+        "-m",
+        "harness",
+        *run_args(
+            tmp_path, "--alpha", "0.25", "--resolution", "96", "--threads", "1", "--trials", "3"
+        ),
+    ]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

@@ -18,8 +18,14 @@ from results.compare import (
 )
 
 
-def trials(rng: np.random.Generator, median_ms: float, n_trials: int = 6, n: int = 200,
-           noise: float = 0.02, between: float = 0.005) -> list[np.ndarray]:
+def trials(
+    rng: np.random.Generator,
+    median_ms: float,
+    n_trials: int = 6,
+    n: int = 200,
+    noise: float = 0.02,
+    between: float = 0.005,
+) -> list[np.ndarray]:
     """Lognormal samples per trial, with a per-trial (between-process) offset."""
     out = []
     for _ in range(n_trials):
@@ -32,18 +38,34 @@ def frame(cells: dict[str, list[np.ndarray]], sha: str = "s", status: str = "ok"
     rows = []
     for name, per_trial in cells.items():
         for i, samples in enumerate(per_trial, start=1):
-            rows.append({"sha256": f"{sha}-{name}", "config_key": '{"threads": 1}', "name": name,
-                         "threads": 1, "trial": i, "status": status,
-                         "reason": None if status == "ok" else "runner crashed",
-                         "samples_ms": list(samples), "p50_ms": float(np.median(samples)),
-                         "flags": ""})
+            rows.append(
+                {
+                    "sha256": f"{sha}-{name}",
+                    "config_key": '{"threads": 1}',
+                    "name": name,
+                    "threads": 1,
+                    "trial": i,
+                    "status": status,
+                    "reason": None if status == "ok" else "runner crashed",
+                    "samples_ms": list(samples),
+                    "p50_ms": float(np.median(samples)),
+                    "flags": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize(("shift", "expected"), [
-    (1.00, "unchanged"), (1.03, "unchanged"), (1.10, "slower"), (1.50, "slower"),
-    (1 / 1.10, "faster"), (0.5, "faster"),
-])
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        (1.00, "unchanged"),
+        (1.03, "unchanged"),
+        (1.10, "slower"),
+        (1.50, "slower"),
+        (1 / 1.10, "faster"),
+        (0.5, "faster"),
+    ],
+)
 def test_known_shifts_get_the_right_verdict(shift: float, expected: str) -> None:
     rng = np.random.default_rng(42)
     base = frame({"m": trials(rng, 10.0)})
@@ -121,6 +143,10 @@ def test_exit_codes() -> None:
     assert exit_code(same) == 0
     slow = compare_frames(frame({"m": trials(rng, 10.0)}), frame({"m": trials(rng, 13.0)}), 1, 2)
     assert exit_code(slow) == 1
-    few = compare_frames(frame({"m": trials(rng, 10.0, n_trials=2, between=0.05)}),
-                         frame({"m": trials(rng, 10.8, n_trials=2, between=0.05)}), 1, 2)
+    few = compare_frames(
+        frame({"m": trials(rng, 10.0, n_trials=2, between=0.05)}),
+        frame({"m": trials(rng, 10.8, n_trials=2, between=0.05)}),
+        1,
+        2,
+    )
     assert exit_code(few) == 3

@@ -27,25 +27,47 @@ def db(tmp_path: Path) -> Path:
         store.upsert_model(MODEL)
         store.upsert_model(FOREIGN)
         first = new_run(store, label="baseline", runtime="1.30.0")
-        store.add_measurement(run_id=first, model_sha256=MODEL.sha256, config={"threads": 1},
-                              trial=0, status="ok", reason=None,
-                              document=runner_document(list(20 + rng.random(50)),
-                                                       version="1.30.0"))
+        store.add_measurement(
+            run_id=first,
+            model_sha256=MODEL.sha256,
+            config={"threads": 1},
+            trial=0,
+            status="ok",
+            reason=None,
+            document=runner_document(list(20 + rng.random(50)), version="1.30.0"),
+        )
         store.set_run_status(first, "complete")
         second = new_run(store, label="candidate")
         for trial in range(2):
             store.add_measurement(
-                run_id=second, model_sha256=MODEL.sha256, config={"threads": 2, "cpus": [0, 1]},
-                trial=trial, status="ok", reason=None,
-                document=runner_document(list(4 + rng.random(40)),
-                                         peak_rss_end_bytes=(100 + trial) * 2**20),
+                run_id=second,
+                model_sha256=MODEL.sha256,
+                config={"threads": 2, "cpus": [0, 1]},
+                trial=trial,
+                status="ok",
+                reason=None,
+                document=runner_document(
+                    list(4 + rng.random(40)), peak_rss_end_bytes=(100 + trial) * 2**20
+                ),
             )
-        store.add_measurement(run_id=second, model_sha256=FOREIGN.sha256,
-                              config={"threads": 2, "cpus": [0, 1]}, trial=0, status="ok",
-                              reason=None, document=runner_document([150.0, 151.0, 149.5]))
-        store.add_measurement(run_id=second, model_sha256=FOREIGN.sha256,
-                              config={"threads": 2, "cpus": [0, 1]}, trial=1, status="failed",
-                              reason="timeout", document=None)
+        store.add_measurement(
+            run_id=second,
+            model_sha256=FOREIGN.sha256,
+            config={"threads": 2, "cpus": [0, 1]},
+            trial=0,
+            status="ok",
+            reason=None,
+            document=runner_document([150.0, 151.0, 149.5]),
+        )
+        store.add_measurement(
+            run_id=second,
+            model_sha256=FOREIGN.sha256,
+            config={"threads": 2, "cpus": [0, 1]},
+            trial=1,
+            status="failed",
+            reason="timeout",
+            document=None,
+        )
     return path
 
 
@@ -56,8 +78,16 @@ def test_table_of_latest_run(db: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert lines[0].startswith("run 2 | 'candidate' | ")
     assert "local (local)" in lines[0] and "onnxruntime 1.31.1" in lines[0]
     header = lines[1]
-    for unit_header in ("p50 ms", "p90 ms", "p99 ms", "CI95 low ms", "load ms", "first ms",
-                        "peak RSS MiB", "MMACs"):
+    for unit_header in (
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "CI95 low ms",
+        "load ms",
+        "first ms",
+        "peak RSS MiB",
+        "MMACs",
+    ):
         assert unit_header in header
     rows = lines[3:]
     assert len(rows) == 2
@@ -129,7 +159,9 @@ def test_list_runs(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["results", "--db", str(db), "--list", "--format", "json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert [(r["run_id"], r["measurements"], r["failed_measurements"]) for r in runs] == [
-        (1, 1, 0), (2, 4, 1)]
+        (1, 1, 0),
+        (2, 4, 1),
+    ]
 
 
 @pytest.mark.parametrize(

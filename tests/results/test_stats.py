@@ -27,7 +27,10 @@ def test_summary_matches_numpy_and_scipy() -> None:
     assert summary.max_ms == values.max()
     assert summary.cv == pytest.approx(values.std(ddof=1) / values.mean())
     expected = scipy_stats.bootstrap(
-        (values,), np.median, n_resamples=999, method="percentile",
+        (values,),
+        np.median,
+        n_resamples=999,
+        method="percentile",
         rng=np.random.default_rng(7),
     ).confidence_interval
     assert summary.ci_low_ms == pytest.approx(expected.low)
@@ -109,8 +112,15 @@ def test_rejects_non_finite() -> None:
 
 
 def test_summarize_reported() -> None:
-    reported = {"mean": 10.4, "p50": 10.0, "p90": 11.0, "p95": 11.5, "p99": 16.0,
-                "min": 4.0, "max": 12.0}
+    reported = {
+        "mean": 10.4,
+        "p50": 10.0,
+        "p90": 11.0,
+        "p95": 11.5,
+        "p99": 16.0,
+        "min": 4.0,
+        "max": 12.0,
+    }
     summary = summarize_reported(reported, n=200)
     assert summary.source == "reported"
     assert (summary.n, summary.median_ms, summary.p90_ms, summary.p99_ms) == (200, 10.0, 11.0, 16.0)

@@ -46,33 +46,68 @@ def runner_document(
 ) -> dict[str, Any]:
     """A runner document (schema mnbench.runner/1) with the given samples."""
     return {
-        "schema": "mnbench.runner/1", "status": "ok", "error": None,
+        "schema": "mnbench.runner/1",
+        "status": "ok",
+        "error": None,
         "model": {"path": "/tmp/models/m.onnx", "file_bytes": 1234, "sha256": "x"},
-        "runtime": {"name": "onnxruntime", "version": version,
-                    "available_providers": ["CPUExecutionProvider"],
-                    "providers": ["CPUExecutionProvider"],
-                    "session_options": {"intra_op_threads": 1, "inter_op_threads": 1,
-                                        "graph_optimization_level": "ORT_ENABLE_ALL",
-                                        "execution_mode": "ORT_SEQUENTIAL", "spin": False}},
-        "host_before": None, "host_after": None,
-        "timings": {"session_create_ms": session_create_ms,
-                    "first_inference_ms": first_inference_ms, "warmup_iterations": 5,
-                    "measure_s": 1.0},
-        "samples_ms": list(samples_ms), "reported_ms": reported_ms,
-        "iterations": len(samples_ms) or 100, "stop_reason": "ci_target",
-        "settings": {"target_ci": 0.01, "min_samples": min_samples, "max_samples": 1000,
-                     "min_time_s": 0.5, "max_time_s": 5.0, "warmup_max": 50, "seed": 0,
-                     "cpus": None},
-        "memory": {"peak_rss_after_load_bytes": peak_rss_after_load_bytes,
-                   "peak_rss_end_bytes": peak_rss_end_bytes, "source": "VmHWM"},
-        "inputs": [], "profile": None,
+        "runtime": {
+            "name": "onnxruntime",
+            "version": version,
+            "available_providers": ["CPUExecutionProvider"],
+            "providers": ["CPUExecutionProvider"],
+            "session_options": {
+                "intra_op_threads": 1,
+                "inter_op_threads": 1,
+                "graph_optimization_level": "ORT_ENABLE_ALL",
+                "execution_mode": "ORT_SEQUENTIAL",
+                "spin": False,
+            },
+        },
+        "host_before": None,
+        "host_after": None,
+        "timings": {
+            "session_create_ms": session_create_ms,
+            "first_inference_ms": first_inference_ms,
+            "warmup_iterations": 5,
+            "measure_s": 1.0,
+        },
+        "samples_ms": list(samples_ms),
+        "reported_ms": reported_ms,
+        "iterations": len(samples_ms) or 100,
+        "stop_reason": "ci_target",
+        "settings": {
+            "target_ci": 0.01,
+            "min_samples": min_samples,
+            "max_samples": 1000,
+            "min_time_s": 0.5,
+            "max_time_s": 5.0,
+            "warmup_max": 50,
+            "seed": 0,
+            "cpus": None,
+        },
+        "memory": {
+            "peak_rss_after_load_bytes": peak_rss_after_load_bytes,
+            "peak_rss_end_bytes": peak_rss_end_bytes,
+            "source": "VmHWM",
+        },
+        "inputs": [],
+        "profile": None,
     }
 
 
 MODEL = ModelRecord(
-    sha256="a" * 64, name="mobilenet_v1_0.75_160", alpha=0.75, resolution=160,
-    variant="separable", kernel=3, precision="fp32", macs=162_000_000, params=2_600_000,
-    weight_bytes=10_400_000, peak_activation_bytes=1_200_000, file_bytes=10_500_000,
+    sha256="a" * 64,
+    name="mobilenet_v1_0.75_160",
+    alpha=0.75,
+    resolution=160,
+    variant="separable",
+    kernel=3,
+    precision="fp32",
+    macs=162_000_000,
+    params=2_600_000,
+    weight_bytes=10_400_000,
+    peak_activation_bytes=1_200_000,
+    file_bytes=10_500_000,
     cost={"layers": []},
 )
 
@@ -90,10 +125,13 @@ def store(db_path: Path) -> Iterator[Store]:
 
 def new_run(store: Store, label: str | None = None, runtime: str | None = "1.31.1") -> int:
     return store.create_run(
-        device="local", device_kind="local", device_facts={"cpu_model": "Test CPU",
-                                                           "logical_cores": 8},
+        device="local",
+        device_kind="local",
+        device_facts={"cpu_model": "Test CPU", "logical_cores": 8},
         config={"plan": [{"model": "m", "threads": 1}], "trials": 3},
-        harness_version="0.1.0", runtime_version=runtime, label=label,
+        harness_version="0.1.0",
+        runtime_version=runtime,
+        label=label,
     )
 
 
@@ -107,10 +145,12 @@ def test_new_database_is_wal_and_versioned(db_path: Path) -> None:
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = connection.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()[0]
         assert int(version) == SCHEMA_VERSION
-        tables = {r[0] for r in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         assert {"meta", "runs", "models", "measurements"} <= tables
     finally:
         connection.close()
@@ -191,8 +231,11 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
 def test_failed_migration_rolls_back(db_path: Path) -> None:
     with Store.open(db_path) as store:
         new_run(store)
-    broken: list[Migration] = [*MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT;",
-                               "ALTER TABLE no_such_table ADD COLUMN x;"]
+    broken: list[Migration] = [
+        *MIGRATIONS,
+        "ALTER TABLE runs ADD COLUMN note TEXT;",
+        "ALTER TABLE no_such_table ADD COLUMN x;",
+    ]
     with pytest.raises(UserError, match="sqlite"):
         Store.open(db_path, migrations=broken)
     with Store.open(db_path) as store:
@@ -252,36 +295,82 @@ def test_completed_keys_for_resume(store: Store) -> None:
     store.upsert_model(MODEL)
     one = {"threads": 1, "cpus": None}
     two = {"cpus": None, "threads": 2}
-    store.add_measurement(run_id=run_id, model_sha256=MODEL.sha256, config=one, trial=0,
-                          status="ok", reason=None, document=runner_document([1.0, 2.0]))
-    store.add_measurement(run_id=run_id, model_sha256=MODEL.sha256, config=two, trial=0,
-                          status="failed", reason="runner crashed", document=None)
-    store.add_measurement(run_id=other_run, model_sha256=MODEL.sha256, config=one, trial=1,
-                          status="ok", reason=None, document=runner_document([1.0]))
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config=one,
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0, 2.0]),
+    )
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config=two,
+        trial=0,
+        status="failed",
+        reason="runner crashed",
+        document=None,
+    )
+    store.add_measurement(
+        run_id=other_run,
+        model_sha256=MODEL.sha256,
+        config=one,
+        trial=1,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0]),
+    )
     assert store.completed_keys(run_id) == {
-        (MODEL.sha256, config_key(one), 0), (MODEL.sha256, config_key(two), 0)}
+        (MODEL.sha256, config_key(one), 0),
+        (MODEL.sha256, config_key(two), 0),
+    }
     assert store.completed_keys(run_id, include_failed=False) == {
-        (MODEL.sha256, config_key(one), 0)}
+        (MODEL.sha256, config_key(one), 0)
+    }
     # A resumed sweep retries the failed trial: the row is replaced, not duplicated.
     retried = store.add_measurement(
-        run_id=run_id, model_sha256=MODEL.sha256, config={"threads": 2, "cpus": None},
-        trial=0, status="ok", reason=None, document=runner_document([3.0]))
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config={"threads": 2, "cpus": None},
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([3.0]),
+    )
     assert store.completed_keys(run_id, include_failed=False) == {
-        (MODEL.sha256, config_key(one), 0), (MODEL.sha256, config_key(two), 0)}
+        (MODEL.sha256, config_key(one), 0),
+        (MODEL.sha256, config_key(two), 0),
+    }
     frame = store.measurements_frame([run_id])
     assert len(frame) == 2
     row = frame[frame["id"] == retried].iloc[0]
     assert (row["status"], row["samples_ms"], row["threads"]) == ("ok", [3.0], 2)
     with pytest.raises(UserError, match="no run 77"):
-        store.add_measurement(run_id=77, model_sha256=MODEL.sha256, config=one, trial=0,
-                              status="ok", reason=None, document=None)
+        store.add_measurement(
+            run_id=77,
+            model_sha256=MODEL.sha256,
+            config=one,
+            trial=0,
+            status="ok",
+            reason=None,
+            document=None,
+        )
 
 
 def test_each_measurement_is_committed_on_its_own(db_path: Path) -> None:
     with Store.open(db_path) as store:
         run_id = new_run(store)
-        store.add_measurement(run_id=run_id, model_sha256="b" * 64, config={"threads": 1},
-                              trial=0, status="ok", reason=None, document=runner_document([1.0]))
+        store.add_measurement(
+            run_id=run_id,
+            model_sha256="b" * 64,
+            config={"threads": 1},
+            trial=0,
+            status="ok",
+            reason=None,
+            document=runner_document([1.0]),
+        )
         # Another connection sees it while this store is still open.
         reader = sqlite3.connect(db_path)
         try:
@@ -295,8 +384,15 @@ def test_upsert_model_refreshes(store: Store) -> None:
     store.upsert_model(ModelRecord(sha256="c" * 64, name="foreign"))
     store.upsert_model(ModelRecord(sha256="c" * 64, name="foreign", macs=5, file_bytes=9))
     run_id = new_run(store)
-    store.add_measurement(run_id=run_id, model_sha256="c" * 64, config={"threads": 1},
-                          trial=0, status="ok", reason=None, document=runner_document([1.0]))
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256="c" * 64,
+        config={"threads": 1},
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0]),
+    )
     row = store.results_frame([run_id]).iloc[0]
     assert row["name"] == "foreign" and row["macs"] == 5 and row["file_bytes"] == 9
     assert row["alpha"] != row["alpha"]  # NaN for a foreign model
@@ -339,7 +435,8 @@ def _run_writers(db_path: Path, run_id: int, go: Path) -> None:
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(db_path), str(run_id), str(worker), str(go)],
             env={**os.environ, "PYTHONPATH": python_path},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for worker in (1, 2)
     ]
@@ -379,13 +476,16 @@ def test_two_processes_write_at_once(db_path: Path, tmp_path: Path) -> None:
     connection = sqlite3.connect(db_path)
     try:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        per_worker = dict(connection.execute(
-            "SELECT json_extract(config_key, '$.worker'), COUNT(*) FROM measurements "
-            "GROUP BY 1").fetchall())
+        per_worker = dict(
+            connection.execute(
+                "SELECT json_extract(config_key, '$.worker'), COUNT(*) FROM measurements GROUP BY 1"
+            ).fetchall()
+        )
         interleaved = connection.execute(
             "SELECT COUNT(*) FROM (SELECT json_extract(config_key, '$.worker') AS w, "
             "LAG(json_extract(config_key, '$.worker')) OVER (ORDER BY id) AS previous "
-            "FROM measurements) WHERE w != previous").fetchone()[0]
+            "FROM measurements) WHERE w != previous"
+        ).fetchone()[0]
     finally:
         connection.close()
     assert per_worker == {1: 200, 2: 200}
@@ -406,14 +506,29 @@ def test_results_frame_pools_ok_trials(store: Store) -> None:
     load = [30.0, 50.0, 40.0]
     for trial, samples in enumerate(trials):
         store.add_measurement(
-            run_id=run_id, model_sha256=MODEL.sha256, config=config, trial=trial, status="ok",
+            run_id=run_id,
+            model_sha256=MODEL.sha256,
+            config=config,
+            trial=trial,
+            status="ok",
             reason=None,
-            document=runner_document(samples, peak_rss_end_bytes=rss[trial],
-                                     session_create_ms=load[trial],
-                                     first_inference_ms=10.0 + trial, min_samples=25),
+            document=runner_document(
+                samples,
+                peak_rss_end_bytes=rss[trial],
+                session_create_ms=load[trial],
+                first_inference_ms=10.0 + trial,
+                min_samples=25,
+            ),
         )
-    store.add_measurement(run_id=run_id, model_sha256=MODEL.sha256, config=config, trial=3,
-                          status="failed", reason="timeout after 60 s", document=None)
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config=config,
+        trial=3,
+        status="failed",
+        reason="timeout after 60 s",
+        document=None,
+    )
     frame = store.results_frame([run_id])
     assert list(frame.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert list(frame.columns) == [*RESULT_COLUMNS, *RESULT_EXTRA_COLUMNS]
@@ -434,9 +549,18 @@ def test_results_frame_pools_ok_trials(store: Store) -> None:
     assert row["load_ms"] == 40.0 and row["first_ms"] == 11.0
     assert row["trial_medians_ms"] == pytest.approx([float(np.median(t)) for t in trials])
     assert (row["name"], row["alpha"], row["resolution"], row["threads"], row["cpus"]) == (
-        "mobilenet_v1_0.75_160", 0.75, 160, 2, "0,1")
+        "mobilenet_v1_0.75_160",
+        0.75,
+        160,
+        2,
+        "0,1",
+    )
     assert (row["macs"], row["device"], row["label"], row["runtime_version"]) == (
-        162_000_000, "local", "nightly", "1.31.1")
+        162_000_000,
+        "local",
+        "nightly",
+        "1.31.1",
+    )
     assert row["flags"] == ""
 
 
@@ -446,15 +570,37 @@ def test_results_frame_status_and_reported_only(store: Store) -> None:
     # No model row: the name comes from the document's model path.
     failed_sha, reported_sha = "e" * 64, "f" * 64
     for trial in range(2):
-        store.add_measurement(run_id=run_id, model_sha256=failed_sha, config={"threads": 1},
-                              trial=trial, status="failed", reason="OOM", document=None)
+        store.add_measurement(
+            run_id=run_id,
+            model_sha256=failed_sha,
+            config={"threads": 1},
+            trial=trial,
+            status="failed",
+            reason="OOM",
+            document=None,
+        )
     for trial, (p50, p90) in enumerate([(10.0, 12.0), (11.0, 13.0), (14.0, 20.0)]):
-        document = runner_document([], reported_ms={"p50": p50, "p90": p90, "min": 4.0},
-                                   version="1.30.0")
-        store.add_measurement(run_id=run_id, model_sha256=reported_sha, config={"threads": 4},
-                              trial=trial, status="ok", reason=None, document=document)
-    store.add_measurement(run_id=other, model_sha256=reported_sha, config={"threads": 4},
-                          trial=0, status="ok", reason=None, document=runner_document([1.0]))
+        document = runner_document(
+            [], reported_ms={"p50": p50, "p90": p90, "min": 4.0}, version="1.30.0"
+        )
+        store.add_measurement(
+            run_id=run_id,
+            model_sha256=reported_sha,
+            config={"threads": 4},
+            trial=trial,
+            status="ok",
+            reason=None,
+            document=document,
+        )
+    store.add_measurement(
+        run_id=other,
+        model_sha256=reported_sha,
+        config={"threads": 4},
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0]),
+    )
     frame = store.results_frame([run_id])
     assert len(frame) == 2
     failed = frame[frame["sha256"] == failed_sha].iloc[0]
@@ -477,22 +623,40 @@ def test_results_frame_status_and_reported_only(store: Store) -> None:
 def test_measurements_frame(store: Store) -> None:
     run_id = new_run(store)
     store.upsert_model(MODEL)
-    store.add_measurement(run_id=run_id, model_sha256=MODEL.sha256, config={"threads": 1},
-                          trial=0, status="ok", reason=None,
-                          document=runner_document([1.0, 2.0, 3.0, 4.0]))
-    store.add_measurement(run_id=run_id, model_sha256=MODEL.sha256, config={"threads": 1},
-                          trial=1, status="failed", reason="crash", document=None)
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config={"threads": 1},
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0, 2.0, 3.0, 4.0]),
+    )
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256=MODEL.sha256,
+        config={"threads": 1},
+        trial=1,
+        status="failed",
+        reason="crash",
+        document=None,
+    )
     frame = store.measurements_frame([run_id])
     assert list(frame["trial"]) == [0, 1]
     ok, failed = frame.iloc[0], frame.iloc[1]
     assert (ok["status"], ok["samples"], ok["p50_ms"], ok["samples_ms"]) == (
-        "ok", 4, 2.5, [1.0, 2.0, 3.0, 4.0])
+        "ok",
+        4,
+        2.5,
+        [1.0, 2.0, 3.0, 4.0],
+    )
     assert ok["flags"] == "high_cv,far_min,far_max,few_samples"  # 1..4 ms; min_samples 10
     assert (failed["status"], failed["reason"], failed["samples"]) == ("failed", "crash", 0)
     connection = sqlite3.connect(store.path)
     try:
         stored = connection.execute(
-            "SELECT n_samples, p50_ms, document FROM measurements WHERE trial = 0").fetchone()
+            "SELECT n_samples, p50_ms, document FROM measurements WHERE trial = 0"
+        ).fetchone()
     finally:
         connection.close()
     assert stored[:2] == (4, 2.5)
@@ -504,16 +668,48 @@ def test_results_frame_is_in_grid_order(store: Store) -> None:
     grid = [(1.0, 224), (0.25, 224), (0.25, 96), (0.5, 128)]
     for alpha, resolution in grid:
         sha = f"{alpha}-{resolution}".ljust(64, "0")
-        store.upsert_model(ModelRecord(sha256=sha, name=f"mobilenet_v1_{alpha}_{resolution}",
-                                       alpha=alpha, resolution=resolution, variant="separable"))
+        store.upsert_model(
+            ModelRecord(
+                sha256=sha,
+                name=f"mobilenet_v1_{alpha}_{resolution}",
+                alpha=alpha,
+                resolution=resolution,
+                variant="separable",
+            )
+        )
         for threads in (4, 1):
-            store.add_measurement(run_id=run_id, model_sha256=sha, config={"threads": threads},
-                                  trial=0, status="ok", reason=None,
-                                  document=runner_document([1.0, 1.1]))
-    store.add_measurement(run_id=run_id, model_sha256="0" * 64, config={"threads": 1},
-                          trial=0, status="ok", reason=None, document=runner_document([1.0]))
+            store.add_measurement(
+                run_id=run_id,
+                model_sha256=sha,
+                config={"threads": threads},
+                trial=0,
+                status="ok",
+                reason=None,
+                document=runner_document([1.0, 1.1]),
+            )
+    store.add_measurement(
+        run_id=run_id,
+        model_sha256="0" * 64,
+        config={"threads": 1},
+        trial=0,
+        status="ok",
+        reason=None,
+        document=runner_document([1.0]),
+    )
     frame = store.results_frame([run_id])
-    order = list(zip(frame["alpha"].fillna(-1), frame["resolution"].fillna(-1),
-                     frame["threads"], strict=True))
-    assert order == [(0.25, 96, 1), (0.25, 96, 4), (0.25, 224, 1), (0.25, 224, 4),
-                     (0.5, 128, 1), (0.5, 128, 4), (1.0, 224, 1), (1.0, 224, 4), (-1, -1, 1)]
+    order = list(
+        zip(
+            frame["alpha"].fillna(-1), frame["resolution"].fillna(-1), frame["threads"], strict=True
+        )
+    )
+    assert order == [
+        (0.25, 96, 1),
+        (0.25, 96, 4),
+        (0.25, 224, 1),
+        (0.25, 224, 4),
+        (0.5, 128, 1),
+        (0.5, 128, 4),
+        (1.0, 224, 1),
+        (1.0, 224, 4),
+        (-1, -1, 1),
+    ]

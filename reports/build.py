@@ -1,0 +1,224 @@
+"""Build the report: read the store, draw the charts, write the files atomically.
+
+``render_report`` is a pure function of (runs frame, results frame, accuracy table) to files;
+``build_report`` opens the store read-only in spirit (it never writes measurements), picks the
+runs and calls it. Every file is written to a temporary name beside its target and moved
+into place with ``os.replace`` (pypa/build's habit), so a reader never sees half a report.
+
+Files in the output directory: ``report.html`` (self-contained), ``summary.md``, and per
+chart ``<name>.png`` (``<name>.svg`` where vectors help) with ``<name>.csv`` holding its data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from harness import __version__
+from harness.errors import UserError
+from reports.accuracy import accuracy_table
+from reports.charts import (
+    Chart,
+    latency_accuracy,
+    latency_heatmap,
+    latency_vs_macs,
+    memory_chart,
+    prediction_chart,
+    series_labels,
+    time_share_chart,
+)
+from reports.html import render_html
+from reports.summary import render_summary
+from results.store import Store
+
+CHART_NAMES: tuple[str, ...] = (
+    "latency_heatmap",
+    "latency_vs_macs",
+    "latency_accuracy",
+    "memory",
+    "prediction",
+    "time_share",
+)
+REFERENCE_NOTE = (
+    "TF-Slim reference top-1 (tensorflow/models research/slim/nets/"
+    "mobilenet_v1.md @ 10cf1c0a, checkpoints mobilenet_v1_2018_08_02: float "
+    "checkpoints as fp32, _quant TensorFlow Lite models as int8)"
+)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What a report build wrote."""
+
+    out_dir: Path
+    html: Path
+    summary: Path
+    images: tuple[Path, ...]
+    data: tuple[Path, ...]
+    skipped: tuple[tuple[str, str], ...]
+    """(chart title, why it has no data) for each chart left out."""
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the output directory; a path that cannot hold files is a ``UserError``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(
+            f"output path {out_dir} exists and is not a directory; give --out a directory"
+        ) from None
+    except NotADirectoryError:
+        raise UserError(
+            f"cannot create {out_dir}: part of the path is a file, not a "
+            "directory; give --out another directory"
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot create output directory {out_dir} ({exc.strerror}); give "
+            "--out a writable directory"
+        ) from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(
+            f"output directory {out_dir} is not writable; give --out a writable directory"
+        )
+    return out_dir
+
+
+def draw_charts(
+    runs: pd.DataFrame,
+    results: pd.DataFrame,
+    accuracy: pd.DataFrame,
+    *,
+    accuracy_note: str = REFERENCE_NOTE,
+    profiles: pd.DataFrame | None = None,
+) -> list[Chart]:
+    """All charts of the report, in report order (charts without data included)."""
+    labels = series_labels(runs)
+    return [
+        latency_heatmap(results, labels),
+        latency_vs_macs(results, labels),
+        latency_accuracy(results, labels, accuracy, accuracy_note),
+        memory_chart(results, labels),
+        prediction_chart(results, labels),
+        time_share_chart(profiles, labels),
+    ]
+
+
+def render_report(
+    runs: pd.DataFrame,
+    results: pd.DataFrame,
+    accuracy: pd.DataFrame,
+    out_dir: Path,
+    *,
+    accuracy_note: str = REFERENCE_NOTE,
+    measurements: pd.DataFrame | None = None,
+    profiles: pd.DataFrame | None = None,
+    generated_at: datetime | None = None,
+) -> ReportFiles:
+    """Write the report for these frames into ``out_dir`` (created if needed)."""
+    out_dir = prepare_out_dir(Path(out_dir))
+    charts = draw_charts(runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles)
+    images: list[Path] = []
+    data: list[Path] = []
+    try:
+        for chart in charts:
+            targets = {
+                f"{chart.name}.png": chart.png,
+                f"{chart.name}.svg": chart.svg,
+                f"{chart.name}.csv": chart.data.to_csv(index=False).encode("utf-8")
+                if chart.has_image
+                else None,
+            }
+            for file_name, content in targets.items():
+                path = out_dir / file_name
+                if content is None:
+                    path.unlink(missing_ok=True)  # stale from an earlier report
+                    continue
+                write_atomic(path, content)
+                (data if file_name.endswith(".csv") else images).append(path)
+        html_text = render_html(
+            runs,
+            results,
+            charts,
+            harness_version=__version__,
+            accuracy_note=accuracy_note,
+            measurements=measurements,
+            generated_at=generated_at,
+        )
+        html_path = out_dir / "report.html"
+        write_atomic(html_path, html_text.encode("utf-8"))
+        summary_path = out_dir / "summary.md"
+        write_atomic(
+            summary_path,
+            render_summary(runs, results, charts, harness_version=__version__).encode("utf-8"),
+        )
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the report into {out_dir} ({exc.strerror or exc}); give "
+            "--out a writable directory"
+        ) from None
+    return ReportFiles(
+        out_dir=out_dir,
+        html=html_path,
+        summary=summary_path,
+        images=tuple(images),
+        data=tuple(data),
+        skipped=tuple((c.title, c.missing) for c in charts if not c.has_image),
+    )
+
+
+def _run_ids(store: Store, run_specs: Sequence[str | int]) -> list[int]:
+    specs = list(run_specs) or ["latest"]
+    if any(str(spec).strip().lower() == "all" for spec in specs):
+        if len(specs) > 1:
+            raise UserError("--run all cannot be combined with other runs; give 'all' alone")
+        ids = [run.id for run in store.list_runs()]
+        if not ids:
+            raise UserError(f"{store.path} holds no runs yet; measure with `mnbench run`")
+        return ids
+    ids = []
+    for spec in specs:
+        run_id = store.resolve_run_id(spec)
+        if run_id not in ids:
+            ids.append(run_id)
+    return ids
+
+
+def build_report(
+    db_path: Path | str | None,
+    run_specs: Sequence[str | int],
+    accuracy_csv: Path | str | None,
+    out_dir: Path | str,
+) -> ReportFiles:
+    """Report on the given runs ("latest", ids, labels or "all") of the database at
+    ``db_path`` (None: the default database) into ``out_dir``."""
+    accuracy = accuracy_table(Path(accuracy_csv) if accuracy_csv is not None else None)
+    note = (
+        REFERENCE_NOTE
+        if accuracy_csv is None
+        else (f"{accuracy_csv} where it gives a cell, else the {REFERENCE_NOTE}")
+    )
+    with Store.open(db_path, create=False) as store:
+        run_ids = _run_ids(store, run_specs)
+        runs = store.runs_frame()
+        runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
+        results = store.results_frame(run_ids)  # carries the failure reasons per result
+    return render_report(runs, results, accuracy, Path(out_dir), accuracy_note=note)

@@ -1,0 +1,121 @@
+"""The markdown summary: a few lines fit for a CI log or a pull-request comment.
+
+Runs with their device and runtime, one compact table of median latency per model (a column
+per run and configuration), and the count of failed and unstable results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from reports.charts import Chart, cell_text, config_text, measured, series_labels
+
+
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3g}"
+
+
+def _sort_key(alpha: float, resolution: float, name: str) -> tuple[float, float, str]:
+    return (
+        -alpha if not math.isnan(alpha) else 1.0,
+        -resolution if not math.isnan(resolution) else 1.0,
+        name,
+    )
+
+
+def render_summary(
+    runs: pd.DataFrame, results: pd.DataFrame, charts: Sequence[Chart], *, harness_version: str
+) -> str:
+    """Markdown text ending in a newline."""
+    labels = series_labels(runs)
+    lines = ["## mnbench report", ""]
+    for run in runs.to_dict("records"):
+        run_id = int(run["run_id"])
+        created = str(run.get("created_at") or "")[:19].replace("T", " ")
+        lines.append(
+            f"- run {labels[run_id]} ({run.get('device_kind') or 'device'}), "
+            f"harness {run.get('harness_version') or '?'}, {created}"
+        )
+    lines.append("")
+    frame = measured(results)
+    columns: list[tuple[int, str, str, float, float]] = sorted(
+        {
+            (int(r), str(v), str(p), float(k), float(t))
+            for r, v, p, k, t in zip(
+                frame["run_id"],
+                frame["variant"],
+                frame["precision"],
+                frame["kernel"],
+                frame["threads"],
+                strict=True,
+            )
+        },
+        key=lambda c: (
+            c[0],
+            c[1],
+            c[2],
+            0 if math.isnan(c[3]) else c[3],
+            0 if math.isnan(c[4]) else c[4],
+        ),
+    )
+    if columns:
+        # one row per cell (or foreign model name), one column per run and configuration
+        rows: dict[tuple[float, float, str], dict[int, float]] = {}
+        for row in frame.to_dict("records"):
+            alpha, resolution = float(row["alpha"]), float(row["resolution"])
+            grid = not (math.isnan(alpha) or math.isnan(resolution))
+            key = (alpha, resolution, "" if grid else str(row["name"]))
+            column = columns.index(
+                (
+                    int(row["run_id"]),
+                    str(row["variant"]),
+                    str(row["precision"]),
+                    float(row["kernel"]),
+                    float(row["threads"]),
+                )
+            )
+            rows.setdefault(key, {})[column] = float(row["p50_ms"])
+        headers = [
+            f"{labels.get(c[0], f'#{c[0]}')} {config_text(c[1], c[2], c[3], c[4])}" for c in columns
+        ]
+        lines.append("Median latency (ms) per model:")
+        lines.append("")
+        lines.append("| model (α/resolution) | " + " | ".join(headers) + " |")
+        lines.append("|---|" + "---:|" * len(columns))
+        for key in sorted(rows, key=lambda k: _sort_key(*k)):
+            alpha, resolution, name = key
+            label = name or cell_text(alpha, resolution)
+            values = rows[key]
+            lines.append(
+                f"| {label} | "
+                + " | ".join(_cell(values.get(i, math.nan)) for i in range(len(columns)))
+                + " |"
+            )
+        lines.append("")
+    else:
+        lines += ["No result has a median latency.", ""]
+    status = results["status"].astype(str) if "status" in results.columns else pd.Series(dtype=str)
+    flags = (
+        results["flags"].fillna("").astype(str)
+        if "flags" in results.columns
+        else pd.Series(dtype=str)
+    )
+    failed = int((status == "failed").sum())
+    partial = int((status == "partial").sum())
+    unstable = int((flags != "").sum())
+    lines.append(
+        f"Results: {len(results)}; failed: {failed}; partly failed: {partial}; "
+        f"unstable (flagged): {unstable}."
+    )
+    skipped = [c for c in charts if not c.has_image]
+    if skipped:
+        lines.append(
+            "Charts without data: "
+            + "; ".join(f"{c.title} ({c.missing}; run `{c.hint}`)" for c in skipped)
+            + "."
+        )
+    lines.append(f"Full report: report.html (mnbench {harness_version}).")
+    return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -191,7 +191,7 @@ def compare_frames(
         cand_cells = {(g["name"].iloc[0], k[1]): g for k, g in cand_cells.items()}
         warnings.append("--force: cells are paired by model name, not by model file")
 
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     failed: list[FailedCell] = []
     missing: list[str] = []
     for key in sorted(set(base_cells) | set(cand_cells)):
@@ -238,7 +238,7 @@ def compare_frames(
             }
         )
     if rows:
-        p_values = [float(r["p_value"]) for r in rows]  # type: ignore[arg-type]
+        p_values = [float(r["p_value"]) for r in rows]
         adjusted = stats.false_discovery_control(p_values, method="bh")
     else:
         adjusted = []
@@ -246,12 +246,12 @@ def compare_frames(
     for row, p_adj in zip(rows, adjusted, strict=True):
         verdict = verdict_for(
             float(row["ci_low"]),
-            float(row["ci_high"]),  # type: ignore[arg-type]
+            float(row["ci_high"]),
             float(p_adj),
             threshold,
             alpha,
         )
-        cells.append(CellComparison(p_adjusted=float(p_adj), verdict=verdict, **row))  # type: ignore[arg-type]
+        cells.append(CellComparison(p_adjusted=float(p_adj), verdict=verdict, **row))
     return Comparison(
         baseline_run,
         candidate_run,

@@ -133,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
         return 0
-    shown = [r for r in rows if r["macs"] or r["params"]]
     print(
         format_table(
             [
@@ -150,18 +149,19 @@ def run(args: argparse.Namespace) -> int:
             ],
             [
                 [
-                    r["name"],
-                    r["op_type"],
-                    r["kind"],
-                    int(r["macs"]) / 1e6,  # type: ignore[call-overload]
-                    int(r["params"]) / 1e3,
-                    int(r["weight_bytes"]) / 1024,  # type: ignore[call-overload]
-                    int(r["input_bytes"]) / 1024,
-                    int(r["output_bytes"]) / 1024,  # type: ignore[call-overload]
-                    r["flop_per_byte"],
-                    r["output_shape"],
+                    n.name,
+                    n.op_type,
+                    n.kind,
+                    n.macs / 1e6,
+                    n.params / 1e3,
+                    n.weight_bytes / 1024,
+                    n.input_bytes / 1024,
+                    n.output_bytes / 1024,
+                    round(n.intensity_flop_per_byte, 3),
+                    "x".join(map(str, n.output_shape)) if n.output_shape else "",
                 ]
-                for r in shown
+                for n in cost.nodes
+                if n.macs or n.params
             ],
         )
     )

@@ -30,7 +30,7 @@ demo: $(STAMP)
 	@mkdir -p $(DEMO_DIR)
 	cd $(DEMO_DIR) && $(BIN)/mnbench run --label demo
 	cd $(DEMO_DIR) && $(BIN)/mnbench results
-	cd $(DEMO_DIR) && if $(BIN)/mnbench report --help >/dev/null 2>&1; then $(BIN)/mnbench report; fi
+	cd $(DEMO_DIR) && $(BIN)/mnbench report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -56,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"mnbench: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (`mnbench results | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "mnbench: interrupted; what was measured is kept, resume with --resume latest",

@@ -13,6 +13,7 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
+from harness.commands.run import resolve
 from harness.errors import UserError
 from harness.table import format_table
 
@@ -48,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="with check: install numpy and onnxruntime on the device",
     )
+    parser.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="SSH: trust and record an unknown host key on first contact",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -56,7 +62,7 @@ def _inventory_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from devices.inventory import load_inventory, resolve_device
+    from devices.inventory import load_inventory
 
     inventory = _inventory_path(args)
     if args.action == "list":
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             f"`mnbench devices {args.action}` needs a device name or URL, "
             "e.g. `mnbench devices show local`"
         )
-    config = resolve_device(args.name, inventory)
+    args.device = args.name
+    config = resolve(args)
     if args.action == "show":
         with _opened(config) as transport:
             facts = probe_device(config, transport)

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ def resolve(args: argparse.Namespace) -> DeviceConfig:
     from devices.inventory import resolve_device
 
     explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
-    return resolve_device(args.device, Path(explicit) if explicit else None)
+    device = resolve_device(args.device, Path(explicit) if explicit else None)
+    if getattr(args, "accept_new_host_key", False) and device.kind == "ssh":
+        device = replace(device, accept_new_host_key=True)
+    return device
 
 
 def _positive(flag: str, kind: type[int] | type[float]) -> Any:

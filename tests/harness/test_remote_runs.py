@@ -4,7 +4,10 @@ client. The same runner, the same JSON, the same store as on this machine."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,122 @@ def test_phone_runner_binary_for_the_wrong_abi(
     assert rc == 2
     assert "x86_64" in err and "arm64-v8a" in err
     assert len(err.splitlines()) <= 2
+
+
+def _count(db: Path) -> int:
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return int(con.execute("select count(*) from measurements").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def _sweep_then_drop(argv: list[str], db: Path, drop: Callable[[], object]) -> tuple[int, str]:
+    """Start a sweep, cut the device's connection once a measurement is stored."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while _count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the next measurement is in flight
+    drop()
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def _resume(db: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--db",
+            str(db),
+            "--resume",
+            "latest",
+            "--quiet",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+SWEEP = [
+    "--alpha",
+    "0.25",
+    "0.5",
+    "--resolution",
+    "96",
+    "--trials",
+    "3",
+    "--threads",
+    "1",
+    "--min-time",
+    "1",
+    "--max-time",
+    "2",
+    "--quiet",
+]
+
+
+def test_ssh_connection_dropped_mid_sweep_then_resumed(
+    tmp_path: Path, sshd_server: SshServer, drop_ssh_connections: Callable[[], int]
+) -> None:
+    inventory = board_inventory(tmp_path, sshd_server, sys.executable)
+    db = tmp_path / "db.sqlite"
+    rc, err = _sweep_then_drop(
+        [
+            "run",
+            "--device",
+            "board",
+            "--inventory",
+            str(inventory),
+            "--db",
+            str(db),
+            "--models-dir",
+            str(tmp_path / "m"),
+            *SWEEP,
+        ],
+        db,
+        drop_ssh_connections,
+    )
+    kept = _count(db)
+    assert kept >= 1
+    # the drop hit a measurement in flight: one line that says how to resume
+    assert rc == 2 and "--resume" in err and "kept" in err, err
+    done = _resume(db, "--inventory", str(inventory))
+    assert done.returncode == 0, done.stderr
+    assert _count(db) == 6
+
+
+def test_adb_connection_dropped_mid_sweep_then_resumed(tmp_path: Path, adb_phone: AdbPhone) -> None:
+    server = adb_phone.server
+    url = (
+        f"adb://{adb_phone.serial}?adb={server.adb}&server=127.0.0.1:{server.port}"
+        f"&python={sys.executable}"
+    )
+    db = tmp_path / "db.sqlite"
+    rc, err = _sweep_then_drop(
+        ["run", "--device", url, "--db", str(db), "--models-dir", str(tmp_path / "m"), *SWEEP],
+        db,
+        adb_phone.sim.drop_connections,
+    )
+    assert _count(db) >= 1
+    assert rc == 2 and "--resume" in err and "kept" in err, err
+    done = _resume(db)
+    assert done.returncode == 0, done.stderr
+    assert _count(db) == 6

@@ -27,7 +27,6 @@ import posixpath
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from devices.transport import (
     CommandTimeout,
     Completed,
     TransportError,
+    communicate_or_kill,
     describe_failure,
 )
 
@@ -329,21 +329,14 @@ class AdbTransport:
             ) from None
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
+        out, err, timed_out = communicate_or_kill(proc, timeout_s)
+        if timed_out:
             raise CommandTimeout(
                 f"{what} on {self.name} did not finish within {timeout_s:g} s and was killed; "
                 "raise the timeout or check the device",
                 _strip_marker(out),
                 err,
-            ) from None
-        except BaseException:
-            _kill_group(proc)
-            proc.wait()
-            raise
+            )
         return _Ran(proc.returncode, out, err, time.perf_counter() - start)
 
 
@@ -401,10 +394,3 @@ def _transfer_advice(ran: _Ran) -> str:
 
 def _transfer_timeout_s(size_bytes: int) -> float:
     return 60.0 + size_bytes / TRANSFER_RATE_FLOOR_BYTES_PER_S
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()

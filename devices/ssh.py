@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -46,6 +45,7 @@ from devices.transport import (
     CommandTimeout,
     Completed,
     TransportError,
+    communicate_or_kill,
     describe_failure,
 )
 
@@ -383,22 +383,16 @@ class SshTransport:
         finally:
             os.close(stdin_read)
         try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
+            out, err, timed_out = communicate_or_kill(proc, timeout_s)
+        finally:
+            os.close(stdin_write)
+        if timed_out:
             raise CommandTimeout(
                 f"{program} on {self.name} did not finish within {timeout_s:g} s and was killed; "
                 "raise the timeout or check the command",
                 out,
                 err,
-            ) from None
-        except BaseException:
-            _kill_group(proc)
-            proc.wait()
-            raise
-        finally:
-            os.close(stdin_write)
+            )
         completed = Completed(tuple(argv), proc.returncode, out, err, time.perf_counter() - start)
         if completed.rc == SSH_ERROR_RC:
             self._raise_if_connection_error(err, f"{program}")
@@ -471,18 +465,11 @@ class SshTransport:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        try:
-            out, err_bytes = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
+        out, err_bytes, timed_out = communicate_or_kill(proc, timeout_s)
+        if timed_out:
             raise TransportError(
                 f"{what} did not finish within {timeout_s:g} s; check the link to the board"
-            ) from None
-        except BaseException:
-            _kill_group(proc)
-            proc.wait()
-            raise
+            )
         err = err_bytes.decode(errors="replace")
         if proc.returncode == SSH_ERROR_RC:
             self._raise_if_connection_error(err, what)
@@ -539,10 +526,3 @@ def _transfer_message(what: str, stderr: str) -> str:
     if ": " in tail:  # "cat: /x: No such file or directory" -> the reason only
         tail = tail.rsplit(": ", 1)[-1]
     return f"{what} failed: {tail[:300]}"
-
-
-def _kill_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import UserError
 
@@ -147,21 +147,14 @@ class LocalTransport:
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]!r} on local: {exc.strerror}") from exc
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
+        out, err, timed_out = communicate_or_kill(proc, timeout_s)
+        if timed_out:
             raise CommandTimeout(
                 f"{os.path.basename(argv[0])} on local did not finish within {timeout_s:g} s "
                 "and was killed; raise the timeout or check the command",
                 out,
                 err,
-            ) from None
-        except BaseException:
-            _kill_group(proc)
-            proc.wait()
-            raise
+            )
         completed = Completed(tuple(argv), proc.returncode, out, err, time.perf_counter() - start)
         if check and completed.rc != 0:
             raise CommandFailed(describe_failure(self.name, completed), completed)
@@ -188,11 +181,28 @@ class LocalTransport:
         self.close()
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """Kill a process started with ``start_new_session=True`` and everything it started."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
+
+
+def communicate_or_kill(proc: subprocess.Popen[Any], timeout_s: float) -> tuple[Any, Any, bool]:
+    """(stdout, stderr, timed_out). A process still running after ``timeout_s``, or when the
+    caller is interrupted (Ctrl-C), is killed with its whole process group."""
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, err = proc.communicate()
+        return out, err, True
+    except BaseException:
+        kill_group(proc)
+        proc.wait()
+        raise
+    return out, err, False
 
 
 def _copy(src: Path, dst: Path, verb: str) -> None:

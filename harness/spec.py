@@ -21,7 +21,7 @@ Precision = Literal["fp32", "int8", "fp16"]
 
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
-PRECISIONS: tuple[Precision, ...] = ("fp32",)  # int8 and fp16 are later work
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 DEFAULT_ALPHAS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 DEFAULT_RESOLUTIONS: tuple[int, ...] = (224, 192, 160, 128)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
 from harness.table import format_table
-from results.compare import (
-    DEFAULT_THRESHOLD,
-    Comparison,
-    compare_runs,
-    comparison_records,
-    exit_code,
-)
 from results.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    from results.compare import Comparison
+
+DEFAULT_THRESHOLD_PCT = 5.0  # results.compare.DEFAULT_THRESHOLD, without importing scipy here
 
 EXAMPLES = """examples:
   mnbench compare 1 2                          baseline run 1, candidate run 2
@@ -46,7 +45,7 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=100 * DEFAULT_THRESHOLD,
+        default=DEFAULT_THRESHOLD_PCT,
         metavar="PCT",
         help="smallest change that matters, in %% (default 5)",
     )
@@ -59,6 +58,8 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render(comparison: Comparison, fmt: str) -> str:
+    from results.compare import comparison_records
+
     records = comparison_records(comparison)
     if fmt == "json":
         return json.dumps(
@@ -135,6 +136,8 @@ def render(comparison: Comparison, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from results.compare import compare_runs, exit_code
+
     with Store.open(args.db or default_db_path()) as store:
         base = store.resolve_run_id(args.baseline)
         cand = store.resolve_run_id(args.candidate)

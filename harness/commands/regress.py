@@ -13,6 +13,7 @@ import random
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
@@ -37,8 +38,10 @@ from harness.sweep import (
     prepare_models,
     sweep_config,
 )
-from results.compare import Comparison, compare_runs, exit_code
 from results.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    from results.compare import Comparison
 
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
@@ -137,6 +140,8 @@ def abba_order(
 
 
 def run(args: argparse.Namespace) -> int:
+    from results.compare import compare_runs, exit_code
+
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
     device = resolve(args)
@@ -243,6 +248,8 @@ def _confirm(
     rng: random.Random,
 ) -> Comparison:
     """More trials for the cells flagged slower, then compare again."""
+    from results.compare import compare_runs
+
     slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
     models = {m.sha256: m for m in _plan_models(sweeps["A"], runs["A"], store)}
     pairs: list[tuple[PlanItem, PlanItem]] = []

@@ -9,6 +9,13 @@ Conventions (stated in ``mnbench cost --help`` and the README):
 - activation bytes are the non-initializer inputs and the outputs of a node; weight bytes
   are the initializers' bytes at their stored width.
 - arithmetic intensity = FLOPs / (weight + input + output bytes), in FLOP per byte.
+- quantised (QDQ) graphs: a DequantizeLinear whose input is an initializer is part of the
+  weights of the layer that consumes it — its int8 (or int32 bias) elements are that layer's
+  parameters, counted once, at their stored width; its scales and zero points add bytes but
+  are not parameters; its float output is neither an activation nor a MAC. QuantizeLinear and
+  DequantizeLinear count zero MACs, so an int8 model has the MACs of its fp32 parent. Layer
+  kinds look through QuantizeLinear, DequantizeLinear and Cast (a stem fed by ``Cast(input)``
+  or ``DequantizeLinear(QuantizeLinear(input))`` is still the stem).
 - peak activation memory: tensors live from the node that makes them to their last
   consumer (graph inputs from the start, graph outputs to the end), nodes executed
   sequentially in graph order; the peak of the live total.
@@ -52,9 +59,16 @@ PASS_THROUGH_OPS = frozenset(
         "Tanh",
     }
 )
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+TRANSPARENT_OPS = QDQ_OPS | {"Cast"}
+"""Ops that change a tensor's type but not what it is: layer kinds look through them."""
+QUANT_PARAM_INPUTS = (1, 2)
+"""Scale and zero point of QuantizeLinear/DequantizeLinear: bytes, not parameters."""
 CONVENTIONS = (
     "MACs: one multiply-add = one MAC (FLOPs = 2 x MACs), counted for Conv, Gemm and MatMul "
-    "only; params: elements of the initializers a node consumes; bytes at stored width; "
+    "only (QuantizeLinear/DequantizeLinear count 0); params: elements of the initializers a "
+    "node consumes, a quantised weight's elements counted once and its scales and zero points "
+    "not; bytes at stored width (int8 1, fp16 2, scales and zero points included); "
     "symbolic dimensions set to 1."
 )
 
@@ -237,6 +251,7 @@ def _kind(
     node: onnx.NodeProto,
     shapes: Mapping[str, tuple[tuple[int, ...] | None, int]],
     graph_inputs: set[str],
+    producers: Mapping[str, onnx.NodeProto] | None = None,
 ) -> Kind:
     if node.op_type in ("Gemm", "MatMul"):
         return "fc"
@@ -248,11 +263,32 @@ def _kind(
     in_channels = x[1] if x is not None and len(x) > 1 else None
     if group > 1 and in_channels is not None and group == in_channels:
         return "depthwise"
-    if node.input[0] in graph_inputs:
+    if _source(node.input[0], producers or {}) in graph_inputs:
         return "stem"
     if weight is not None and group == 1 and all(k == 1 for k in weight[2:]):
         return "pointwise"
     return "standard"
+
+
+def _source(name: str, producers: Mapping[str, onnx.NodeProto]) -> str:
+    """The tensor ``name`` was made from, through Quantize/DequantizeLinear and Cast."""
+    for _ in range(16):
+        node = producers.get(name)
+        if node is None or node.op_type not in TRANSPARENT_OPS or not node.input:
+            return name
+        name = node.input[0]
+    return name
+
+
+def _weight_dequantizers(
+    graph: onnx.GraphProto, initializers: set[str]
+) -> dict[str, onnx.NodeProto]:
+    """Output name -> DequantizeLinear of an initializer (a quantised weight or bias)."""
+    return {
+        node.output[0]: node
+        for node in graph.node
+        if node.op_type == "DequantizeLinear" and node.output and node.input[0] in initializers
+    }
 
 
 def analyze_model(
@@ -265,20 +301,36 @@ def analyze_model(
     initializers = {t.name for t in graph.initializer}
     constants = {out for node in graph.node if node.op_type == "Constant" for out in node.output}
     graph_inputs = {v.name for v in graph.input if v.name not in initializers}
+    producers = {out: node for node in graph.node for out in node.output if out}
+    dequantized = _weight_dequantizers(graph, initializers)
+    absorbed = {id(node) for node in dequantized.values()}
 
     nodes: list[NodeCost] = []
     counted: set[str] = set()
+
+    def weight(name: str, position: int, op_type: str) -> tuple[int, int]:
+        """(params, bytes) of an initializer the first time a layer consumes it."""
+        if name in counted:
+            return 0, 0
+        counted.add(name)
+        quant_param = op_type in QDQ_OPS and position in QUANT_PARAM_INPUTS
+        params = 0 if quant_param else math.prod(table[name][0] or ())
+        return params, _bytes(table[name])
+
     for node in graph.node:
         params = weight_bytes = input_bytes = 0
-        for name in node.input:
-            if not name:
+        for position, name in enumerate(node.input):
+            if not name or id(node) in absorbed:
                 continue
             if name in initializers:
-                if name not in counted:
-                    counted.add(name)
-                    shape = table[name][0] or ()
-                    params += math.prod(shape)
-                    weight_bytes += _bytes(table[name])
+                p, b = weight(name, position, node.op_type)
+                params, weight_bytes = params + p, weight_bytes + b
+            elif name in dequantized:  # a quantised weight: the layer's own parameters
+                dq = dequantized[name]
+                for dq_position, dq_input in enumerate(dq.input):
+                    if dq_input in initializers:
+                        p, b = weight(dq_input, dq_position, dq.op_type)
+                        params, weight_bytes = params + p, weight_bytes + b
             elif name not in constants:
                 input_bytes += _bytes(table.get(name))
         out_entry = table.get(node.output[0]) if node.output else None
@@ -286,12 +338,14 @@ def analyze_model(
             NodeCost(
                 name=node.name or (node.output[0] if node.output else node.op_type),
                 op_type=node.op_type,
-                kind=_kind(node, table, graph_inputs),
+                kind=_kind(node, table, graph_inputs, producers),
                 macs=_macs(node, table) if node.op_type in MAC_OPS else 0,
                 params=params,
                 weight_bytes=weight_bytes,
                 input_bytes=input_bytes,
-                output_bytes=sum(_bytes(table.get(o)) for o in node.output if o),
+                output_bytes=0
+                if id(node) in absorbed
+                else sum(_bytes(table.get(o)) for o in node.output if o),
                 output_shape=out_entry[0] if out_entry else None,
             )
         )
@@ -300,7 +354,9 @@ def analyze_model(
     return ModelCost(
         nodes=tuple(nodes),
         blocks=tuple(_separable_blocks(graph, nodes, table)),
-        peak_activation_bytes=_peak_activation_bytes(graph, table, initializers | constants),
+        peak_activation_bytes=_peak_activation_bytes(
+            graph, table, initializers | constants | set(dequantized)
+        ),
         notes=tuple(notes),
     )
 
@@ -320,7 +376,7 @@ def _separable_blocks(
             continue
         current = index
         follower: int | None = None
-        for _ in range(8):  # walk through activations / batch norm to the next conv
+        for _ in range(8):  # walk through activations, batch norm, Q/DQ to the next conv
             nexts = consumers.get(graph.node[current].output[0], [])
             if len(nexts) != 1:
                 break
@@ -329,7 +385,7 @@ def _separable_blocks(
             if op == "Conv":
                 follower = current
                 break
-            if op not in PASS_THROUGH_OPS:
+            if op not in PASS_THROUGH_OPS and op not in TRANSPARENT_OPS:
                 break
         if follower is None or costs[follower].kind != "pointwise":
             continue
@@ -380,7 +436,7 @@ def _peak_activation_bytes(
         if node.op_type == "Constant":
             continue
         for name in node.output:
-            if name:
+            if name and name not in not_activations:
                 live[name] = _bytes(table.get(name))
         peak = max(peak, sum(live.values()))
         for name in list(live):

@@ -7,6 +7,10 @@ norm is folded into the conv weights and bias by default (or kept as BatchNormal
 nodes). Opset 13 and IR version 7 are pinned so every onnxruntime from 1.15 on loads the
 models. The same spec gives byte-identical files: the seed comes from the spec's name and
 nothing time-dependent is written.
+
+An int8 or fp16 spec is derived from its fp32 parent, written beside it in the same directory
+(see ``harness/precision.py``); the child's metadata names the parent, the calibration and the
+measured fidelity to the parent.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from harness.architecture import Layer, same_pads, scaled_layers
 from harness.errors import UserError
+from harness.precision import (
+    CalibrationSource,
+    Fidelity,
+    convert_fp16,
+    fidelity,
+    fidelity_of_model,
+    quantize_int8,
+)
 from harness.spec import ModelSpec
 
 OPSET = 13
@@ -193,6 +205,7 @@ class GeneratedModel:
     weight_bytes: int
     peak_activation_bytes: int
     file_bytes: int
+    fidelity: Fidelity | None = None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -208,13 +221,29 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def generate(spec: ModelSpec, out_dir: Path, check: bool = True) -> GeneratedModel:
-    """Build, check and write ``out_dir/<name>.onnx``; reuse an identical existing file."""
+def generate(
+    spec: ModelSpec,
+    out_dir: Path,
+    check: bool = True,
+    calibration: CalibrationSource | None = None,
+) -> GeneratedModel:
+    """Build, check and write ``out_dir/<name>.onnx``; reuse an identical existing file.
+
+    For int8 and fp16 the fp32 parent is generated first (in ``out_dir`` too) and the child
+    derived from it. Without ``calibration`` an int8 model already there that was derived
+    from the same parent is kept, whatever it was calibrated on; otherwise int8 models are
+    calibrated on seeded synthetic images.
+    """
+    if spec.precision != "fp32":
+        return _generate_variant(spec, out_dir, check, calibration)
     model = build_model(spec)
     if check:
         check_model(model)
+    return _write_model(spec, model, out_dir / f"{spec.name}.onnx")
+
+
+def _write_model(spec: ModelSpec, model: onnx.ModelProto, path: Path) -> GeneratedModel:
     data = model.SerializeToString()
-    path = out_dir / f"{spec.name}.onnx"
     digest = hashlib.sha256(data).hexdigest()
     try:
         if not (path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest):
@@ -223,6 +252,12 @@ def generate(spec: ModelSpec, out_dir: Path, check: bool = True) -> GeneratedMod
         raise UserError(
             f"cannot write {path}: {exc.strerror or exc}; choose a writable directory with --out"
         ) from exc
+    return _generated(spec, model, path, digest, len(data))
+
+
+def _generated(
+    spec: ModelSpec, model: onnx.ModelProto, path: Path, digest: str, file_bytes: int
+) -> GeneratedModel:
     props = {p.key: p.value for p in model.metadata_props}
     return GeneratedModel(
         spec=spec,
@@ -232,8 +267,78 @@ def generate(spec: ModelSpec, out_dir: Path, check: bool = True) -> GeneratedMod
         params=int(props["mnbench.params"]),
         weight_bytes=int(props["mnbench.weight_bytes"]),
         peak_activation_bytes=int(props["mnbench.peak_activation_bytes"]),
-        file_bytes=len(data),
+        file_bytes=file_bytes,
+        fidelity=fidelity_of_model(model),
     )
+
+
+def _kept_variant(spec: ModelSpec, path: Path, parent_sha256: str) -> GeneratedModel | None:
+    """An existing variant file derived from this parent, or None."""
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+        model = onnx.load_from_string(data)
+        props = {p.key: p.value for p in model.metadata_props}
+        if (
+            props.get("mnbench.spec") != spec.to_json()
+            or props.get("mnbench.parent_sha256") != parent_sha256
+        ):
+            return None
+        return _generated(spec, model, path, hashlib.sha256(data).hexdigest(), len(data))
+    except Exception:  # unreadable, truncated or foreign (protobuf's DecodeError): derive again
+        return None
+
+
+def _generate_variant(
+    spec: ModelSpec, out_dir: Path, check: bool, calibration: CalibrationSource | None
+) -> GeneratedModel:
+    parent = generate(replace(spec, precision="fp32"), out_dir, check)
+    path = out_dir / f"{spec.name}.onnx"
+    if calibration is None or spec.precision != "int8":
+        kept = _kept_variant(spec, path, parent.sha256)
+        if kept is not None:
+            return kept
+    source = calibration or CalibrationSource()
+    metadata = {"mnbench.parent": parent.spec.name, "mnbench.parent_sha256": parent.sha256}
+    if spec.precision == "int8":
+        import onnxruntime
+
+        with tempfile.TemporaryDirectory(prefix=".mnbench-", dir=out_dir) as tmp:
+            partial = Path(tmp) / f"{spec.name}.onnx"
+            quantize_int8(parent.path, partial, source)
+            model = onnx.load(str(partial), load_external_data=False)
+        metadata["mnbench.calibration"] = source.describe()
+        metadata["mnbench.quantizer"] = f"onnxruntime.quantization {onnxruntime.__version__}"
+        how = "int8 static QDQ, per-channel weights"
+    else:
+        model = convert_fp16(onnx.load(str(parent.path), load_external_data=False))
+        how = "float16 weights and activations, float32 inputs and outputs"
+    measured = fidelity(parent.path, model.SerializeToString())
+    from harness.cost import analyze_model
+
+    cost = analyze_model(model)
+    del model.metadata_props[:]
+    model.graph.name = spec.name
+    model.producer_name = PRODUCER
+    model.producer_version = ""
+    model.doc_string = (
+        f"MobileNetV1 {spec.name}: {how}, derived from {parent.spec.name} "
+        "(Howard et al. 2017, arXiv:1704.04861)"
+    )
+    metadata |= {
+        "mnbench.spec": spec.to_json(),
+        "mnbench.name": spec.name,
+        "mnbench.macs": str(cost.total_macs),
+        "mnbench.params": str(cost.total_params),
+        "mnbench.weight_bytes": str(cost.total_weight_bytes),
+        "mnbench.peak_activation_bytes": str(cost.peak_activation_bytes),
+        "mnbench.fidelity": measured.to_json(),
+    }
+    helper.set_model_props(model, dict(sorted(metadata.items())))
+    if check:
+        check_model(model)
+    return _write_model(spec, model, path)
 
 
 MODELS_CSV_COLUMNS = (
@@ -279,6 +384,46 @@ def write_models_csv(out_dir: Path, models: Sequence[GeneratedModel]) -> Path:
         }
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=MODELS_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for name in sorted(rows):
+        writer.writerow(rows[name])
+    write_atomic(path, buffer.getvalue().encode())
+    return path
+
+
+FIDELITY_CSV_COLUMNS = ("name", "parent", "n_inputs", "top1_agreement", "top5_overlap", "cosine")
+
+
+def write_fidelity_csv(out_dir: Path, models: Sequence[GeneratedModel]) -> Path | None:
+    """``fidelity.csv`` beside ``models.csv``: one row per precision variant, merged with the
+    rows already there whose model file still exists; None when there is nothing to write."""
+    import csv
+    import io
+
+    path = out_dir / "fidelity.csv"
+    rows: dict[str, dict[str, str]] = {}
+    if path.is_file():
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if (
+                    tuple(row) == FIDELITY_CSV_COLUMNS
+                    and (out_dir / f"{row['name']}.onnx").is_file()
+                ):
+                    rows[row["name"]] = row
+    for m in models:
+        if m.fidelity is not None:
+            rows[m.spec.name] = {
+                "name": m.spec.name,
+                "parent": m.fidelity.parent,
+                "n_inputs": str(m.fidelity.n_inputs),
+                "top1_agreement": repr(m.fidelity.top1_agreement),
+                "top5_overlap": repr(m.fidelity.top5_overlap),
+                "cosine": repr(m.fidelity.cosine),
+            }
+    if not rows:
+        return None
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIDELITY_CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for name in sorted(rows):
         writer.writerow(rows[name])

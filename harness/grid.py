@@ -1,7 +1,8 @@
 """The alpha x resolution grid: the CLI flags shared by ``generate``, ``run`` and friends.
 
 Default: the paper's and TF-Slim's 16 cells, alpha in {1.0, 0.75, 0.5, 0.25} x resolution in
-{224, 192, 160, 128}, separable, D_K = 3.
+{224, 192, 160, 128}, separable, D_K = 3, fp32. ``--precision`` adds int8 and fp16 variants
+of every cell (see ``harness/precision.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from harness.spec import (
     ACTIVATIONS,
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
+    PRECISIONS,
     VARIANTS,
     Activation,
     ModelSpec,
+    Precision,
     Variant,
     resolution_from_rho,
 )
@@ -76,6 +79,15 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
         help="depthwise kernel size D_K, odd, 1-11 (default 3)",
     )
     group.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        metavar="P",
+        help="fp32, int8 (static QDQ quantisation, per-channel weights) and/or fp16 "
+        "(float32 inputs and outputs); int8 and fp16 are derived from the fp32 model, "
+        "written beside it (default fp32)",
+    )
+    group.add_argument(
         "--activation",
         choices=ACTIVATIONS,
         default="relu6",
@@ -97,9 +109,10 @@ def specs_from_args(args: argparse.Namespace) -> list[ModelSpec]:
         resolutions = args.resolution or list(DEFAULT_RESOLUTIONS)
     variants = cast(list[Variant], args.variant or ["separable"])
     kernels = args.kernel or [3]
+    precisions = cast(list[Precision], getattr(args, "precision", None) or ["fp32"])
     specs: dict[str, ModelSpec] = {}
-    for variant, kernel, alpha, resolution in itertools.product(
-        variants, kernels, alphas, resolutions
+    for precision, variant, kernel, alpha, resolution in itertools.product(
+        precisions, variants, kernels, alphas, resolutions
     ):
         spec = ModelSpec(
             alpha=alpha,
@@ -108,6 +121,7 @@ def specs_from_args(args: argparse.Namespace) -> list[ModelSpec]:
             kernel=kernel,
             activation=cast(Activation, args.activation),
             fold_bn=not args.keep_bn,
+            precision=precision,
         )
         specs.setdefault(spec.name, spec)
     if not specs:

@@ -78,7 +78,7 @@ class ModelSpec:
             raise UserError(f"activation {self.activation!r} is not allowed: choose relu6 or relu")
         if self.precision not in PRECISIONS:
             raise UserError(
-                f"precision {self.precision!r} is not supported yet: use {', '.join(PRECISIONS)}"
+                f"precision {self.precision!r} is not allowed: choose {', '.join(PRECISIONS)}"
             )
         if isinstance(self.classes, bool) or not isinstance(self.classes, int) or self.classes < 1:
             raise UserError(f"classes {self.classes!r} is not allowed: give a positive integer")

@@ -1,4 +1,5 @@
-"""``mnbench cost``: the per-layer cost table of any ONNX file."""
+"""``mnbench cost``: the per-layer cost table of any ONNX file, and for an int8 or fp16 model
+made by ``mnbench generate`` its fidelity to the fp32 parent (``mnbench.fidelity`` metadata)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
 from harness.errors import UserError
+from harness.precision import Fidelity, fidelity_of_model
 from harness.table import format_table
 
 EXAMPLES = """examples:
@@ -83,7 +85,30 @@ def node_rows(cost: ModelCost) -> list[dict[str, object]]:
     ]
 
 
-def cost_document(path: Path, cost: ModelCost) -> dict[str, object]:
+def fidelity_document(fidelity: Fidelity | None) -> dict[str, object] | None:
+    if fidelity is None:
+        return None
+    return {
+        "parent": fidelity.parent,
+        "n_inputs": fidelity.n_inputs,
+        "seed": fidelity.seed,
+        "top1_agreement": fidelity.top1_agreement,
+        "top5_overlap": fidelity.top5_overlap,
+        "cosine": fidelity.cosine,
+    }
+
+
+def fidelity_line(fidelity: Fidelity) -> str:
+    return (
+        f"fidelity to {fidelity.parent} on {fidelity.n_inputs} held-out inputs: "
+        f"top-1 agreement {100 * fidelity.top1_agreement:.1f} %, "
+        f"top-5 overlap {100 * fidelity.top5_overlap:.1f} %, cosine {fidelity.cosine:.6f}"
+    )
+
+
+def cost_document(
+    path: Path, cost: ModelCost, fidelity: Fidelity | None = None
+) -> dict[str, object]:
     total = cost.total_macs or 1
     return {
         "model": str(path),
@@ -96,6 +121,7 @@ def cost_document(path: Path, cost: ModelCost) -> dict[str, object]:
             "weight_bytes": cost.total_weight_bytes,
             "peak_activation_bytes": cost.peak_activation_bytes,
         },
+        "fidelity": fidelity_document(fidelity),
         "mac_share_by_kind": {k: v / total for k, v in cost.macs_by_kind().items() if v},
         "nodes": node_rows(cost),
         "separable_blocks": [
@@ -121,9 +147,11 @@ def cost_document(path: Path, cost: ModelCost) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     shapes = dict(parse_shape(s) for s in args.shape)
     path: Path = args.model
-    cost = analyze_model(load_model_file(path), shapes)
+    model = load_model_file(path)
+    cost = analyze_model(model, shapes)
+    fidelity = fidelity_of_model(model)
     if args.format == "json":
-        print(json.dumps(cost_document(path, cost), indent=2))
+        print(json.dumps(cost_document(path, cost, fidelity), indent=2))
         return 0
     rows = node_rows(cost)
     if args.format == "csv":
@@ -174,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         f"peak activations {cost.peak_activation_bytes / 2**20:.2f} MiB"
     )
     print(f"MAC share by kind: {shares}")
+    if fidelity is not None:
+        print(fidelity_line(fidelity))
     if cost.blocks:
         print()
         print(

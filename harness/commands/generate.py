@@ -1,4 +1,5 @@
-"""``mnbench generate``: write the grid's ONNX models and ``models.csv``."""
+"""``mnbench generate``: write the grid's ONNX models, ``models.csv`` and, for int8 and fp16
+variants, ``fidelity.csv`` (each variant's agreement with its fp32 parent)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from harness.generator import generate, write_models_csv
+from harness.errors import UserError
+from harness.generator import generate, write_fidelity_csv, write_models_csv
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
 from harness.table import format_table
 
 EXAMPLES = """examples:
@@ -16,6 +19,8 @@ EXAMPLES = """examples:
   mnbench generate --alpha 0.5 --rho 0.714          one model, resolution round(224*0.714)=160
   mnbench generate --variant separable standard --alpha 1.0 --resolution 224
   mnbench generate --kernel 3 5 7 --out /tmp/models
+  mnbench generate --precision fp32 int8 fp16 --alpha 0.25 --resolution 128
+  mnbench generate --precision int8 --calibration ~/photos   calibrate on your JPEG/PNG files
 """
 
 
@@ -40,42 +45,63 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="output directory (default ./models, or $MNBENCH_MODELS)",
     )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="calibrate int8 models on the JPEG/PNG files in DIR (the first "
+        f"{MAX_CALIBRATION_IMAGES} by name; shorter side resized to the resolution, centre "
+        "crop, ImageNet mean/std) instead of 32 seeded synthetic images; without it an int8 "
+        "model already in the output directory keeps its calibration",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
     out_dir: Path = args.out or default_models_dir()
+    calibration = None
+    if args.calibration is not None:
+        if not any(spec.precision == "int8" for spec in specs):
+            raise UserError("--calibration only applies to int8 models; add --precision int8")
+        calibration = CalibrationSource.from_directory(args.calibration)  # before any write
     models = []
     for spec in specs:
-        models.append(generate(spec, out_dir))
+        models.append(generate(spec, out_dir, calibration=calibration))
     csv_path = write_models_csv(out_dir, models)
-    rows = [
-        [
+    fidelity_path = write_fidelity_csv(out_dir, models)
+    with_fidelity = any(m.fidelity is not None for m in models)
+    rows = []
+    for m in models:
+        row: list[object] = [
             m.spec.name,
             m.spec.alpha,
             m.spec.resolution,
             m.spec.variant,
             m.spec.kernel,
+            m.spec.precision,
             m.macs / 1e6,
             m.params / 1e6,
             m.file_bytes / 2**20,
         ]
-        for m in models
+        if with_fidelity:
+            f = m.fidelity
+            row += ["", ""] if f is None else [100 * f.top1_agreement, f.cosine]
+        rows.append(row)
+    headers = [
+        "model",
+        "alpha",
+        "resolution",
+        "variant",
+        "D_K",
+        "precision",
+        "MACs (M)",
+        "params (M)",
+        "file (MiB)",
     ]
-    print(
-        format_table(
-            [
-                "model",
-                "alpha",
-                "resolution",
-                "variant",
-                "D_K",
-                "MACs (M)",
-                "params (M)",
-                "file (MiB)",
-            ],
-            rows,
-        )
-    )
-    print(f"wrote {len(models)} models and {csv_path}", file=sys.stderr)
+    if with_fidelity:
+        headers += ["top-1 agree (%)", "cosine"]
+    print(format_table(headers, rows))
+    written = f"{csv_path} and {fidelity_path}" if with_fidelity else str(csv_path)
+    print(f"wrote {len(models)} models and {written}", file=sys.stderr)
     return 0

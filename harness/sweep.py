@@ -29,6 +29,7 @@ from devices.transport import CommandFailed, CommandTimeout, Transport, Transpor
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.generator import generate, spec_from_model
+from harness.precision import CalibrationSource
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
 
@@ -113,11 +114,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_models(specs: Sequence[ModelSpec], models_dir: Path, store: Store) -> list[ModelEntry]:
+def prepare_models(
+    specs: Sequence[ModelSpec],
+    models_dir: Path,
+    store: Store,
+    calibration: CalibrationSource | None = None,
+) -> list[ModelEntry]:
     """Generate what is missing (an identical file is reused) and record the cost cards."""
     entries = []
     for spec in specs:
-        generated = generate(spec, models_dir)
+        generated = generate(spec, models_dir, calibration=calibration)
         store.upsert_model(
             ModelRecord(
                 sha256=generated.sha256,

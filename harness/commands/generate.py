@@ -12,6 +12,7 @@ from harness.errors import UserError
 from harness.generator import generate, write_fidelity_csv, write_models_csv
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
+from harness.spec import ModelSpec
 from harness.table import format_table
 
 EXAMPLES = """examples:
@@ -45,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="output directory (default ./models, or $MNBENCH_MODELS)",
     )
+    add_calibration_argument(parser)
+
+
+def add_calibration_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration",
         type=Path,
@@ -57,14 +62,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def calibration_from_args(
+    args: argparse.Namespace, specs: list[ModelSpec]
+) -> CalibrationSource | None:
+    """The calibration images, read and checked before any model file is written."""
+    if args.calibration is None:
+        return None
+    if not any(spec.precision == "int8" for spec in specs):
+        raise UserError("--calibration only applies to int8 models; add --precision int8")
+    return CalibrationSource.from_directory(args.calibration)
+
+
 def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
     out_dir: Path = args.out or default_models_dir()
-    calibration = None
-    if args.calibration is not None:
-        if not any(spec.precision == "int8" for spec in specs):
-            raise UserError("--calibration only applies to int8 models; add --precision int8")
-        calibration = CalibrationSource.from_directory(args.calibration)  # before any write
+    calibration = calibration_from_args(args, specs)
     models = []
     for spec in specs:
         models.append(generate(spec, out_dir, calibration=calibration))

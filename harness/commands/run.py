@@ -14,7 +14,11 @@ from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from harness import __version__
 from harness.commands.cost import parse_shape
-from harness.commands.generate import default_models_dir
+from harness.commands.generate import (
+    add_calibration_argument,
+    calibration_from_args,
+    default_models_dir,
+)
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.sweep import (
@@ -106,6 +110,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_device_arguments(parser)
     add_grid_arguments(parser)
+    add_calibration_argument(parser)
     parser.add_argument(
         "--model",
         nargs="+",
@@ -213,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
             shapes = dict(parse_shape(s) for s in args.shape)
             models = prepare_files(args.model, shapes, store)
         else:
-            models = prepare_models(specs_from_args(args), models_dir, store)
+            specs = specs_from_args(args)
+            calibration = calibration_from_args(args, specs)
+            models = prepare_models(specs, models_dir, store, calibration)
         transport = open_transport(device)
         sweep = Sweep(device, store, settings, args.timeout, transport)
         try:

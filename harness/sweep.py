@@ -29,6 +29,7 @@ from devices.transport import CommandFailed, CommandTimeout, Transport, Transpor
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.generator import generate, spec_from_model
+from harness.layers import layer_card
 from harness.precision import CalibrationSource
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
@@ -170,6 +171,7 @@ def prepare_files(
                 weight_bytes=cost.total_weight_bytes,
                 peak_activation_bytes=cost.peak_activation_bytes,
                 file_bytes=path.stat().st_size,
+                cost=layer_card(cost, model),
             )
         )
         entries.append(

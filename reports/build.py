@@ -22,14 +22,18 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import UserError
+from harness.layers import PROBE_VARIANT_PREFIX, layer_table
 from reports.accuracy import accuracy_table
 from reports.charts import (
     Chart,
     latency_accuracy,
     latency_heatmap,
     latency_vs_macs,
+    layer_ratio_chart,
     memory_chart,
     prediction_chart,
+    ratio_vs_channels_chart,
+    roofline_chart,
     series_labels,
     time_share_chart,
 )
@@ -44,6 +48,9 @@ CHART_NAMES: tuple[str, ...] = (
     "memory",
     "prediction",
     "time_share",
+    "layer_ratio",
+    "ratio_vs_channels",
+    "roofline",
 )
 REFERENCE_NOTE = (
     "TF-Slim reference top-1 (tensorflow/models research/slim/nets/"
@@ -109,10 +116,14 @@ def draw_charts(
     *,
     accuracy_note: str = REFERENCE_NOTE,
     profiles: pd.DataFrame | None = None,
+    layers: pd.DataFrame | None = None,
 ) -> list[Chart]:
-    """All charts of the report, in report order (charts without data included)."""
+    """All charts of the report, in report order (charts without data included).
+
+    The layer-probe charts are part of the report when ``layers`` is given (an empty frame
+    gives them as charts without data); ``build_report`` always gives it."""
     labels = series_labels(runs)
-    return [
+    charts = [
         latency_heatmap(results, labels),
         latency_vs_macs(results, labels),
         latency_accuracy(results, labels, accuracy, accuracy_note),
@@ -120,6 +131,13 @@ def draw_charts(
         prediction_chart(results, labels),
         time_share_chart(profiles, labels),
     ]
+    if layers is not None:
+        charts += [
+            layer_ratio_chart(layers, labels),
+            ratio_vs_channels_chart(layers, labels),
+            roofline_chart(layers, labels),
+        ]
+    return charts
 
 
 def render_report(
@@ -131,11 +149,14 @@ def render_report(
     accuracy_note: str = REFERENCE_NOTE,
     measurements: pd.DataFrame | None = None,
     profiles: pd.DataFrame | None = None,
+    layers: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
 ) -> ReportFiles:
     """Write the report for these frames into ``out_dir`` (created if needed)."""
     out_dir = prepare_out_dir(Path(out_dir))
-    charts = draw_charts(runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles)
+    charts = draw_charts(
+        runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles, layers=layers
+    )
     images: list[Path] = []
     data: list[Path] = []
     try:
@@ -221,4 +242,16 @@ def build_report(
         runs = store.runs_frame()
         runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
         results = store.results_frame(run_ids)  # carries the failure reasons per result
-    return render_report(runs, results, accuracy, Path(out_dir), accuracy_note=note)
+        profiles = store.profiles_frame(run_ids)
+        layers = layer_table(store.probes_frame(run_ids))
+    variants = results["variant"].astype(object).fillna("").astype(str)
+    results = results[~variants.str.startswith(PROBE_VARIANT_PREFIX)].reset_index(drop=True)
+    return render_report(
+        runs,
+        results,
+        accuracy,
+        Path(out_dir),
+        accuracy_note=note,
+        profiles=profiles,
+        layers=layers,
+    )

@@ -48,7 +48,7 @@ OTHER_MARKER = "^"
 DPI = 110
 MIB = 1024.0 * 1024.0
 MAX_HEATMAP_PANELS = 12
-LAYER_KINDS: tuple[str, ...] = ("stem", "depthwise", "pointwise", "fc")
+LAYER_KINDS: tuple[str, ...] = ("stem", "depthwise", "pointwise", "standard", "fc")
 
 
 @dataclass(frozen=True)
@@ -1105,6 +1105,297 @@ def time_share_chart(frame: pd.DataFrame | None, labels: dict[int, str] | None =
         + (_join(sentences) + "." if sentences else "")
     )
     return Chart(name, title, reading, summed, png=png, svg=svg)
+
+
+# ----------------------------------------------------------------------------- 7-9 layer probes
+
+KERNEL_MARKERS: tuple[str, ...] = ("o", "s", "D", "^", "v", "P")
+ROOFLINE_ROLES: dict[str, tuple[str, str]] = {
+    "standard": ("s", "standard conv"),
+    "depthwise": ("o", "depthwise part"),
+    "pointwise": ("D", "pointwise part"),
+}
+LAYERS_HINT = "mnbench layers"
+
+
+def _layer_rows(layers: pd.DataFrame | None) -> pd.DataFrame:
+    """Layer-table rows with a measured ratio (``harness.layers.layer_table`` columns)."""
+    empty: pd.DataFrame = pd.DataFrame()
+    if layers is None or layers.empty or "measured_ratio" not in layers.columns:
+        return empty
+    frame = layers.copy()
+    for column in ("measured_ratio", "predicted_ratio", "mac_ratio", "N", "D_K", "block"):
+        frame[column] = _column(frame, column)
+    usable = frame["measured_ratio"].notna() & (frame["measured_ratio"] > 0)
+    kept: pd.DataFrame = frame[usable].reset_index(drop=True)
+    return kept
+
+
+def _run_label(labels: dict[int, str], run_id: object) -> str:
+    return labels.get(int(_float(run_id)), f"run {int(_float(run_id))}")
+
+
+def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
+    """Measured separable/standard time ratio per layer against 1/N + 1/D_K², with y = x."""
+    name, title = "layer_ratio", "Per layer: measured vs predicted separable/standard ratio"
+    frame = _layer_rows(layers)
+    if frame.empty:
+        return no_chart(name, title, "the selected runs hold no layer probes", LAYERS_HINT)
+    fig = Figure(figsize=(8.0, 6.0), layout="constrained")
+    ax = fig.subplots()
+    kernels = sorted({int(k) for k in frame["D_K"]})
+    runs = sorted({int(r) for r in frame["run_id"]})
+    sentences: list[str] = []
+    for index, run_id in enumerate(runs):
+        part = frame[frame["run_id"] == run_id]
+        for k_index, kernel in enumerate(kernels):
+            sub = part[part["D_K"] == kernel]
+            if sub.empty:
+                continue
+            ax.scatter(
+                sub["predicted_ratio"],
+                sub["measured_ratio"],
+                color=colour(index),
+                marker=KERNEL_MARKERS[k_index % len(KERNEL_MARKERS)],
+                s=40,
+                zorder=3,
+                edgecolors="white",
+                linewidths=0.5,
+                label=f"{_run_label(labels, run_id)}, D_K={kernel}",
+            )
+            for block, x, y in zip(
+                sub["block"], sub["predicted_ratio"], sub["measured_ratio"], strict=True
+            ):
+                ax.annotate(
+                    str(int(block)),
+                    (float(x), float(y)),
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                    fontsize=6,
+                    color="#555555",
+                )
+        factor = (part["measured_ratio"] / part["predicted_ratio"]).to_numpy(dtype=float)
+        sentences.append(
+            f"{_run_label(labels, run_id)}: measured/predicted "
+            f"{float(np.nanmin(factor)):.1f}–{float(np.nanmax(factor)):.1f}× (median "
+            f"{float(np.nanmedian(factor)):.1f}×)"
+        )
+    values = np.concatenate(
+        [frame["measured_ratio"].to_numpy(dtype=float), frame["predicted_ratio"].to_numpy(float)]
+    )
+    low, high = float(np.nanmin(values)) / 1.3, float(np.nanmax(values)) * 1.3
+    ax.plot(
+        [low, high],
+        [low, high],
+        color="#000000",
+        linestyle="--",
+        linewidth=1.0,
+        label="y = x (time follows MACs)",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    _plain_log_ticks(ax)
+    ax.set_xlabel("predicted ratio 1/N + 1/D_K² (log scale)")
+    ax.set_ylabel("measured ratio: separable time / standard time (log scale)")
+    ax.set_title("Does the measured cost follow 1/N + 1/D_K²? (numbers: block)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left")
+    png, svg = _render(fig, svg=True)
+    reading = (
+        "One point per separable block, timed as single-layer probes (the standard conv, "
+        "and the depthwise + pointwise pair). Points above the dashed line cost more time "
+        "than their MACs predict: the depthwise part runs at a lower MAC throughput than "
+        "the dense convs. " + _join(sentences) + "."
+    )
+    data = frame[
+        [
+            c
+            for c in (
+                "run_id",
+                "device",
+                "threads",
+                "alpha",
+                "resolution",
+                "block",
+                "M",
+                "N",
+                "D_F",
+                "stride",
+                "D_K",
+                "predicted_ratio",
+                "mac_ratio",
+                "measured_ratio",
+                "parts_ratio",
+                "standard_ms",
+                "separable_ms",
+            )
+            if c in frame.columns
+        ]
+    ]
+    return Chart(name, title, reading, data.reset_index(drop=True), png=png, svg=svg)
+
+
+def ratio_vs_channels_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
+    """Measured ratio against N per D_K, over the prediction curves 1/N + 1/D_K²."""
+    name, title = "ratio_vs_channels", "Separable/standard ratio against output channels N"
+    frame = _layer_rows(layers)
+    if frame.empty:
+        return no_chart(name, title, "the selected runs hold no layer probes", LAYERS_HINT)
+    fig = Figure(figsize=(8.5, 5.6), layout="constrained")
+    ax = fig.subplots()
+    kernels = sorted({int(k) for k in frame["D_K"]})
+    runs = sorted({int(r) for r in frame["run_id"]})
+    n_values = frame["N"].to_numpy(dtype=float)
+    n_line = np.geomspace(max(1.0, float(n_values.min()) / 1.5), float(n_values.max()) * 1.5, 60)
+    sentences: list[str] = []
+    for k_index, kernel in enumerate(kernels):
+        ax.plot(
+            n_line,
+            1.0 / n_line + 1.0 / kernel**2,
+            color=colour(k_index),
+            linewidth=1.3,
+            label=f"predicted 1/N + 1/{kernel}² (D_K={kernel})",
+        )
+        for r_index, run_id in enumerate(runs):
+            sub = frame[(frame["D_K"] == kernel) & (frame["run_id"] == run_id)]
+            if sub.empty:
+                continue
+            ax.scatter(
+                sub["N"],
+                sub["measured_ratio"],
+                color=colour(k_index),
+                marker=KERNEL_MARKERS[r_index % len(KERNEL_MARKERS)],
+                s=36,
+                zorder=3,
+                edgecolors="white",
+                linewidths=0.5,
+                label=f"measured, D_K={kernel}: {_run_label(labels, run_id)}",
+            )
+            sentences.append(
+                f"D_K={kernel} ({_run_label(labels, run_id)}): measured "
+                f"{float(sub['measured_ratio'].min()):.2f}–{float(sub['measured_ratio'].max()):.2f}"
+                f" where the prediction tends to {1 / kernel**2:.3f}"
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _plain_log_ticks(ax)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.set_xlabel("output channels N (log scale)")
+    ax.set_ylabel("separable / standard (log scale, lower = cheaper)")
+    ax.set_title("Measured ratio vs N, over the curves 1/N + 1/D_K²")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right")
+    png, svg = _render(fig, svg=True)
+    reading = (
+        "Lines: the paper's prediction 1/N + 1/D_K² (Howard et al. 2017, eq. 5), falling "
+        "towards 1/D_K² as N grows; points: the measured ratio of each block. "
+        + _join(sentences)
+        + "."
+    )
+    data = frame[[c for c in ("run_id", "block", "N", "D_K", "predicted_ratio", "measured_ratio")]]
+    return Chart(name, title, reading, data.reset_index(drop=True), png=png, svg=svg)
+
+
+def roofline_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
+    """Each probe layer's achieved GFLOP/s against its arithmetic intensity, under the
+    device's measured compute and bandwidth ceilings (Williams et al. 2009)."""
+    name, title = "roofline", "Roofline: achieved GFLOP/s vs arithmetic intensity per layer"
+    if layers is None or layers.empty:
+        return no_chart(name, title, "the selected runs hold no layer probes", LAYERS_HINT)
+    rows: list[dict[str, object]] = []
+    for record in layers.to_dict("records"):
+        for role in ROOFLINE_ROLES:
+            gflops = _float(record.get(f"{role}_gflop_s"))
+            intensity = _float(record.get(f"{role}_intensity"))
+            if gflops > 0 and intensity > 0:
+                rows.append(
+                    {
+                        "run_id": int(_float(record["run_id"])),
+                        "block": int(_float(record["block"])),
+                        "D_K": int(_float(record["D_K"])),
+                        "role": role,
+                        "intensity_flop_per_byte": intensity,
+                        "gflop_s": gflops,
+                        "peak_gflop_s": _float(record.get("peak_gflop_s")),
+                        "bandwidth_gb_s": _float(record.get("bandwidth_gb_s")),
+                    }
+                )
+    data = pd.DataFrame(rows)
+    if data.empty:
+        return no_chart(
+            name, title, "the layer probes have no times or no arithmetic intensity", LAYERS_HINT
+        )
+    fig = Figure(figsize=(8.5, 6.0), layout="constrained")
+    ax = fig.subplots()
+    runs = sorted({int(r) for r in data["run_id"]})
+    x_low = float(data["intensity_flop_per_byte"].min()) / 2
+    x_high = float(data["intensity_flop_per_byte"].max()) * 2
+    x_line = np.geomspace(x_low, x_high, 100)
+    sentences: list[str] = []
+    for index, run_id in enumerate(runs):
+        part = data[data["run_id"] == run_id]
+        label = _run_label(labels, run_id)
+        for role, (marker, role_text) in ROOFLINE_ROLES.items():
+            sub = part[part["role"] == role]
+            if not sub.empty:
+                ax.scatter(
+                    sub["intensity_flop_per_byte"],
+                    sub["gflop_s"],
+                    color=colour(index),
+                    marker=marker,
+                    s=36,
+                    zorder=3,
+                    edgecolors="white",
+                    linewidths=0.5,
+                    label=f"{role_text}: {label}",
+                )
+        peak = float(part["peak_gflop_s"].iloc[0])
+        bandwidth = float(part["bandwidth_gb_s"].iloc[0])
+        if peak > 0 and bandwidth > 0:
+            ax.plot(
+                x_line,
+                np.minimum(peak, bandwidth * x_line),
+                color=colour(index),
+                linestyle="--",
+                linewidth=1.2,
+                label=f"ceilings: {peak:.0f} GFLOP/s, {bandwidth:.1f} GB/s ({label})",
+            )
+            ridge = peak / bandwidth
+            depthwise = part[part["role"] == "depthwise"]
+            below = int((depthwise["intensity_flop_per_byte"] < ridge).sum())
+            sentences.append(
+                f"{label}: ridge point at {ridge:.1f} FLOP/byte; {below} of "
+                f"{len(depthwise)} depthwise layers lie left of it (memory-bound), at "
+                f"{float(depthwise['gflop_s'].median()) if len(depthwise) else math.nan:.1f}"
+                " GFLOP/s median"
+            )
+            above = int((part["gflop_s"] > peak).sum())
+            if above:
+                sentences.append(
+                    f"{above} layers run above the measured GEMM peak: numpy's BLAS is "
+                    "slower than onnxruntime's kernels here, or the machine was busy "
+                    "during the microbenchmark"
+                )
+        else:
+            sentences.append(f"{label}: no measured ceilings (run without --no-limits)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax)
+    ax.set_xlabel("arithmetic intensity (FLOP per byte of weights + input + output, log)")
+    ax.set_ylabel("achieved GFLOP/s (log scale)")
+    ax.set_title("Roofline of the layer probes")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+    png, svg = _render(fig, svg=True)
+    reading = (
+        "Each layer probe's achieved FLOP rate (2 × MACs / median time) against its "
+        "arithmetic intensity from the cost model, under the device's measured ceilings: "
+        "peak GEMM throughput and copy bandwidth, attainable = min(peak, bandwidth × "
+        "intensity) (Williams et al. 2009). " + _join(sentences) + "."
+    )
+    return Chart(name, title, reading, data, png=png, svg=svg)
 
 
 def series_labels(runs: pd.DataFrame) -> dict[int, str]:

@@ -817,6 +817,184 @@ class Store:
         records = sorted((_aggregate(rows) for rows in groups.values()), key=_grid_order)
         return _typed_frame(records, [*RESULT_COLUMNS, *RESULT_EXTRA_COLUMNS])
 
+    # -- per-layer views -------------------------------------------------------------------
+
+    def model_costs(self, sha256s: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The stored cost cards (``ModelRecord.cost``) of these models; absent ones left out."""
+        wanted = sorted({str(s) for s in sha256s})
+        if not wanted:
+            return {}
+        rows = self._db.execute(
+            f"SELECT sha256, cost FROM models WHERE sha256 IN ({', '.join('?' for _ in wanted)})",
+            wanted,
+        )
+        cards: dict[str, Mapping[str, Any]] = {}
+        for sha, text in rows:
+            if text:
+                card = json.loads(text)
+                if isinstance(card, Mapping):
+                    cards[str(sha)] = card
+        return cards
+
+    def _run_limits(self, run_ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+        limits: dict[int, Mapping[str, Any]] = {}
+        for run_id in run_ids:
+            facts = self.get_run(int(run_id)).device_facts
+            limits[int(run_id)] = _mapping(_mapping(facts).get("limits"))
+        return limits
+
+    def probes_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """One row per run × layer probe × configuration (``harness.probes``): the columns of
+        ``results_frame`` plus the probe's facts from its cost card (``role, block,
+        in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
+        its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
+        the device facts' ``limits``, NaN when not measured)."""
+        import pandas as pd
+
+        results = self.results_frame(run_ids)
+        variants = results["variant"].astype(object).fillna("").astype(str)
+        results = results[variants.str.startswith("probe-")].reset_index(drop=True)
+        cards = self.model_costs(list(results["sha256"]))
+        limits = self._run_limits(sorted({int(r) for r in results["run_id"]}))
+        extra: list[dict[str, object]] = []
+        for row in results.to_dict("records"):
+            card = cards.get(str(row["sha256"]), {})
+            probe = _mapping(card.get("probe"))
+            layers = _mapping(card.get("layers")).values()
+            flops = sum(2 * (_integer(_mapping(x).get("macs")) or 0) for x in layers)
+            moved = sum(
+                _integer(_mapping(x).get("bytes")) or 0
+                for x in layers
+                if (_integer(_mapping(x).get("macs")) or 0) > 0
+            )
+            run_limits = limits.get(int(row["run_id"]), {})
+            extra.append(
+                {
+                    "role": probe.get("role", str(row["variant"])[len("probe-") :]),
+                    "block": _integer(probe.get("block")),
+                    "in_channels": _integer(probe.get("in_channels")),
+                    "out_channels": _integer(probe.get("out_channels")),
+                    "in_size": _integer(probe.get("in_size")),
+                    "out_size": _integer(probe.get("out_size")),
+                    "stride": _integer(probe.get("stride")),
+                    "intensity_flop_per_byte": flops / moved if moved else math.nan,
+                    "peak_gflop_s": _number(run_limits.get("peak_gflop_s")),
+                    "bandwidth_gb_s": _number(run_limits.get("bandwidth_gb_s")),
+                }
+            )
+        columns = [
+            "role",
+            "block",
+            "in_channels",
+            "out_channels",
+            "in_size",
+            "out_size",
+            "stride",
+            "intensity_flop_per_byte",
+            "peak_gflop_s",
+            "bandwidth_gb_s",
+        ]
+        frame: pd.DataFrame = pd.concat(
+            [results, pd.DataFrame(extra, columns=columns, index=results.index)], axis=1
+        )
+        for column in columns[1:7]:
+            frame[column] = frame[column].astype("Int64")
+        for column in columns[7:]:
+            frame[column] = frame[column].astype("float64")
+        return frame
+
+    def profiles_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Per-layer times from the runner's per-node profiles (``mnbench run --profile``).
+
+        One row per run × model × configuration × layer: ``run_id, device, name, layer, kind
+        (stem/depthwise/pointwise/standard/fc/other, as harness.cost), time_ms (median over
+        the trials of the layer's summed per-node medians: per inference), macs, flops_per_s``
+        then ``sha256, threads, trials, nodes, op_types``. Profiled nodes map to layers by
+        the longest graph-node-name prefix (``harness.layers``) using the model's stored cost
+        card, or for our generated models the architecture table; nodes that map to no layer
+        are kept as rows with layer ``unassigned`` (one per node), never dropped.
+        """
+        from harness.layers import UNASSIGNED, profile_layers, spec_card
+
+        rows = [row for row in self._measurement_rows(run_ids) if row["status"] == "ok"]
+        cards = self.model_costs([row["model_sha256"] for row in rows])
+        spec_cards: dict[str, Mapping[str, Any]] = {}
+        groups: dict[tuple[int, str, str, str], dict[str, Any]] = {}
+        for row in rows:
+            profile = _mapping(_document(row).get("profile"))
+            if not profile:
+                continue
+            sha = str(row["model_sha256"])
+            card = cards.get(sha)
+            if card is None or "nodes" not in card:
+                if sha not in spec_cards:
+                    spec_cards[sha] = _spec_card_of(row, spec_card)
+                card = spec_cards[sha]
+            for layer in profile_layers(profile, card):
+                node_key = layer["layer"] if layer["layer"] != UNASSIGNED else layer["nodes"][0]
+                key = (int(row["run_id"]), sha, str(row["config_key"]), str(node_key))
+                entry = groups.setdefault(
+                    key,
+                    {
+                        "run_id": int(row["run_id"]),
+                        "device": row["device"],
+                        "name": _model_name(row, {}),
+                        "layer": layer["layer"],
+                        "kind": layer["kind"],
+                        "times_us": [],
+                        "macs": layer["macs"],
+                        "sha256": sha,
+                        "threads": row["threads"],
+                        "nodes": [],
+                        "op_types": [],
+                    },
+                )
+                entry["times_us"].append(layer["time_us"])
+                for node, op_type in zip(layer["nodes"], layer["op_types"], strict=True):
+                    if node not in entry["nodes"]:
+                        entry["nodes"].append(node)
+                        entry["op_types"].append(op_type)
+        records: list[dict[str, object]] = []
+        for entry in groups.values():
+            times_us = entry.pop("times_us")
+            time_ms = float(statistics.median(times_us)) / 1000.0
+            macs = int(entry["macs"])
+            nodes = entry.pop("nodes")
+            op_types = entry.pop("op_types")
+            records.append(
+                {
+                    **entry,
+                    "time_ms": time_ms,
+                    "flops_per_s": 2.0 * macs / (time_ms / 1000.0) if time_ms > 0 else math.nan,
+                    "trials": len(times_us),
+                    "nodes": ",".join(nodes),
+                    "op_types": ",".join(op_types),
+                }
+            )
+        columns = [
+            "run_id",
+            "device",
+            "name",
+            "layer",
+            "kind",
+            "time_ms",
+            "macs",
+            "flops_per_s",
+            "sha256",
+            "threads",
+            "trials",
+            "nodes",
+            "op_types",
+        ]
+        import pandas as pd
+
+        frame: pd.DataFrame = pd.DataFrame(records, columns=columns)
+        for column in ("run_id", "macs", "threads", "trials"):
+            frame[column] = frame[column].astype("Int64")
+        for column in ("time_ms", "flops_per_s"):
+            frame[column] = frame[column].astype("float64")
+        return frame
+
 
 # -- aggregation helpers -------------------------------------------------------------------
 
@@ -878,6 +1056,19 @@ def _model_name(row: sqlite3.Row, document: Mapping[str, Any]) -> str:
     if isinstance(model_path, str) and model_path:
         return PurePath(model_path.replace("\\", "/")).stem
     return str(row["model_sha256"])[:12]
+
+
+def _spec_card_of(row: sqlite3.Row, make: Callable[..., Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The card of one of our generated models from its row, or an empty card."""
+    alpha, resolution, variant, kernel = (
+        row["alpha"],
+        row["resolution"],
+        row["variant"],
+        row["kernel"],
+    )
+    if alpha is None or resolution is None or variant not in ("separable", "standard"):
+        return {}
+    return make(float(alpha), int(resolution), str(variant), int(kernel or 3))
 
 
 def _cpus(key: str) -> str | None:

@@ -17,4 +17,5 @@ COMMANDS: dict[str, str] = {
     "runtime": "harness.commands.runtime",
     "results": "harness.commands.results",
     "report": "harness.commands.report",
+    "layers": "harness.commands.layers",
 }

@@ -1,0 +1,320 @@
+"""``mnbench layers``: time each separable block against the standard conv it replaces.
+
+For every block of one α × resolution (and each D_K asked for) the layer probes of
+``harness.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
+like whole models (same runner, transports, store and flags as ``mnbench run``), and the
+table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
+(Howard et al. 2017, eq. 5). Before measuring, ``harness/limits.py`` measures the device's
+peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009),
+stored in the run's device facts under ``limits``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from devices.device import open_transport
+from devices.facts import probe_device
+from devices.transport import TransportError
+from harness import __version__
+from harness.commands.generate import default_models_dir
+from harness.commands.run import (
+    _positive,
+    _resolve_cpus,
+    add_db_argument,
+    add_device_arguments,
+    resolve,
+)
+from harness.errors import UserError
+from harness.layers import TABLE_HEADERS, layer_table, table_rows
+from harness.probes import BLOCKS, block_probes, prepare_probes
+from harness.spec import KERNELS
+from harness.sweep import (
+    ProgressBar,
+    RunnerSettings,
+    Sweep,
+    SweepOutcome,
+    default_cpu_count,
+    make_plan,
+    run_plan,
+    sweep_config,
+)
+from harness.table import format_table
+from results.store import Store, default_db_path
+
+LIMITS_PATH = Path(__file__).resolve().parent.parent / "limits.py"
+LIMITS_SCHEMA = "mnbench.limits/1"
+LIMITS_TIMEOUT_S = 120.0
+DEFAULT_LABEL = "layers"
+
+EXAMPLES = """examples:
+  mnbench layers                                1.0/224, D_K = 3, on this CPU
+  mnbench layers --alpha 0.5 --resolution 160 --kernel 3 5 7
+  mnbench layers --device pi4 --threads 1 --trials 5 --format csv > pi4_layers.csv
+  mnbench layers --block 1 7 13 --trials 1      three blocks only, one trial
+  mnbench layers --from-run latest --format json   the table of a stored run
+
+columns: M, N input and output channels; D_F input size; s stride; pred = 1/N + 1/D_K²
+(Howard et al. 2017, eq. 5); MAC ratio = (depthwise + pointwise MACs) / standard MACs;
+std/dw/pw/sep ms = median time per inference of the standard conv, the depthwise and
+pointwise parts alone and the two together (each with its ReLU6); meas ratio = sep / std;
+GFLOP/s = 2 x MACs / time. --format csv|json adds the CI half-widths, MACs, arithmetic
+intensities and the device's measured ceilings.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "layers",
+        help="time each separable block against its standard conv (1/N + 1/D_K²)",
+        description="Measure single-layer probes of every depthwise-separable block - the "
+        "standard conv, its depthwise + pointwise factorisation and each part - and print "
+        "the measured cost ratio beside the predicted 1/N + 1/D_K², with achieved GFLOP/s. "
+        "Probes are measured and stored like whole models (one fresh process per trial).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_device_arguments(parser)
+    parser.add_argument(
+        "--alpha",
+        type=_positive("--alpha", float),
+        default=1.0,
+        metavar="A",
+        help="width multiplier (default 1.0)",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=_positive("--resolution", int),
+        default=224,
+        metavar="R",
+        help="input resolution (default 224)",
+    )
+    parser.add_argument(
+        "--kernel",
+        nargs="+",
+        type=int,
+        default=[3],
+        metavar="K",
+        help="D_K of the depthwise and standard convs, odd, 1-11 (default 3; e.g. 3 5 7)",
+    )
+    parser.add_argument(
+        "--block",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="B",
+        help=f"only these blocks ({BLOCKS[0]}-{BLOCKS[-1]}; default all)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive("--threads", int),
+        default=None,
+        metavar="N",
+        help="intra-op threads (default: all cores of the device)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=_positive("--trials", int),
+        default=3,
+        metavar="K",
+        help="fresh-process trials per probe (default 3)",
+    )
+    parser.add_argument(
+        "--cpus",
+        default=None,
+        metavar="LIST",
+        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
+    )
+    parser.add_argument(
+        "--target-ci",
+        type=_positive("--target-ci", float),
+        default=1.0,
+        metavar="PCT",
+        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=_positive("--min-time", float),
+        default=0.5,
+        metavar="S",
+        help="measure at least S seconds per trial (default 0.5)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_positive("--max-time", float),
+        default=10.0,
+        metavar="S",
+        help="measure at most S seconds per trial (default 10)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive("--timeout", float),
+        default=None,
+        metavar="S",
+        help="kill a runner after S seconds (default 4 x max-time + 30)",
+    )
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="skip the peak GFLOP/s and bandwidth microbenchmark",
+    )
+    add_db_argument(parser)
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the probe models go (default ./models)",
+    )
+    parser.add_argument(
+        "--label",
+        default=DEFAULT_LABEL,
+        help=f"a note stored with the run (default {DEFAULT_LABEL})",
+    )
+    parser.add_argument(
+        "--from-run",
+        default=None,
+        metavar="RUN_ID|latest",
+        help="measure nothing: print the table of a stored layers run",
+    )
+    parser.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output (default table)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    db_path = args.db or default_db_path()
+    outcome: SweepOutcome | None = None
+    with Store.open(db_path, create=args.from_run is None) as store:
+        if args.from_run is not None:
+            run_id = store.resolve_run_id(args.from_run)
+        else:
+            outcome = measure(args, store, db_path)
+            run_id = outcome.run_id
+        table = layer_table(store.probes_frame([run_id]))
+    if table.empty:
+        raise UserError(f"run {run_id} holds no layer probes; measure them with `mnbench layers`")
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    elif args.format == "json":
+        records = json.loads(table.to_json(orient="records"))
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+    else:
+        print(format_table(TABLE_HEADERS, list(table_rows(table))))
+        print(_summary(table), file=sys.stderr)
+    if outcome is not None and outcome.failures:
+        for what, reason in outcome.failures:
+            print(f"failed: {what}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutcome:
+    """Generate the probes, measure the device's limits, run the plan; the outcome."""
+    if args.min_time > args.max_time:
+        raise UserError(
+            f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
+        )
+    for kernel in args.kernel:
+        if kernel not in KERNELS:
+            raise UserError(f"--kernel {kernel} is not allowed: give odd sizes from 1 to 11")
+    device = resolve(args)
+    settings = RunnerSettings(
+        target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
+    )
+    models_dir = args.models_dir or default_models_dir()
+    probes = block_probes(
+        args.alpha,
+        args.resolution,
+        tuple(dict.fromkeys(args.kernel)),
+        tuple(sorted(set(args.block))) if args.block else BLOCKS,
+    )
+    models = prepare_probes(probes, models_dir, store)
+    transport = open_transport(device)
+    sweep = Sweep(device, store, settings, args.timeout, transport)
+    try:
+        facts = probe_device(device, transport)
+        sweep.facts = facts
+        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
+        threads = args.threads or (len(cpus) if cpus else default_cpu_count(facts))
+        if not args.no_limits:
+            facts["limits"] = measure_limits(sweep, threads, cpus)
+        config = sweep_config(
+            models, [threads], args.trials, cpus, settings, args.device, models_dir, args.timeout
+        )
+        config["layers"] = {
+            "alpha": args.alpha,
+            "resolution": args.resolution,
+            "kernels": list(dict.fromkeys(args.kernel)),
+            "blocks": sorted({p.block for p in probes}),
+        }
+        run_id = store.create_run(
+            device=device.name,
+            device_kind=device.kind,
+            device_facts=facts,
+            config=config,
+            harness_version=__version__,
+            runtime_version=None,
+            label=args.label,
+        )
+        print(
+            f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "
+            f"{threads} thread{'s' if threads != 1 else ''}, on {device.name} -> {db_path}",
+            file=sys.stderr,
+        )
+        plan = make_plan(models, [threads], args.trials, cpus)
+        return run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+    finally:
+        sweep.close()
+
+
+def measure_limits(sweep: Sweep, threads: int, cpus: list[int] | None) -> dict[str, Any]:
+    """Run ``harness/limits.py`` on the device: its JSON document, or an error document
+    (a device without Python, such as a phone running onnxruntime_perf_test, has none)."""
+    if sweep.uses_perf_test:
+        return {"schema": LIMITS_SCHEMA, "status": "error", "error": "no Python on the device"}
+    try:
+        remote = sweep.remote_path("limits.py")
+        sweep.transport.push(LIMITS_PATH, remote)
+        argv = [*sweep.device.python_argv, remote, "--threads", str(threads)]
+        if cpus:
+            argv += ["--cpus", ",".join(map(str, cpus))]
+        done = sweep.transport.run(
+            argv, timeout_s=LIMITS_TIMEOUT_S, env=dict(sweep.device.env) or None, check=False
+        )
+    except TransportError as exc:
+        return {"schema": LIMITS_SCHEMA, "status": "error", "error": exc.message}
+    for line in reversed(done.stdout.strip().splitlines()):
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and doc.get("schema") == LIMITS_SCHEMA:
+            if doc.get("status") != "ok":
+                print(f"limits: {doc.get('error')}", file=sys.stderr)
+            return doc
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    print(f"limits: no result ({tail}); the roofline will lack its ceilings", file=sys.stderr)
+    return {"schema": LIMITS_SCHEMA, "status": "error", "error": tail}
+
+
+def _summary(table: Any) -> str:
+    ratios = [
+        (float(m), float(p))
+        for m, p in zip(table["measured_ratio"], table["predicted_ratio"], strict=True)
+        if not math.isnan(float(m))
+    ]
+    if not ratios:
+        return "no block has both a standard and a separable time"
+    above = sum(1 for m, p in ratios if m > p)
+    worst = max(m / p for m, p in ratios)
+    return (
+        f"{len(ratios)} blocks: the measured ratio is above the prediction in {above}; "
+        f"at worst {worst:.1f}x the predicted 1/N + 1/D_K²"
+    )

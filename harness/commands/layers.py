@@ -28,7 +28,9 @@ from harness.commands.run import (
     _resolve_cpus,
     add_db_argument,
     add_device_arguments,
+    add_measurement_arguments,
     resolve,
+    settings_from_args,
 )
 from harness.errors import UserError
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
@@ -36,7 +38,6 @@ from harness.probes import BLOCKS, block_probes, prepare_probes
 from harness.spec import KERNELS
 from harness.sweep import (
     ProgressBar,
-    RunnerSettings,
     Sweep,
     SweepOutcome,
     default_cpu_count,
@@ -117,47 +118,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="N",
         help="intra-op threads (default: all cores of the device)",
     )
-    parser.add_argument(
-        "--trials",
-        type=_positive("--trials", int),
-        default=3,
-        metavar="K",
-        help="fresh-process trials per probe (default 3)",
-    )
-    parser.add_argument(
-        "--cpus",
-        default=None,
-        metavar="LIST",
-        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
-    )
-    parser.add_argument(
-        "--target-ci",
-        type=_positive("--target-ci", float),
-        default=1.0,
-        metavar="PCT",
-        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
-    )
-    parser.add_argument(
-        "--min-time",
-        type=_positive("--min-time", float),
-        default=0.5,
-        metavar="S",
-        help="measure at least S seconds per trial (default 0.5)",
-    )
-    parser.add_argument(
-        "--max-time",
-        type=_positive("--max-time", float),
-        default=10.0,
-        metavar="S",
-        help="measure at most S seconds per trial (default 10)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive("--timeout", float),
-        default=None,
-        metavar="S",
-        help="kill a runner after S seconds (default 4 x max-time + 30)",
-    )
+    add_measurement_arguments(parser, "fresh-process trials per probe")
     parser.add_argument(
         "--no-limits",
         action="store_true",
@@ -217,17 +178,11 @@ def run(args: argparse.Namespace) -> int:
 
 def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutcome:
     """Generate the probes, measure the device's limits, run the plan; the outcome."""
-    if args.min_time > args.max_time:
-        raise UserError(
-            f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
-        )
     for kernel in args.kernel:
         if kernel not in KERNELS:
             raise UserError(f"--kernel {kernel} is not allowed: give odd sizes from 1 to 11")
     device = resolve(args)
-    settings = RunnerSettings(
-        target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
-    )
+    settings = settings_from_args(args)
     models_dir = args.models_dir or default_models_dir()
     probes = block_probes(
         args.alpha,

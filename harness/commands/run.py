@@ -75,6 +75,64 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str) -> None:
+    """--trials, --cpus and the runner's stopping rule: shared by run and layers."""
+    parser.add_argument(
+        "--trials",
+        type=_positive("--trials", int),
+        default=3,
+        metavar="K",
+        help=f"{trials_what} (default 3)",
+    )
+    parser.add_argument(
+        "--cpus",
+        default=None,
+        metavar="LIST",
+        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
+    )
+    parser.add_argument(
+        "--target-ci",
+        type=_positive("--target-ci", float),
+        default=1.0,
+        metavar="PCT",
+        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=_positive("--min-time", float),
+        default=0.5,
+        metavar="S",
+        help="measure at least S seconds per trial (default 0.5)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_positive("--max-time", float),
+        default=10.0,
+        metavar="S",
+        help="measure at most S seconds per trial (default 10)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive("--timeout", float),
+        default=None,
+        metavar="S",
+        help="kill a runner after S seconds (default 4 x max-time + 30)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, profile: bool = False) -> RunnerSettings:
+    if args.min_time > args.max_time:
+        raise UserError(
+            f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
+        )
+    return RunnerSettings(
+        target_ci=args.target_ci / 100,
+        min_time_s=args.min_time,
+        max_time_s=args.max_time,
+        profile=profile,
+    )
+
+
 def resolve(args: argparse.Namespace) -> DeviceConfig:
     from devices.inventory import resolve_device
 
@@ -132,47 +190,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="N",
         help="intra-op thread counts (default: all cores of the device)",
     )
-    parser.add_argument(
-        "--trials",
-        type=_positive("--trials", int),
-        default=3,
-        metavar="K",
-        help="fresh-process trials per model and thread count (default 3)",
-    )
-    parser.add_argument(
-        "--cpus",
-        default=None,
-        metavar="LIST",
-        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
-    )
-    parser.add_argument(
-        "--target-ci",
-        type=_positive("--target-ci", float),
-        default=1.0,
-        metavar="PCT",
-        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
-    )
-    parser.add_argument(
-        "--min-time",
-        type=_positive("--min-time", float),
-        default=0.5,
-        metavar="S",
-        help="measure at least S seconds per trial (default 0.5)",
-    )
-    parser.add_argument(
-        "--max-time",
-        type=_positive("--max-time", float),
-        default=10.0,
-        metavar="S",
-        help="measure at most S seconds per trial (default 10)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive("--timeout", float),
-        default=None,
-        metavar="S",
-        help="kill a runner after S seconds (default 4 x max-time + 30)",
-    )
+    add_measurement_arguments(parser, "fresh-process trials per model and thread count")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -202,17 +220,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             return _resume(args, store)
         device = resolve(args)
-        settings = RunnerSettings(
-            target_ci=args.target_ci / 100,
-            min_time_s=args.min_time,
-            max_time_s=args.max_time,
-            profile=args.profile,
-        )
-        if args.min_time > args.max_time:
-            raise UserError(
-                f"--min-time {args.min_time:g} is above --max-time "
-                f"{args.max_time:g}; raise --max-time"
-            )
+        settings = settings_from_args(args, profile=args.profile)
         models_dir = args.models_dir or default_models_dir()
         if args.model:
             shapes = dict(parse_shape(s) for s in args.shape)

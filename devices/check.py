@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from devices.device import DeviceConfig, open_transport
@@ -21,7 +22,9 @@ from devices.probe import probe_python
 from devices.transport import CommandFailed, Completed, Transport, TransportError
 from harness.errors import UserError
 
-CheckName = Literal["reachable", "python", "numpy", "onnxruntime", "workdir", "runner"]
+CheckName = Literal[
+    "reachable", "python", "numpy", "onnxruntime", "workdir", "runner", "perf_test", "abi"
+]
 RUNTIME_PACKAGES: tuple[str, ...] = ("numpy", "onnxruntime")
 
 
@@ -79,7 +82,13 @@ def check_device(
     config: DeviceConfig,
     runner_smoke: Callable[[Transport], str | None] | None = None,
 ) -> list[CheckItem]:
-    """Reachable, Python, numpy, onnxruntime, workdir (and the runner smoke when given)."""
+    """Reachable, Python, numpy, onnxruntime, workdir (and the runner smoke when given).
+
+    A phone without a Python entry is checked for its onnxruntime_perf_test binary instead:
+    configured, present on this machine, built for an ABI the phone runs.
+    """
+    if config.kind == "adb" and not config.python:
+        return _check_phone(config, runner_smoke)
     items: list[CheckItem] = []
     try:
         transport = open_transport(config)
@@ -134,6 +143,78 @@ def check_device(
                 problem = runner_smoke(transport)
                 items.append(
                     CheckItem("runner", problem is None, problem or "the runner measured a model")
+                )
+            else:
+                items += _skipped(("runner",), "an earlier check")
+    finally:
+        transport.close()
+    return items
+
+
+def _check_phone(
+    config: DeviceConfig, runner_smoke: Callable[[Transport], str | None] | None
+) -> list[CheckItem]:
+    from devices.android import abi_of_elf, collect_android_facts
+
+    items: list[CheckItem] = []
+    try:
+        transport = open_transport(config)
+    except UserError as exc:
+        return [CheckItem("reachable", False, exc.message, f"{config.adb_path} devices -l")]
+    try:
+        try:
+            facts = collect_android_facts(transport)
+        except TransportError as exc:
+            connect = (
+                f"{config.adb_path} connect {config.serial}"
+                if ":" in str(config.serial)
+                else f"{config.adb_path} devices -l"
+            )
+            items.append(CheckItem("reachable", False, exc.message, connect))
+            return [*items, *_skipped(("perf_test", "abi", "workdir"), "reachable")]
+        items.append(
+            CheckItem("reachable", True, f"{transport.name} answers ({facts.get('model')})")
+        )
+        binary = Path(config.perf_test).expanduser() if config.perf_test else None
+        if binary is None or not binary.is_file():
+            what = "no perf_test binary is configured" if binary is None else f"{binary} is missing"
+            items.append(
+                CheckItem(
+                    "perf_test",
+                    False,
+                    f"{what}; phones without Python run onnxruntime_perf_test",
+                    "build it with onnxruntime's ./build.sh --android --android_abi arm64-v8a "
+                    "--build_shared_lib, then set perf_test = PATH (and perf_test_libs) for "
+                    "this device, or python = ... on a phone that has one",
+                )
+            )
+            items += _skipped(("abi",), "perf_test")
+        else:
+            items.append(CheckItem("perf_test", True, str(binary)))
+            abilist = facts.get("abilist")
+            supported = [str(a) for a in abilist] if isinstance(abilist, list) else []
+            try:
+                abi = abi_of_elf(binary)
+            except UserError as exc:
+                items.append(CheckItem("abi", False, exc.message, None))
+            else:
+                ok = not supported or abi in supported
+                items.append(
+                    CheckItem(
+                        "abi",
+                        ok,
+                        f"{binary.name} is {abi}; the phone runs {', '.join(supported) or '?'}",
+                        None
+                        if ok
+                        else f"rebuild with --android_abi {supported[0] if supported else '...'}",
+                    )
+                )
+        items.append(_check_workdir(config, transport))
+        if runner_smoke is not None:
+            if all(item.ok for item in items):
+                problem = runner_smoke(transport)
+                items.append(
+                    CheckItem("runner", problem is None, problem or "perf_test measured a model")
                 )
             else:
                 items += _skipped(("runner",), "an earlier check")

@@ -136,39 +136,25 @@ def _check(config: DeviceConfig, install: bool) -> int:
 
 
 def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
-    """A one-second run of the smallest model through the real runner; None when it works."""
+    """A short run of the smallest model through the sweep's own measuring code (the Python
+    runner, or onnxruntime_perf_test on a phone); None when it works."""
     from harness.generator import generate
     from harness.spec import ModelSpec
-    from harness.sweep import RUNNER_PATH, parse_document
+    from harness.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
+    from results.store import Store
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model = generate(ModelSpec(alpha=0.25, resolution=96), Path(tmp))
-        base = transport.workdir.rstrip("/")
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "smoke.sqlite") as store:
+        spec = ModelSpec(alpha=0.25, resolution=96)
+        model = generate(spec, Path(tmp))
+        settings = RunnerSettings(fixed=3, min_time_s=0.05, max_time_s=5.0)
+        sweep = Sweep(config, store, settings, 300.0, transport)
         try:
-            transport.push(RUNNER_PATH, f"{base}/runner.py")
-            transport.push(model.path, f"{base}/smoke.onnx")
-            done = transport.run(
-                [
-                    *config.python_argv,
-                    f"{base}/runner.py",
-                    f"{base}/smoke.onnx",
-                    "--fixed",
-                    "3",
-                    "--threads",
-                    "1",
-                ],
-                timeout_s=300,
-                check=False,
+            status, reason, _ = sweep.measure(
+                PlanItem(ModelEntry(spec.name, model.path, model.sha256, spec), 1, 1, None)
             )
         except TransportError as exc:
             return exc.message
-    doc = parse_document(done.stdout)
-    if doc is None:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"the runner printed no result (exit {done.rc}): {tail[:200]}"
-    if doc.get("status") != "ok":
-        return str(doc.get("error"))
-    return None
+    return None if status == "ok" else reason
 
 
 class _opened:

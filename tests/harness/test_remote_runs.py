@@ -288,3 +288,18 @@ def test_adb_connection_dropped_mid_sweep_then_resumed(tmp_path: Path, adb_phone
     done = _resume(db)
     assert done.returncode == 0, done.stderr
     assert _count(db) == 6
+
+
+def test_devices_check_on_phones(adb_phone: AdbPhone, capsys: pytest.CaptureFixture[str]) -> None:
+    server = adb_phone.server
+    base = f"adb://{adb_phone.serial}?adb={server.adb}&server=127.0.0.1:{server.port}"
+    assert main(["devices", "check", f"{base}&python={sys.executable}"]) == 0
+    assert "ready to measure" in capsys.readouterr().err
+    # an x86-64 binary for an arm64-v8a phone: the check names both ABIs and how to fix it
+    assert main(["devices", "check", f"{base}&perf_test=/bin/true"]) == 1
+    out = capsys.readouterr().out
+    assert "x86_64" in out and "arm64-v8a" in out and "--android_abi" in out
+    # no runner at all: say what is missing and how to get it
+    assert main(["devices", "check", base]) == 1
+    out = capsys.readouterr().out
+    assert "perf_test" in out and "build.sh --android" in out

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from devices.transport import Transport
 from harness.errors import UserError
 
 MARKER = ".mnbench-runtime.json"
@@ -191,3 +192,51 @@ def installed_versions(runtime: Runtime) -> dict[str, str]:
         return dict(json.loads((runtime.path / MARKER).read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def remote_runtime_python(
+    transport: Transport, base_python: list[str], spec: str, install: bool
+) -> str:
+    """The interpreter of ``spec``'s environment on a board, created there when ``install``.
+
+    The environment is ``WORKDIR/runtimes/onnxruntime-X.Y.Z`` in the device's work directory,
+    made with the board's own Python (``-m venv``) and pip; complete once its marker exists.
+    """
+    version = parse_spec(spec)
+    path = f"{transport.workdir.rstrip('/')}/runtimes/onnxruntime-{version}"
+    python = f"{path}/bin/python"
+    ready = transport.run(["test", "-f", f"{path}/{MARKER}"], timeout_s=60, check=False).rc == 0
+    if ready:
+        return python
+    if not install:
+        raise UserError(
+            f"{spec} is not installed on {transport.name}; add --install to create "
+            f"{path} there with pip, or give the path of an interpreter that has it"
+        )
+    script = (
+        'rm -rf "$1" && "$2" -m venv "$1" && "$1/bin/python" -m pip install --quiet '
+        '--disable-pip-version-check "$3" "$4" && "$1/bin/python" -c "import onnxruntime" '
+        '&& echo "$3" > "$1/$5"'
+    )
+    done = transport.run(
+        [
+            "sh",
+            "-c",
+            script,
+            "sh",
+            path,
+            base_python[0],
+            f"onnxruntime=={version}",
+            numpy_requirement(version),
+            MARKER,
+        ],
+        timeout_s=PIP_TIMEOUT_S,
+        check=False,
+    )
+    if done.rc != 0:
+        raise UserError(
+            _pip_error(done.stderr + done.stdout, spec).replace(
+                "installing", f"installing on {transport.name}", 1
+            )
+        )
+    return python

@@ -8,6 +8,7 @@ trial a fresh process. Both runs are stored, then compared as ``mnbench compare`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
+from devices.transport import Transport
 from harness import __version__
 from harness.commands.compare import add_threshold_arguments, render
 from harness.commands.generate import default_models_dir
 from harness.commands.run import add_db_argument, add_device_arguments, resolve
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
-from harness.runtimes import ensure_runtime
+from harness.runtimes import ensure_runtime, remote_runtime_python
 from harness.sweep import (
     ModelEntry,
     PlanItem,
@@ -91,6 +93,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("--warn-only", action="store_true", help="always exit 0")
     parser.add_argument(
+        "--install",
+        action="store_true",
+        help="on a board: create missing onnxruntime==X environments there with pip",
+    )
+    parser.add_argument(
         "--seed", type=int, default=None, help="seed of the randomised ABBA order (default: random)"
     )
     parser.add_argument("--min-time", type=float, default=0.5, metavar="S")
@@ -102,18 +109,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_db_argument(parser)
 
 
-def runtime_python(spec: str, device: DeviceConfig) -> tuple[str | None, str]:
+def runtime_python(
+    spec: str, device: DeviceConfig, transport: Transport, install: bool = False
+) -> tuple[str | None, str]:
     """(python command for the device, a label) for a runtime spec."""
     if spec == "current":
         return device.python, "current"
     if spec.startswith("onnxruntime"):
-        if device.kind != "local":
+        if device.kind == "local":
+            runtime = ensure_runtime(spec)
+            return str(runtime.python), runtime.spec
+        if device.kind == "adb" and not device.python:
             raise UserError(
-                f"{spec} names an environment on this machine; on {device.name} give the path "
-                "of an interpreter there that has that onnxruntime (e.g. /opt/ort/bin/python)"
+                f"{spec}: a phone's runtime is its onnxruntime_perf_test build; give the two "
+                "builds as two device entries and compare their runs with `mnbench compare`"
             )
-        runtime = ensure_runtime(spec)
-        return str(runtime.python), runtime.spec
+        python = remote_runtime_python(transport, device.python_argv, spec, install)
+        return python, spec
     return spec, spec
 
 
@@ -145,33 +157,34 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
     device = resolve(args)
-    py_a, label_a = runtime_python(args.baseline, device)
-    py_b, label_b = runtime_python(args.candidate, device)
-    dev_a, dev_b = replace(device, python=py_a), replace(device, python=py_b)
     settings = RunnerSettings(
         target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
     )
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
-    with Store.open(db_path) as store:
+    with contextlib.closing(open_transport(device)) as transport, Store.open(db_path) as store:
+        py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
+        py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
         models = prepare_models(specs_from_args(args), models_dir, store)
-        transport = open_transport(device)
-        sweep_a = Sweep(dev_a, store, settings, None, transport)
-        sweep_b = Sweep(dev_b, store, settings, None, transport)
+        sweeps = {
+            "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
+            "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
+        }
+        facts = probe_device(device, transport)
+        threads = args.threads or [default_cpu_count(facts)]
+        runs: dict[str, int] = {}
         try:
-            facts = probe_device(device, transport)
-            threads = args.threads or [default_cpu_count(facts)]
-            runs = {}
             for side, label, spec in (
                 ("A", label_a, args.baseline),
                 ("B", label_b, args.candidate),
             ):
+                role = "baseline" if side == "A" else "candidate"
                 config = sweep_config(
                     models, threads, args.trials, None, settings, args.device, models_dir, None
                 )
                 config["runtime"] = spec
-                config["regress_role"] = "baseline" if side == "A" else "candidate"
+                config["regress_role"] = role
                 runs[side] = store.create_run(
                     device=device.name,
                     device_kind=device.kind,
@@ -179,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
                     config=config,
                     harness_version=__version__,
                     runtime_version=None,
-                    label=f"{'baseline' if side == 'A' else 'candidate'} {label}",
+                    label=f"{role} {label}",
                 )
             print(
                 f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
@@ -187,18 +200,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
-            sweeps = {"A": sweep_a, "B": sweep_b}
-            plan_a = make_plan(models, threads, args.trials, None)
-            plan_b = make_plan(models, threads, args.trials, None)
-            _interleave(
-                sweeps,
-                runs,
-                outcomes,
-                list(zip(plan_a, plan_b, strict=True)),
-                rng,
-                1,
-                None if args.quiet else ProgressBar(),
-            )
+            plan = make_plan(models, threads, args.trials, None)
+            pairs = [(item, item) for item in plan]
+            progress = None if args.quiet else ProgressBar()
+            _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
             comparison = compare_runs(
                 store, runs["A"], runs["B"], args.threshold / 100, force=args.force
             )
@@ -207,17 +212,11 @@ def run(args: argparse.Namespace) -> int:
             for run_id in runs.values():
                 store.set_run_status(run_id, "complete")
         except BaseException:
-            for side in ("A", "B"):
-                if "runs" in locals() and side in runs:
-                    store.set_run_status(runs[side], "interrupted")
+            for run_id in runs.values():
+                store.set_run_status(run_id, "interrupted")
             raise
-        finally:
-            transport.close()
     print(render(comparison, args.format))
-    code = exit_code(comparison)
-    if args.warn_only:
-        return 0
-    return code
+    return 0 if args.warn_only else exit_code(comparison)
 
 
 def _interleave(

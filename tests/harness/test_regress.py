@@ -15,6 +15,7 @@ import pytest
 from harness.cli import main
 from harness.runtimes import MARKER, ensure_runtime, runtime_for
 from results.store import Store
+from tests.fixtures.sshd import SshServer
 
 OLDEST = "onnxruntime==1.15.1"  # the oldest release our models promise to load in
 NEWEST = "onnxruntime==1.31.1"
@@ -222,3 +223,44 @@ def test_compare_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["compare", "1", "99", "--db", db]) == 2
     err = capsys.readouterr().err.strip()
     assert "99" in err and len(err.splitlines()) == 1
+
+
+def test_runtime_environment_on_a_board(
+    tmp_path: Path, sshd_server: SshServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(
+        "[devices.board]\n"
+        f'host = "{sshd_server.host}"\nport = {sshd_server.port}\nuser = "{sshd_server.user}"\n'
+        f'identity_file = "{sshd_server.identity_file}"\n'
+        f'known_hosts_file = "{sshd_server.known_hosts_file}"\n'
+        f'python = "{sys.executable}"\nworkdir = "{tmp_path / "board"}"\n'
+    )
+    argv = regress(
+        tmp_path,
+        NEWEST,
+        "current",
+        "--device",
+        "board",
+        "--inventory",
+        str(inventory),
+        "--alpha",
+        "0.25",
+        "--resolution",
+        "96",
+        "--trials",
+        "2",
+        "--format",
+        "json",
+    )
+    assert main(argv) == 2  # not on the board yet: say how to get it
+    err = capsys.readouterr().err.strip()
+    assert "--install" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--install"]) in (0, 1, 3)
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["cells"]) == 1 and not doc["failed"]
+    board_python = tmp_path / "board" / "runtimes" / "onnxruntime-1.31.1" / "bin" / "python"
+    assert board_python.exists()
+    with Store.open(tmp_path / "db.sqlite") as store:
+        baseline = store.list_runs()[0]
+    assert baseline.runtime_version == "1.31.1" and baseline.device_kind == "ssh"

@@ -19,7 +19,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import matplotlib
 import numpy as np
@@ -117,6 +117,32 @@ def _plain_log_ticks(ax: Axes) -> None:
     for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
         if scale == "log":
             axis.set_major_formatter(formatter)
+
+
+LegendLoc = Literal["upper left", "upper right", "lower left", "lower right", "best"]
+
+
+def _finish_axes(
+    ax: Axes,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    *,
+    x_base: int = 10,
+    y_log: bool = True,
+    legend: LegendLoc = "upper left",
+    legend_size: int = 8,
+) -> None:
+    """The common finish of a log-log (or log-x) chart: scales, plain ticks, labels, grid."""
+    ax.set_xscale("log", base=x_base)
+    if y_log:
+        ax.set_yscale("log")
+    _plain_log_ticks(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=legend_size, loc=legend)
 
 
 def _float(value: object) -> float:
@@ -514,14 +540,12 @@ def latency_vs_macs(results: pd.DataFrame, labels: dict[int, str]) -> Chart:
     for variant, marker in VARIANT_MARKERS.items():
         if (frame["variant"] == variant).any():
             ax.scatter([], [], marker=marker, color="#666666", label=f"{variant} variant")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax)
-    ax.set_xlabel("multiply-accumulates per inference (millions, log scale)")
-    ax.set_ylabel("median latency (ms, log scale)")
-    ax.set_title("Latency vs MACs: fitted power law vs the ideal slope 1")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left")
+    _finish_axes(
+        ax,
+        "multiply-accumulates per inference (millions, log scale)",
+        "median latency (ms, log scale)",
+        "Latency vs MACs: fitted power law vs the ideal slope 1",
+    )
     png, svg = _render(fig, svg=True)
     reading = (
         "Lines are least-squares fits of log latency on log MACs; dotted lines have "
@@ -672,13 +696,14 @@ def latency_accuracy(
         edgecolors="#666666",
         label="dominated (slower and no more accurate than a frontier cell)",
     )
-    ax.set_xscale("log")
-    _plain_log_ticks(ax)
-    ax.set_xlabel("median latency (ms, log scale)")
-    ax.set_ylabel("ImageNet top-1 accuracy (%)")
-    ax.set_title("Latency vs accuracy: the Pareto frontier, labelled α/resolution")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="lower right")
+    _finish_axes(
+        ax,
+        "median latency (ms, log scale)",
+        "ImageNet top-1 accuracy (%)",
+        "Latency vs accuracy: the Pareto frontier, labelled α/resolution",
+        y_log=False,
+        legend="lower right",
+    )
     png, svg = _render(fig, svg=True)
     sources = sorted({str(s) for s in joined["source"]})
     origin = accuracy_origin or ("; ".join(sources[:1]) + ("…" if len(sources) > 1 else ""))
@@ -1192,16 +1217,14 @@ def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Ch
         linewidth=1.0,
         label="y = x (time follows MACs)",
     )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _finish_axes(
+        ax,
+        "predicted ratio 1/N + 1/D_K² (log scale)",
+        "measured ratio: separable time / standard time (log scale)",
+        "Does the measured cost follow 1/N + 1/D_K²? (numbers: block)",
+    )
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
-    _plain_log_ticks(ax)
-    ax.set_xlabel("predicted ratio 1/N + 1/D_K² (log scale)")
-    ax.set_ylabel("measured ratio: separable time / standard time (log scale)")
-    ax.set_title("Does the measured cost follow 1/N + 1/D_K²? (numbers: block)")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left")
     png, svg = _render(fig, svg=True)
     reading = (
         "One point per separable block, timed as single-layer probes (the standard conv, "
@@ -1278,15 +1301,14 @@ def ratio_vs_channels_chart(layers: pd.DataFrame | None, labels: dict[int, str])
                 f"{float(sub['measured_ratio'].min()):.2f}–{float(sub['measured_ratio'].max()):.2f}"
                 f" where the prediction tends to {1 / kernel**2:.3f}"
             )
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    _plain_log_ticks(ax)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
-    ax.set_xlabel("output channels N (log scale)")
-    ax.set_ylabel("separable / standard (log scale, lower = cheaper)")
-    ax.set_title("Measured ratio vs N, over the curves 1/N + 1/D_K²")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper right")
+    _finish_axes(
+        ax,
+        "output channels N (log scale)",
+        "separable / standard (log scale, lower = cheaper)",
+        "Measured ratio vs N, over the curves 1/N + 1/D_K²",
+        x_base=2,
+        legend="upper right",
+    )
     png, svg = _render(fig, svg=True)
     reading = (
         "Lines: the paper's prediction 1/N + 1/D_K² (Howard et al. 2017, eq. 5), falling "
@@ -1380,14 +1402,14 @@ def roofline_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart
                 )
         else:
             sentences.append(f"{label}: no measured ceilings (run without --no-limits)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax)
-    ax.set_xlabel("arithmetic intensity (FLOP per byte of weights + input + output, log)")
-    ax.set_ylabel("achieved GFLOP/s (log scale)")
-    ax.set_title("Roofline of the layer probes")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="lower right")
+    _finish_axes(
+        ax,
+        "arithmetic intensity (FLOP per byte of weights + input + output, log)",
+        "achieved GFLOP/s (log scale)",
+        "Roofline of the layer probes",
+        legend="lower right",
+        legend_size=7,
+    )
     png, svg = _render(fig, svg=True)
     reading = (
         "Each layer probe's achieved FLOP rate (2 × MACs / median time) against its "

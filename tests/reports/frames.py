@@ -12,49 +12,13 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from results.store import RESULT_COLUMNS as STORE_RESULT_COLUMNS
+from results.store import RESULT_EXTRA_COLUMNS
+
 ALPHAS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 RESOLUTIONS: tuple[int, ...] = (224, 192, 160, 128)
-RESULT_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "device",
-    "runtime_version",
-    "name",
-    "alpha",
-    "resolution",
-    "variant",
-    "kernel",
-    "precision",
-    "threads",
-    "trials",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "ci_low_ms",
-    "ci_high_ms",
-    "samples",
-    "peak_rss_bytes",
-    "load_ms",
-    "first_ms",
-    "macs",
-    "params",
-    "status",
-    "label",
-    "device_kind",
-    "sha256",
-    "cpus",
-    "max_ms",
-    "cv",
-    "flags",
-    "failed_trials",
-    "peak_rss_load_bytes",
-    "weight_bytes",
-    "peak_activation_bytes",
-    "file_bytes",
-    "trial_medians_ms",
-)
+# The store's own column lists: these frames have exactly the shape of Store.results_frame.
+RESULT_COLUMNS: tuple[str, ...] = STORE_RESULT_COLUMNS + RESULT_EXTRA_COLUMNS
 MACS_1_224 = {"separable": 568.74e6, "standard": 4866e6}
 PARAMS_1 = {"separable": 4.233e6, "standard": 29.3e6}
 

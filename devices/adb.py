@@ -32,9 +32,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from devices.transport import (
+    ClosingContext,
     CommandFailed,
     CommandTimeout,
     Completed,
@@ -60,7 +60,7 @@ class _Ran:
     wall_s: float
 
 
-class AdbTransport:
+class AdbTransport(ClosingContext):
     """One Android device (``SERIAL`` as ``adb devices`` lists it, or ``HOST:PORT``)."""
 
     def __init__(
@@ -173,17 +173,6 @@ class AdbTransport:
 
     def close(self) -> None:
         return None
-
-    def __enter__(self) -> AdbTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- adb plumbing -----------------------------------------------------------------
 

@@ -37,10 +37,10 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from devices.transport import (
+    ClosingContext,
     CommandFailed,
     CommandTimeout,
     Completed,
@@ -136,7 +136,7 @@ def classify_ssh_error(
     return None
 
 
-class SshTransport:
+class SshTransport(ClosingContext):
     """A device reached over SSH with the OpenSSH client (``ssh``), one multiplexed connection."""
 
     def __init__(
@@ -489,17 +489,6 @@ class SshTransport:
                 )
         shutil.rmtree(self._control_dir, ignore_errors=True)
         self._control_dir = None
-
-    def __enter__(self) -> SshTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # A forgotten transport must not leave a master running for ControlPersist seconds.

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from harness.errors import UserError
 
@@ -104,7 +104,28 @@ def describe_failure(name: str, completed: Completed) -> str:
     return f"{line}: {tail[:300]}" if tail else line
 
 
-class LocalTransport:
+_T = TypeVar("_T", bound="ClosingContext")
+
+
+class ClosingContext:
+    """``with transport:`` closes it on the way out (shared by every transport)."""
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalTransport(ClosingContext):
     """This machine, through the same interface as a remote device."""
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
@@ -168,17 +189,6 @@ class LocalTransport:
 
     def close(self) -> None:
         return None
-
-    def __enter__(self) -> LocalTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

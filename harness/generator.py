@@ -144,6 +144,30 @@ class GraphBuilder:
         )
         return OUTPUT_NAME
 
+    def to_model(
+        self,
+        name: str,
+        input_shape: Sequence[int],
+        output: str,
+        output_shape: Sequence[int],
+        doc: str,
+    ) -> onnx.ModelProto:
+        """The graph built so far as a model, at the pinned opset and IR version."""
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(input_shape))],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(output_shape))],
+            self.initializers,
+        )
+        return helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            ir_version=IR_VERSION,
+            producer_name=PRODUCER,
+            doc_string=doc,
+        )
+
 
 def build_model(spec: ModelSpec) -> onnx.ModelProto:
     """The ONNX model for a spec, with the spec and cost totals in ``metadata_props``."""
@@ -156,23 +180,12 @@ def build_model(spec: ModelSpec) -> onnx.ModelProto:
             continue
         x = builder.conv(x, layer, spec.fold_bn)
         x = builder.activation(x, layer.name, spec.activation)
-    graph = helper.make_graph(
-        builder.nodes,
+    model = builder.to_model(
         spec.name,
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, [1, 3, spec.resolution, spec.resolution]
-            )
-        ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, spec.classes])],
-        builder.initializers,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name=PRODUCER,
-        doc_string=f"MobileNetV1 {spec.name} (Howard et al. 2017, arXiv:1704.04861)",
+        [1, 3, spec.resolution, spec.resolution],
+        x,
+        [1, spec.classes],
+        f"MobileNetV1 {spec.name} (Howard et al. 2017, arXiv:1704.04861)",
     )
     from harness.cost import analyze_model
 

@@ -31,15 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
 from harness.architecture import CONV_DEFS, DepthSepConv, Layer, scaled_layers
 from harness.errors import UserError
 from harness.generator import (
     INPUT_NAME,
-    IR_VERSION,
-    OPSET,
-    PRODUCER,
     GraphBuilder,
     check_model,
     write_atomic,
@@ -200,19 +197,12 @@ def build_probe(probe: Probe) -> onnx.ModelProto:
     for layer in probe.layers:
         x = builder.conv(x, layer, fold_bn=True)
         x = builder.activation(x, layer.name, ACTIVATION)
-    graph = helper.make_graph(
-        builder.nodes,
+    model = builder.to_model(
         probe.name,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(probe.input_shape))],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, list(probe.output_shape))],
-        builder.initializers,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name=PRODUCER,
-        doc_string=f"MobileNetV1 layer probe {probe.name} (Howard et al. 2017, eq. 5)",
+        probe.input_shape,
+        x,
+        probe.output_shape,
+        f"MobileNetV1 layer probe {probe.name} (Howard et al. 2017, eq. 5)",
     )
     from harness.cost import analyze_model
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -220,21 +221,22 @@ def make_plan(
     ]
 
 
-def describe_crash(rc: int) -> str:
+def describe_crash(rc: int, program: str = "runner") -> str:
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
         hint = " (killed: out of memory?)" if -rc == signal.SIGKILL else ""
-        return f"runner crashed with {name}{hint}"
+        return f"{program} crashed with {name}{hint}"
     if rc in (137, 139, 134):  # a remote shell reports 128 + signal
-        return describe_crash(128 - rc)
-    return f"runner exited {rc}"
+        return describe_crash(128 - rc, program)
+    return f"{program} exited {rc}"
 
 
 def parse_document(stdout: str) -> dict[str, Any] | None:
-    """The runner's JSON document: the last line of stdout that parses as one."""
+    """The runner's JSON document: the last line of stdout that parses as one (the runner
+    prints it compact, on one line)."""
     for raw in reversed(stdout.strip().splitlines()):
         line = raw.strip()
         if line.startswith("{"):
@@ -244,11 +246,7 @@ def parse_document(stdout: str) -> dict[str, Any] | None:
                 continue
             if isinstance(doc, dict) and doc.get("schema") == RUNNER_SCHEMA:
                 return doc
-    try:
-        doc = json.loads(stdout)
-    except json.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) and doc.get("schema") == RUNNER_SCHEMA else None
+    return None
 
 
 class Sweep:
@@ -343,7 +341,7 @@ class Sweep:
             return "failed", f"timed out after {self.timeout_s:g} s", None
         if done.rc != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            return "failed", f"onnxruntime_perf_test {describe_crash(done.rc)[7:]}: {tail}", None
+            return "failed", f"{describe_crash(done.rc, 'onnxruntime_perf_test')}: {tail}", None
         try:
             doc = parse_perf_test(
                 done.stdout,
@@ -460,7 +458,7 @@ def run_plan(
                 progress(index, len(todo), item, last_ms)
             doc = measure_into(sweep, run_id, item, outcome)
             samples = (doc or {}).get("samples_ms") or []
-            last_ms = _median(samples) if samples else None
+            last_ms = statistics.median(samples) if samples else None
         if progress:
             progress(len(todo), len(todo), None, last_ms)
     except BaseException:
@@ -468,12 +466,6 @@ def run_plan(
         raise
     store.set_run_status(run_id, "complete")
     return outcome
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class ProgressBar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     args.device = args.name
     config = resolve(args)
     if args.action == "show":
-        with _opened(config) as transport:
+        with contextlib.closing(open_transport(config)) as transport:
             facts = probe_device(config, transport)
         if args.format == "json":
             print(json.dumps(facts, indent=2, sort_keys=True, default=str))
@@ -115,7 +116,7 @@ def _check(config: DeviceConfig, install: bool) -> int:
     from devices.check import check_device, install_runtime
 
     if install:
-        with _opened(config) as transport:
+        with contextlib.closing(open_transport(config)) as transport:
             install_runtime(config, transport)
     items = check_device(config, runner_smoke=lambda t: smoke_run(config, t))
     print(
@@ -155,17 +156,6 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
         except TransportError as exc:
             return exc.message
     return None if status == "ok" else reason
-
-
-class _opened:
-    def __init__(self, config: DeviceConfig) -> None:
-        self.transport = open_transport(config)
-
-    def __enter__(self) -> Transport:
-        return self.transport
-
-    def __exit__(self, *exc: object) -> None:
-        self.transport.close()
 
 
 def _where(config: DeviceConfig) -> str:

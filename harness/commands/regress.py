@@ -27,7 +27,6 @@ from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.runtimes import ensure_runtime, remote_runtime_python
 from harness.sweep import (
-    ModelEntry,
     PlanItem,
     ProgressBar,
     RunnerSettings,
@@ -250,7 +249,7 @@ def _confirm(
     from results.compare import compare_runs
 
     slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
-    models = {m.sha256: m for m in _plan_models(sweeps["A"], runs["A"], store)}
+    models = {m.sha256: m for m in models_from_config(store.get_run(runs["A"]).config, store)}
     pairs: list[tuple[PlanItem, PlanItem]] = []
     start = args.trials + 1
     for sha, key in slower:
@@ -264,7 +263,3 @@ def _confirm(
     )
     _interleave(sweeps, runs, outcomes, pairs, rng, start, None if args.quiet else ProgressBar())
     return compare_runs(store, runs["A"], runs["B"], args.threshold / 100, force=args.force)
-
-
-def _plan_models(sweep: Sweep, run_id: int, store: Store) -> list[ModelEntry]:
-    return models_from_config(store.get_run(run_id).config, store)

@@ -265,7 +265,10 @@ def layer_table(probes: pd.DataFrame) -> pd.DataFrame:
         return empty
     keys = ["run_id", "threads", "alpha", "resolution", "kernel", "block"]
     rows: list[dict[str, Any]] = []
-    frame = probes.copy()
+    frame = probes[probes["role"].isin(ROLES)].copy()  # stem and head probes pair with none
+    if frame.empty:
+        nothing: pd.DataFrame = pd.DataFrame(columns=list(LAYER_COLUMNS))
+        return nothing
     frame["threads"] = frame["threads"].astype("float64")
     for key, group in frame.groupby(keys, sort=True, dropna=False):
         run_id, threads, alpha, resolution, kernel, block = key

@@ -15,6 +15,11 @@ probe's layer is built exactly as in the whole model. The parts are timed as the
 (not from the separable probe's per-node profile), so each part gets the runner's stopping
 rule and confidence interval like any other model.
 
+For the latency model (``harness.predict``) two more roles: ``stem`` (the network's first
+conv, block 0) and ``head`` (global average pool, FC and softmax, block 14); any α,
+resolution and D_K of the family gives a probe (``family_probe``), not only the 13 blocks
+of one model.
+
 Cost (Howard et al. 2017, eq. 5 and Table 2): standard D_K²·M·N·D_F'², depthwise D_K²·M·D_F'²,
 pointwise M·N·D_F'² MACs (D_F' the output size), so separable / standard = 1/N + 1/D_K².
 Opset 13 and IR version 7, like the whole models.
@@ -47,8 +52,12 @@ if TYPE_CHECKING:
     from harness.sweep import ModelEntry
     from results.store import Store
 
-ProbeRole = Literal["standard", "separable", "depthwise", "pointwise"]
+ProbeRole = Literal["standard", "separable", "depthwise", "pointwise", "stem", "head"]
 PROBE_ROLES: tuple[ProbeRole, ...] = get_args(ProbeRole)
+BLOCK_ROLES: tuple[ProbeRole, ...] = ("standard", "separable", "depthwise", "pointwise")
+"""The roles of ``mnbench layers``; ``stem`` and ``head`` probes are the latency model's."""
+STEM_BLOCK = 0
+HEAD_BLOCK = len(CONV_DEFS)
 BLOCKS: tuple[int, ...] = tuple(
     index for index, record in enumerate(CONV_DEFS) if isinstance(record, DepthSepConv)
 )
@@ -92,11 +101,15 @@ class Probe:
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
+        if self.role == "head":  # global pool over the last block's output
+            return (1, self.in_channels, self.in_size, self.in_size)
         first = self.layers[0]
         return (1, first.in_channels, first.in_size, first.in_size)
 
     @property
-    def output_shape(self) -> tuple[int, int, int, int]:
+    def output_shape(self) -> tuple[int, ...]:
+        if self.role == "head":
+            return (1, self.out_channels)
         last = self.layers[-1]
         return (1, last.out_channels, last.out_size, last.out_size)
 
@@ -141,7 +154,7 @@ def block_probes(
     resolution: int,
     kernels: tuple[int, ...] = (3,),
     blocks: tuple[int, ...] = BLOCKS,
-    roles: tuple[ProbeRole, ...] = PROBE_ROLES,
+    roles: tuple[ProbeRole, ...] = BLOCK_ROLES,
 ) -> list[Probe]:
     """The probes of the given blocks, kernels and roles, block-major."""
     unknown = sorted(set(blocks) - set(BLOCKS))
@@ -186,6 +199,48 @@ def block_probes(
     return probes
 
 
+def family_probe(alpha: float, resolution: int, kernel: int, block: int, role: str) -> Probe:
+    """One probe of any role, including the network's ``stem`` conv (block 0) and ``head``
+    (global average pool, FC, softmax; block 14): the latency model's training units."""
+    if role not in PROBE_ROLES:
+        raise UserError(f"probe role {role!r} does not exist: choose {', '.join(PROBE_ROLES)}")
+    if role in BLOCK_ROLES:
+        return block_probes(alpha, resolution, (kernel,), (block,), (role,))[0]
+    from harness.spec import ModelSpec
+
+    ModelSpec(alpha=alpha, resolution=resolution, kernel=kernel)  # validates the values
+    layers = scaled_layers(alpha, resolution, "separable", kernel)
+    if role == "stem":
+        stem = layers[0]
+        return Probe(
+            block=STEM_BLOCK,
+            role="stem",
+            kernel=kernel,
+            alpha=float(alpha),
+            resolution=resolution,
+            in_channels=stem.in_channels,
+            out_channels=stem.out_channels,
+            in_size=stem.in_size,
+            out_size=stem.out_size,
+            stride=stem.stride,
+            layers=(stem,),
+        )
+    fc, last = layers[-1], layers[-2]
+    return Probe(
+        block=HEAD_BLOCK,
+        role="head",
+        kernel=kernel,
+        alpha=float(alpha),
+        resolution=resolution,
+        in_channels=fc.in_channels,
+        out_channels=fc.out_channels,
+        in_size=last.out_size,
+        out_size=1,
+        stride=1,
+        layers=(fc,),
+    )
+
+
 def probe_seed(probe: Probe) -> int:
     return int.from_bytes(hashlib.sha256(probe.name.encode()).digest()[:8], "little")
 
@@ -195,6 +250,9 @@ def build_probe(probe: Probe) -> onnx.ModelProto:
     builder = GraphBuilder(np.random.default_rng(probe_seed(probe)))
     x = INPUT_NAME
     for layer in probe.layers:
+        if layer.role == "fc":
+            x = builder.head(x, layer)
+            continue
         x = builder.conv(x, layer, fold_bn=True)
         x = builder.activation(x, layer.name, ACTIVATION)
     model = builder.to_model(

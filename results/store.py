@@ -97,7 +97,24 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1]
+_LATENCY_MODELS: Final = """
+CREATE TABLE latency_models (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    device TEXT NOT NULL,
+    runtime_version TEXT NOT NULL,
+    threads INTEGER NOT NULL,
+    precision TEXT NOT NULL,
+    run_ids TEXT NOT NULL,
+    model TEXT NOT NULL
+);
+CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precision);
+"""
+"""Fitted latency models (``harness.predict``): one row per fit, for one device × runtime ×
+threads × precision; ``run_ids`` (JSON list) are the runs whose measurements it was fitted
+from (refitting from them gives the same model), ``model`` its JSON."""
+
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _LATENCY_MODELS]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
@@ -816,6 +833,55 @@ class Store:
             )
         records = sorted((_aggregate(rows) for rows in groups.values()), key=_grid_order)
         return _typed_frame(records, [*RESULT_COLUMNS, *RESULT_EXTRA_COLUMNS])
+
+    # -- latency models --------------------------------------------------------------------
+
+    def add_latency_model(
+        self,
+        *,
+        device: str,
+        runtime_version: str,
+        threads: int,
+        precision: str,
+        run_ids: Sequence[int],
+        model_json: str,
+    ) -> int:
+        """Store one fitted latency model (``harness.predict``) and return its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO latency_models (created_at, device, runtime_version, threads, "
+                "precision, run_ids, model) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _now(),
+                    device,
+                    runtime_version,
+                    threads,
+                    precision,
+                    json.dumps(sorted({int(r) for r in run_ids})),
+                    model_json,
+                ),
+            )
+            model_id = cursor.lastrowid
+        assert model_id is not None
+        return model_id
+
+    def latest_latency_model(
+        self, *, device: str, threads: int, precision: str, runtime_version: str | None = None
+    ) -> tuple[int, str, tuple[int, ...], str] | None:
+        """The newest fitted latency model of this scope (any runtime version unless one is
+        given) as (id, runtime version, training run ids, model JSON), or None."""
+        query = (
+            "SELECT id, runtime_version, run_ids, model FROM latency_models "
+            "WHERE device = ? AND threads = ? AND precision = ?"
+        )
+        parameters: list[object] = [device, threads, precision]
+        if runtime_version is not None:
+            query += " AND runtime_version = ?"
+            parameters.append(runtime_version)
+        row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", parameters).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), str(row[1]), tuple(int(r) for r in json.loads(row[2])), str(row[3])
 
     # -- per-layer views -------------------------------------------------------------------
 

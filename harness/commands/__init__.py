@@ -18,4 +18,5 @@ COMMANDS: dict[str, str] = {
     "results": "harness.commands.results",
     "report": "harness.commands.report",
     "layers": "harness.commands.layers",
+    "predict": "harness.commands.predict",
 }

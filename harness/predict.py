@@ -25,9 +25,10 @@ Owns the model, all pure (no measuring, no store access):
   (a few minutes of measuring) instead of thousands, every coefficient reads as a
   throughput (ms per MMAC, per MB) or an overhead (ms per kernel), and it extrapolates to
   α up to 2 where a forest's leaves cannot.
-- **sampling**: training configurations are drawn from the family itself (random α,
-  resolution, D_K and block, then the block's kernel in one role), as nn-Meter samples from
-  the prior distribution of real models' configurations; ``neighbours`` gives the
+- **sampling**: training configurations are drawn from the family itself (random α —
+  half of them multiples of 1/8, whose channel counts the blocked layout takes whole —,
+  resolution, D_K and block, then the block's kernel in one role, stratified by role and
+  stride), as nn-Meter samples from the prior distribution of real models' configurations; ``neighbours`` gives the
   fine-grained samples around configurations whose cross-validated error is above the
   threshold (nn-Meter's adaptive sampling).
 - **the cost ratio**: per block, the predicted separable / standard time from the fitted
@@ -669,6 +670,37 @@ def within_shares(errors: Iterable[float]) -> tuple[float, float]:
     return float(np.mean(np.abs(values) <= 0.05)), float(np.mean(np.abs(values) <= 0.10))
 
 
+@dataclass(frozen=True)
+class Truth:
+    """A measured variant: the median over its trials' medians and a 95 % interval of it."""
+
+    name: str
+    median_ms: float
+    ci_low_ms: float
+    ci_high_ms: float
+    trials: int
+
+    @property
+    def ci_rel(self) -> float:
+        return (self.ci_high_ms - self.ci_low_ms) / 2 / self.median_ms
+
+
+def trial_ci(medians: Sequence[float]) -> tuple[float, float, float]:
+    """Median of per-trial medians and a distribution-free 95 % CI of it (binomial order
+    statistics; the widest, the extremes, below 6 trials)."""
+    from scipy.stats import binom
+
+    values = sorted(medians)
+    n = len(values)
+    centre = statistics.median(values)
+    if n < 6:
+        return centre, values[0], values[-1]
+    k = int(binom.ppf(0.025, n, 0.5))
+    low_index = max(0, k - 1)
+    high_index = min(n - 1, n - k)
+    return centre, values[low_index], values[high_index]
+
+
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -684,31 +716,54 @@ class ProbeConfig:
 
 
 def sample_configs(count: int, seed: int = 0) -> list[ProbeConfig]:
-    """``count`` probes drawn from the family: α log-uniform, resolution uniform, D_K from
-    3, 5, 7 (3 twice as often), a uniform block, then a role (stem probes at block 0,
-    head probes at block 14)."""
+    """``count`` probes drawn from the family, stratified so that a small count still
+    covers every kind: roles in the proportions of ``SAMPLE_ROLES`` (largest remainder),
+    blocks of the depthwise and standard roles alternating between stride 1 and stride 2,
+    α log-uniform, resolution uniform (multiples of 8), D_K from 3, 5, 7 (3 twice as
+    often); stem probes are block 0, head probes block 14."""
+    from harness.architecture import CONV_DEFS
+
     rng = random.Random(seed)
-    roles = [role for role, _ in SAMPLE_ROLES]
-    weights = [weight for _, weight in SAMPLE_ROLES]
+    stride_two = [i for i in range(1, 14) if CONV_DEFS[i].stride == 2]
+    stride_one = [i for i in range(1, 14) if CONV_DEFS[i].stride == 1]
+    quota = {role: int(count * weight) for role, weight in SAMPLE_ROLES}
+    by_remainder = sorted(SAMPLE_ROLES, key=lambda rw: -(count * rw[1] - int(count * rw[1])))
+    for role, _ in by_remainder[: count - sum(quota.values())]:
+        quota[role] += 1
     configs: list[ProbeConfig] = []
     seen: set[ProbeConfig] = set()
-    while len(configs) < count:
-        role = rng.choices(roles, weights)[0]
-        config = ProbeConfig(
-            alpha=_sample_alpha(rng),
-            resolution=rng.randrange(SAMPLE_RESOLUTIONS[0], SAMPLE_RESOLUTIONS[1] + 1, 8),
-            kernel=rng.choice(SAMPLE_KERNELS) if role in ("depthwise", "standard") else 3,
-            block={"stem": 0, "head": 14}.get(role, rng.randint(1, 13)),
-            role=role,
-        )
-        if config not in seen:
-            seen.add(config)
-            configs.append(config)
+    for role, _ in SAMPLE_ROLES:
+        made = 0
+        while made < quota[role]:
+            if role == "stem":
+                block = 0
+            elif role == "head":
+                block = 14
+            elif role in ("depthwise", "standard"):
+                block = rng.choice(stride_two if made % 2 else stride_one)
+            else:
+                block = rng.randint(1, 13)
+            config = ProbeConfig(
+                alpha=_sample_alpha(rng),
+                resolution=rng.randrange(SAMPLE_RESOLUTIONS[0], SAMPLE_RESOLUTIONS[1] + 1, 8),
+                kernel=rng.choice(SAMPLE_KERNELS) if role in ("depthwise", "standard") else 3,
+                block=block,
+                role=role,
+            )
+            if config not in seen:
+                seen.add(config)
+                configs.append(config)
+                made += 1
+    rng.shuffle(configs)
     return configs
 
 
 def _sample_alpha(rng: random.Random) -> float:
+    """Half the draws a multiple of 1/8 (channel counts the blocked layout takes whole, as
+    at the usual α of 0.25, 0.5, 0.75, 1.0), half log-uniform (any channel count)."""
     low, high = SAMPLE_ALPHAS
+    if rng.random() < 0.5:
+        return rng.randrange(math.ceil(low * 8), math.floor(high * 8) + 1) / 8
     return round(math.exp(rng.uniform(math.log(low), math.log(high))), 3)
 
 

@@ -31,6 +31,7 @@ from reports.charts import (
     latency_vs_macs,
     layer_ratio_chart,
     memory_chart,
+    predicted_vs_measured_chart,
     prediction_chart,
     ratio_vs_channels_chart,
     roofline_chart,
@@ -38,6 +39,7 @@ from reports.charts import (
     time_share_chart,
 )
 from reports.html import render_html
+from reports.prediction import predicted_layer_ratios, validation_frame
 from reports.summary import render_summary
 from results.store import Store
 
@@ -51,6 +53,7 @@ CHART_NAMES: tuple[str, ...] = (
     "layer_ratio",
     "ratio_vs_channels",
     "roofline",
+    "predicted_vs_measured",
 )
 REFERENCE_NOTE = (
     "TF-Slim reference top-1 (tensorflow/models research/slim/nets/"
@@ -117,6 +120,8 @@ def draw_charts(
     accuracy_note: str = REFERENCE_NOTE,
     profiles: pd.DataFrame | None = None,
     layers: pd.DataFrame | None = None,
+    model_ratios: pd.DataFrame | None = None,
+    validation: pd.DataFrame | None = None,
 ) -> list[Chart]:
     """All charts of the report, in report order (charts without data included).
 
@@ -133,10 +138,12 @@ def draw_charts(
     ]
     if layers is not None:
         charts += [
-            layer_ratio_chart(layers, labels),
-            ratio_vs_channels_chart(layers, labels),
+            layer_ratio_chart(layers, labels, model_ratios),
+            ratio_vs_channels_chart(layers, labels, model_ratios),
             roofline_chart(layers, labels),
         ]
+    if validation is not None and not validation.empty:
+        charts.append(predicted_vs_measured_chart(validation))
     return charts
 
 
@@ -150,12 +157,21 @@ def render_report(
     measurements: pd.DataFrame | None = None,
     profiles: pd.DataFrame | None = None,
     layers: pd.DataFrame | None = None,
+    model_ratios: pd.DataFrame | None = None,
+    validation: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
 ) -> ReportFiles:
     """Write the report for these frames into ``out_dir`` (created if needed)."""
     out_dir = prepare_out_dir(Path(out_dir))
     charts = draw_charts(
-        runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles, layers=layers
+        runs,
+        results,
+        accuracy,
+        accuracy_note=accuracy_note,
+        profiles=profiles,
+        layers=layers,
+        model_ratios=model_ratios,
+        validation=validation,
     )
     images: list[Path] = []
     data: list[Path] = []
@@ -244,6 +260,8 @@ def build_report(
         results = store.results_frame(run_ids)  # carries the failure reasons per result
         profiles = store.profiles_frame(run_ids)
         layers = layer_table(store.probes_frame(run_ids))
+        model_ratios = predicted_layer_ratios(store, layers)
+        validation = validation_frame(store, run_ids)
     variants = results["variant"].astype(object).fillna("").astype(str)
     results = results[~variants.str.startswith(PROBE_VARIANT_PREFIX)].reset_index(drop=True)
     return render_report(
@@ -254,4 +272,6 @@ def build_report(
         accuracy_note=note,
         profiles=profiles,
         layers=layers,
+        model_ratios=model_ratios,
+        validation=validation,
     )

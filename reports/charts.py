@@ -1160,10 +1160,71 @@ def _run_label(labels: dict[int, str], run_id: object) -> str:
     return labels.get(int(_float(run_id)), f"run {int(_float(run_id))}")
 
 
-def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
-    """Measured separable/standard time ratio per layer against 1/N + 1/D_K², with y = x."""
+MODEL_RATIO_KEYS: tuple[str, ...] = ("device", "threads", "alpha", "resolution", "D_K", "block")
+
+
+def _with_model_ratios(frame: pd.DataFrame, model_ratios: pd.DataFrame | None) -> pd.DataFrame:
+    """The layer rows with the latency model's ``model_ratio`` and ``roofline_ratio``
+    (``harness.predict.block_ratios``) of the same device, threads, cell, D_K and block."""
+    if model_ratios is None or model_ratios.empty or frame.empty:
+        plain: pd.DataFrame = frame.assign(model_ratio=math.nan, roofline_ratio=math.nan)
+        return plain
+    right = model_ratios[[*MODEL_RATIO_KEYS, "predicted_ratio", "roofline_ratio"]].rename(
+        columns={"predicted_ratio": "model_ratio"}
+    )
+    left = frame.copy()
+    for key in ("threads", "resolution", "D_K", "block"):
+        left[key] = left[key].astype("float64")
+        right = right.assign(**{key: right[key].astype("float64")})
+    merged: pd.DataFrame = left.merge(right, on=list(MODEL_RATIO_KEYS), how="left")
+    return merged
+
+
+def _draw_model_ratios(ax: Axes, frame: pd.DataFrame, x: str) -> str:
+    """Hollow points: the latency model's ratio; crosses: the roofline's. A sentence."""
+    shown = frame[frame["model_ratio"].notna()]
+    if shown.empty:
+        return ""
+    ax.scatter(
+        shown[x],
+        shown["model_ratio"],
+        facecolors="none",
+        edgecolors="#000000",
+        marker="D",
+        s=34,
+        zorder=4,
+        label="latency model (mnbench predict): fitted kernels",
+    )
+    roof = shown[shown["roofline_ratio"].notna()]
+    if not roof.empty:
+        ax.scatter(
+            roof[x],
+            roof["roofline_ratio"],
+            color="#777777",
+            marker="x",
+            s=30,
+            zorder=4,
+            label="roofline of the measured GEMM and copy ceilings",
+        )
+    paired = shown[shown["measured_ratio"].notna()]
+    if paired.empty:
+        return ""
+    error = (paired["model_ratio"] / paired["measured_ratio"] - 1).abs().to_numpy(dtype=float)
+    return (
+        f"; the device's fitted kernels predict the measured ratio within "
+        f"{100 * float(np.nanmedian(error)):.0f} % (median over {len(paired)} blocks)"
+    )
+
+
+def layer_ratio_chart(
+    layers: pd.DataFrame | None,
+    labels: dict[int, str],
+    model_ratios: pd.DataFrame | None = None,
+) -> Chart:
+    """Measured separable/standard time ratio per layer against 1/N + 1/D_K², with y = x;
+    with ``model_ratios`` also the latency model's and the roofline's ratio per block."""
     name, title = "layer_ratio", "Per layer: measured vs predicted separable/standard ratio"
-    frame = _layer_rows(layers)
+    frame = _with_model_ratios(_layer_rows(layers), model_ratios)
     if frame.empty:
         return no_chart(name, title, "the selected runs hold no layer probes", LAYERS_HINT)
     fig = Figure(figsize=(8.0, 6.0), layout="constrained")
@@ -1205,8 +1266,14 @@ def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Ch
             f"{float(np.nanmin(factor)):.1f}–{float(np.nanmax(factor)):.1f}× (median "
             f"{float(np.nanmedian(factor)):.1f}×)"
         )
+    model_sentence = _draw_model_ratios(ax, frame, "predicted_ratio")
     values = np.concatenate(
-        [frame["measured_ratio"].to_numpy(dtype=float), frame["predicted_ratio"].to_numpy(float)]
+        [
+            frame["measured_ratio"].to_numpy(dtype=float),
+            frame["predicted_ratio"].to_numpy(float),
+            frame["model_ratio"].to_numpy(float),
+            frame["roofline_ratio"].to_numpy(float),
+        ]
     )
     low, high = float(np.nanmin(values)) / 1.3, float(np.nanmax(values)) * 1.3
     ax.plot(
@@ -1230,7 +1297,7 @@ def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Ch
         "One point per separable block, timed as single-layer probes (the standard conv, "
         "and the depthwise + pointwise pair). Points above the dashed line cost more time "
         "than their MACs predict: the depthwise part runs at a lower MAC throughput than "
-        "the dense convs. " + _join(sentences) + "."
+        "the dense convs. " + _join(sentences) + model_sentence + "."
     )
     data = frame[
         [
@@ -1251,6 +1318,8 @@ def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Ch
                 "mac_ratio",
                 "measured_ratio",
                 "parts_ratio",
+                "model_ratio",
+                "roofline_ratio",
                 "standard_ms",
                 "separable_ms",
             )
@@ -1260,10 +1329,15 @@ def layer_ratio_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Ch
     return Chart(name, title, reading, data.reset_index(drop=True), png=png, svg=svg)
 
 
-def ratio_vs_channels_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
-    """Measured ratio against N per D_K, over the prediction curves 1/N + 1/D_K²."""
+def ratio_vs_channels_chart(
+    layers: pd.DataFrame | None,
+    labels: dict[int, str],
+    model_ratios: pd.DataFrame | None = None,
+) -> Chart:
+    """Measured ratio against N per D_K, over the prediction curves 1/N + 1/D_K² (and the
+    latency model's ratio per block when ``model_ratios`` is given)."""
     name, title = "ratio_vs_channels", "Separable/standard ratio against output channels N"
-    frame = _layer_rows(layers)
+    frame = _with_model_ratios(_layer_rows(layers), model_ratios)
     if frame.empty:
         return no_chart(name, title, "the selected runs hold no layer probes", LAYERS_HINT)
     fig = Figure(figsize=(8.5, 5.6), layout="constrained")
@@ -1301,6 +1375,7 @@ def ratio_vs_channels_chart(layers: pd.DataFrame | None, labels: dict[int, str])
                 f"{float(sub['measured_ratio'].min()):.2f}–{float(sub['measured_ratio'].max()):.2f}"
                 f" where the prediction tends to {1 / kernel**2:.3f}"
             )
+    model_sentence = _draw_model_ratios(ax, frame, "N")
     _finish_axes(
         ax,
         "output channels N (log scale)",
@@ -1314,9 +1389,11 @@ def ratio_vs_channels_chart(layers: pd.DataFrame | None, labels: dict[int, str])
         "Lines: the paper's prediction 1/N + 1/D_K² (Howard et al. 2017, eq. 5), falling "
         "towards 1/D_K² as N grows; points: the measured ratio of each block. "
         + _join(sentences)
+        + model_sentence
         + "."
     )
-    data = frame[[c for c in ("run_id", "block", "N", "D_K", "predicted_ratio", "measured_ratio")]]
+    columns = ("run_id", "block", "N", "D_K", "predicted_ratio", "measured_ratio", "model_ratio")
+    data = frame[[c for c in (*columns, "roofline_ratio")]]
     return Chart(name, title, reading, data.reset_index(drop=True), png=png, svg=svg)
 
 
@@ -1418,6 +1495,61 @@ def roofline_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart
         "intensity) (Williams et al. 2009). " + _join(sentences) + "."
     )
     return Chart(name, title, reading, data, png=png, svg=svg)
+
+
+PREDICT_HINT = "mnbench predict --validate"
+
+
+def predicted_vs_measured_chart(validation: pd.DataFrame | None) -> Chart:
+    """Each validated model's predicted latency (with the model's interval) against its
+    measured median (with the 95 % interval across trials), y = x and a ±10 % band."""
+    name, title = "predicted_vs_measured", "Latency model: predicted vs measured"
+    if validation is None or validation.empty:
+        return no_chart(
+            name, title, "the selected runs hold no validation of a latency model", PREDICT_HINT
+        )
+    fig = Figure(figsize=(7.5, 6.0), layout="constrained")
+    ax = fig.subplots()
+    sentences: list[str] = []
+    for index, (device, part) in enumerate(validation.groupby("device", sort=True)):
+        measured_ms = part["measured_ms"].to_numpy(dtype=float)
+        predicted_ms = part["predicted_ms"].to_numpy(dtype=float)
+        ax.errorbar(
+            measured_ms,
+            predicted_ms,
+            xerr=[measured_ms - part["ci_low_ms"], part["ci_high_ms"] - measured_ms],
+            yerr=[predicted_ms - part["low_ms"], part["high_ms"] - predicted_ms],
+            fmt="o",
+            color=colour(index),
+            markersize=5,
+            elinewidth=0.8,
+            capsize=2,
+            label=f"{device}",
+        )
+        error = np.abs(part["error"].to_numpy(dtype=float))
+        sentences.append(
+            f"{device}: {100 * float(np.mean(error <= 0.05)):.0f} % within ±5 %, "
+            f"{100 * float(np.mean(error <= 0.10)):.0f} % within ±10 % of {len(part)} models"
+        )
+    values = validation[["measured_ms", "predicted_ms"]].to_numpy(dtype=float)
+    low, high = float(np.nanmin(values)) / 1.3, float(np.nanmax(values)) * 1.3
+    line = np.geomspace(low, high, 20)
+    ax.plot(line, line, color="#000000", linestyle="--", linewidth=1.0, label="y = x")
+    ax.fill_between(line, line / 1.1, line * 1.1, color="#999999", alpha=0.2, label="±10 %")
+    _finish_axes(
+        ax,
+        "measured median latency, ms (log scale; bars: 95 % interval across trials)",
+        "predicted latency, ms (log scale; bars: the model's interval)",
+        "Held-out models: the kernel-level model against measurement",
+    )
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    png, svg = _render(fig, svg=True)
+    reading = (
+        "One point per validated model (mnbench predict --validate), none of them measured "
+        "for the fit. " + _join(sentences) + "."
+    )
+    return Chart(name, title, reading, validation.reset_index(drop=True), png=png, svg=svg)
 
 
 def series_labels(runs: pd.DataFrame) -> dict[int, str]:

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import shlex
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ from harness.errors import UserError
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
-    from harness.predict import FittedModel, Prediction, ProbeConfig, Row, Scope
+    from harness.predict import FittedModel, Prediction, ProbeConfig, Row, Scope, Truth
     from harness.spec import ModelSpec
     from harness.sweep import ModelEntry, RunnerSettings, Sweep
     from results.store import Store
@@ -480,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     specs = _specs(args)
     db_path = args.db or default_db_path()
     models_dir = args.models_dir or default_models_dir()
-    with Store.open(db_path) as store:
+    with Store.open(db_path, create=not args.from_runs) as store:
         session: Session | None = None
         fitted: FittedModel | None = None
         try:
@@ -740,39 +739,10 @@ def _budget(args: argparse.Namespace, model: FittedModel, predictions: list[Pred
 # ----------------------------------------------------------------------------- validation
 
 
-@dataclass(frozen=True)
-class Truth:
-    """A measured variant: the median over its trials' medians and a 95 % interval of it."""
-
-    name: str
-    median_ms: float
-    ci_low_ms: float
-    ci_high_ms: float
-    trials: int
-
-    @property
-    def ci_rel(self) -> float:
-        return (self.ci_high_ms - self.ci_low_ms) / 2 / self.median_ms
-
-
-def trial_ci(medians: Sequence[float]) -> tuple[float, float, float]:
-    """Median of per-trial medians and a distribution-free 95 % CI of it (binomial order
-    statistics; the widest, the extremes, below 6 trials)."""
-    from scipy.stats import binom
-
-    values = sorted(medians)
-    n = len(values)
-    centre = statistics.median(values)
-    if n < 6:
-        return centre, values[0], values[-1]
-    k = int(binom.ppf(0.025, n, 0.5))
-    low_index = max(0, k - 1)
-    high_index = min(n - 1, n - k)
-    return centre, values[low_index], values[high_index]
-
-
 def truths_from_run(store: Store, run_id: int) -> dict[str, Truth]:
     """Per model of a run: the median of the trial medians and its interval."""
+    from harness.predict import Truth, trial_ci
+
     results = store.results_frame([run_id])
     found: dict[str, Truth] = {}
     for record in results.to_dict("records"):

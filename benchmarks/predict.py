@@ -1,0 +1,253 @@
+"""``mnbench predict`` on this machine: fit from at most 5 minutes of measuring, then predict
+the 16-cell grid and 17 off-grid variants never measured for the fit, against truth measured
+with fresh-process trials interleaved across all the held-out models.
+
+Targets (issue "Predict latency on a device before measuring it"): the fit's measuring within
+5 minutes; at least 90 % of predictions within ±10 % of the measured median, the truth's own
+95 % interval (across trials) within ±3 % (trials are added, interleaved, to the models whose
+interval is wider, up to ``MAX_TRIALS``). Prints the same shares for two naive baselines side
+by side: latency ∝ MACs from one measured model (the fit's 0.8/144), and a per-layer-type
+lookup table (the median ms per MAC of the fit's probes of each kind). Asserts nothing.
+
+Usage: python benchmarks/predict.py [--threads N] [--budget-s S] [--trials K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from harness.architecture import scaled_layers
+from harness.cli import main as mnbench
+from harness.commands.predict import HELD_OUT, open_session, truths_from_run
+from harness.predict import FittedModel, predict, relative_error, within_shares
+from harness.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
+from harness.sweep import PlanItem, RunnerSettings, prepare_models, run_plan
+from results.store import Store
+
+MAX_TRIALS = 12
+TARGET_CI = 0.03
+BASE_MODEL = "mobilenet_v1_0.8_144"
+
+
+def _loads(db: Path, run_ids: Sequence[int]) -> list[float]:
+    """The 1-minute load average each measurement's runner saw before it started."""
+    with sqlite3.connect(db) as connection:
+        documents = connection.execute(
+            f"SELECT document FROM measurements WHERE run_id IN ({', '.join('?' * len(run_ids))})",
+            list(run_ids),
+        ).fetchall()
+    loads = []
+    for (text,) in documents:
+        load = (json.loads(text or "{}").get("host_before") or {}).get("loadavg")
+        if load:
+            loads.append(float(load[0]))
+    return loads
+
+
+def lookup_rates(store: Store, run_ids: Sequence[int]) -> dict[str, float]:
+    """Median ms per MAC of the probes of each kind (the head: per MAC of its FC)."""
+    probes = store.probes_frame(list(run_ids))
+    rates: dict[str, list[float]] = {}
+    for record in probes.to_dict("records"):
+        if record["p50_ms"] and record["macs"]:
+            rates.setdefault(str(record["role"]), []).append(
+                float(record["p50_ms"]) / float(record["macs"])
+            )
+    return {kind: statistics.median(values) for kind, values in rates.items()}
+
+
+def lookup_ms(spec: ModelSpec, rates: dict[str, float]) -> float:
+    total = 0.0
+    for layer in scaled_layers(spec.alpha, spec.resolution, spec.variant, spec.kernel):
+        kind = "head" if layer.role == "fc" else layer.role
+        total += layer.macs * rates.get(kind, rates.get("pointwise", 0.0))
+    return total
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budget-s", type=float, default=300.0)
+    parser.add_argument("--trials", type=int, default=5, help="first trials per held-out model")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the database here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.keep or Path(tmp) / "db.sqlite"
+        models_dir = Path(tmp) / "models"
+        base = ["--db", str(db), "--models-dir", str(models_dir), "--threads", str(args.threads)]
+        start = time.perf_counter()
+        rc = mnbench(
+            [
+                "predict",
+                *base,
+                "--refit",
+                "--budget-s",
+                str(args.budget_s),
+                "--quiet",
+                "--alpha",
+                "1.0",
+                "--resolution",
+                "224",
+            ]
+        )
+        fit_wall_s = time.perf_counter() - start
+        if rc != 0:
+            raise SystemExit(f"mnbench predict exited {rc}")
+        with Store.open(db) as store:
+            found = store.latest_latency_model(
+                device="local", threads=args.threads, precision="fp32"
+            )
+            assert found is not None
+            model = FittedModel.from_json(found[3])
+            fit_runs = found[2]
+            measuring_s = 0.0
+            for run_id in fit_runs:
+                frame = store.measurements_frame([run_id])
+                stamps = sorted(str(t) for t in frame["created_at"])
+                run = store.get_run(run_id)
+                measuring_s += (
+                    datetime.fromisoformat(stamps[-1]) - datetime.fromisoformat(run.created_at)
+                ).total_seconds()
+            fit_loads = _loads(db, fit_runs)
+            fit_results = store.results_frame(list(fit_runs))
+            base_row = fit_results[fit_results["name"] == BASE_MODEL].iloc[0]
+            ms_per_mac = float(base_row["p50_ms"]) / float(base_row["macs"])
+            rates = lookup_rates(store, fit_runs)
+            grid = [ModelSpec(a, r) for a in DEFAULT_ALPHAS for r in DEFAULT_RESOLUTIONS]
+            held = [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
+            specs = grid + held
+            session = open_session(
+                argparse.Namespace(device="local", inventory=None, cpus=None, threads=args.threads),
+                store,
+                RunnerSettings(target_ci=0.01, min_time_s=0.3, max_time_s=3.0),
+            )
+            truth_start = time.perf_counter()
+            try:
+                entries = prepare_models(specs, models_dir, store)
+                from harness import __version__
+                from harness.sweep import sweep_config
+
+                run_id = store.create_run(
+                    device="local",
+                    device_kind="local",
+                    device_facts=session.facts,
+                    config=sweep_config(
+                        entries,
+                        [args.threads],
+                        MAX_TRIALS,
+                        None,
+                        session.sweep.settings,
+                        "local",
+                        models_dir,
+                        None,
+                    ),
+                    harness_version=__version__,
+                    runtime_version=None,
+                    label="predict-truth",
+                )
+                plan = [
+                    PlanItem(e, args.threads, t, None)
+                    for t in range(1, args.trials + 1)
+                    for e in entries
+                ]
+                run_plan(session.sweep, run_id, plan)
+                trials = args.trials
+                while trials < MAX_TRIALS:
+                    truths = truths_from_run(store, run_id)
+                    wide = [e for e in entries if truths[e.sha256].ci_rel > TARGET_CI]
+                    if not wide:
+                        break
+                    trials += 1
+                    run_plan(
+                        session.sweep,
+                        run_id,
+                        [PlanItem(e, args.threads, trials, None) for e in wide],
+                    )
+            finally:
+                session.close()
+            truth_s = time.perf_counter() - truth_start
+            truths = truths_from_run(store, run_id)
+            truth_loads = _loads(db, [run_id])
+    rows: list[dict[str, Any]] = []
+    for spec, entry in zip(specs, entries, strict=True):
+        truth = truths[entry.sha256]
+        kernel = predict(model, spec.alpha, spec.resolution, spec.variant, spec.kernel)
+        macs = kernel.macs
+        rows.append(
+            {
+                "name": spec.name,
+                "set": "grid" if spec in grid else "off-grid",
+                "truth": truth,
+                "kernel": relative_error(kernel.latency_ms, truth.median_ms),
+                "kernel_ms": kernel.latency_ms,
+                "macs": relative_error(macs * ms_per_mac, truth.median_ms),
+                "lookup": relative_error(lookup_ms(spec, rates), truth.median_ms),
+            }
+        )
+    print()
+    print(
+        f"{'model':34s} {'set':8s} {'measured ms':>11s} {'CI ±':>6s} {'trials':>6s} "
+        f"{'predicted':>9s} {'kernel err':>10s} {'MACs err':>9s} {'lookup err':>10s}"
+    )
+    for r in rows:
+        t = r["truth"]
+        print(
+            f"{r['name']:34s} {r['set']:8s} {t.median_ms:11.3f} {100 * t.ci_rel:5.1f}% "
+            f"{t.trials:6d} {r['kernel_ms']:9.3f} {100 * r['kernel']:+9.1f}% "
+            f"{100 * r['macs']:+8.1f}% {100 * r['lookup']:+9.1f}%"
+        )
+    print()
+    print(f"fit: {model.rows} measurements ({model.whole_models} whole models) in runs {fit_runs}")
+    print(
+        f"fit: {measuring_s:.0f} s of measuring (target <= 300 s), {fit_wall_s:.0f} s wall "
+        "(with generation, kernel detection and the fit)"
+    )
+    print(
+        f"fit: layout block {model.block}, kernels detected: {model.detected}, "
+        f"median/min scale {model.scale:.3f}, "
+        f"cross-validated within ±10 %: {model.cv_within_10:.0%}"
+    )
+    print(
+        f"truth: {len(rows)} models, {truth_s:.0f} s, trials interleaved, up to {MAX_TRIALS}; "
+        f"{sum(1 for r in rows if r['truth'].ci_rel <= TARGET_CI)}/{len(rows)} with a 95 % "
+        f"interval within ±{100 * TARGET_CI:.0f} %"
+    )
+    for label, loads in (("fit", fit_loads), ("truth", truth_loads)):
+        if loads:
+            print(
+                f"load average (1 min) during the {label}: median {statistics.median(loads):.2f}, "
+                f"max {max(loads):.2f} on {args.threads} threads"
+            )
+    print()
+    print(f"{'share within':24s} {'±5 %':>8s} {'±10 %':>8s}   (n)")
+    for subset in ("grid", "off-grid", "all"):
+        chosen = [r for r in rows if subset == "all" or r["set"] == subset]
+        for key, title in (
+            ("kernel", "kernel model"),
+            ("macs", "∝ MACs (0.8/144)"),
+            ("lookup", "per-type lookup"),
+        ):
+            w5, w10 = within_shares(r[key] for r in chosen)
+            print(
+                f"{subset + ': ' + title:24s} {100 * w5:7.0f}% {100 * w10:7.0f}%   ({len(chosen)})"
+            )
+    tight = [r for r in rows if r["truth"].ci_rel <= TARGET_CI]
+    w5, w10 = within_shares(r["kernel"] for r in tight)
+    print(
+        f"kernel model on the {len(tight)} truths with CI within ±3 %: "
+        f"{100 * w5:.0f}% within ±5 %, {100 * w10:.0f}% within ±10 % (target >= 90 %)"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -205,3 +205,43 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*base, "--from-runs", "7"]) == 2
     assert "no results database" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_report_charts_draw_the_model() -> None:
+    """The per-layer charts gain the latency model's and the roofline's ratio; the
+    predicted-vs-measured chart draws a validation frame."""
+    import pandas as pd
+
+    from reports.charts import layer_ratio_chart, predicted_vs_measured_chart
+    from reports.prediction import VALIDATION_COLUMNS
+
+    model = fit(synthetic_rows(160, block=1), SCOPE, peak_gflop_s=100.0, bandwidth_gb_s=10.0)
+    ratios = block_ratios(model, 0.5, 128, (3,))
+    assert ratios["roofline_ratio"].between(0, 1).all()
+    layers = ratios.rename(columns={"paper_ratio": "predicted_ratio", "predicted_ratio": "x"})
+    layers = layers.assign(run_id=1, measured_ratio=layers["x"] * 1.1).drop(
+        columns=["x", "roofline_ratio"]
+    )
+    chart = layer_ratio_chart(layers, {1: "run 1"}, ratios)
+    assert chart.has_image and "fitted kernels predict the measured ratio within 9 %" in (
+        chart.reading
+    )
+    assert chart.data["model_ratio"].notna().all()
+    row = {c: 1.0 for c in VALIDATION_COLUMNS} | {"device": "local", "name": "m", "error": 0.02}
+    validation = pd.DataFrame(
+        [
+            row
+            | {
+                "measured_ms": 2.0,
+                "predicted_ms": 2.04,
+                "ci_low_ms": 1.9,
+                "ci_high_ms": 2.1,
+                "low_ms": 1.9,
+                "high_ms": 2.2,
+            }
+        ],
+        columns=list(VALIDATION_COLUMNS),
+    )
+    drawn = predicted_vs_measured_chart(validation)
+    assert drawn.has_image and "100 % within ±5 %" in drawn.reading
+    assert not predicted_vs_measured_chart(None).has_image

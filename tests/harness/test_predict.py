@@ -245,3 +245,37 @@ def test_report_charts_draw_the_model() -> None:
     drawn = predicted_vs_measured_chart(validation)
     assert drawn.has_image and "100 % within ±5 %" in drawn.reading
     assert not predicted_vs_measured_chart(None).has_image
+
+
+def test_budget_lists_what_fits_with_top1_and_the_run_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = fit(synthetic_rows(160, block=1), Scope("local", "1.0.0", 2))
+    with Store.open(tmp_path / "db.sqlite") as store:
+        store.add_latency_model(
+            device="local",
+            runtime_version="1.0.0",
+            threads=2,
+            precision="fp32",
+            run_ids=(),
+            model_json=model.to_json(),
+        )
+    budget = predict(model, 0.5, 160).latency_ms * 1.001
+    base = ["predict", "--db", str(tmp_path / "db.sqlite"), "--threads", "2"]
+    assert main([*base, "--budget-ms", f"{budget:.6f}", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    records = json.loads(captured.out)
+    assert records and all(r["predicted_ms"] <= budget for r in records)
+    names = {r["name"] for r in records}
+    assert "mobilenet_v1_0.5_160" in names and "mobilenet_v1_1.0_224" not in names
+    by_name = {r["name"]: r for r in records}
+    from reports.accuracy import reference_accuracy
+
+    table = reference_accuracy()
+    cell = table[(table["alpha"] == 0.5) & (table["resolution"] == 160)]
+    expected = float(cell[cell["precision"] == "fp32"]["top1"].iloc[0])
+    assert by_name["mobilenet_v1_0.5_160"]["top1"] == pytest.approx(expected)
+    assert any(r["pareto"] == "yes" for r in records)
+    assert "mnbench run --threads 2 --alpha" in captured.err
+    assert main([*base, "--budget-ms", "0.0001"]) == 2
+    assert "no variant is predicted" in capsys.readouterr().err

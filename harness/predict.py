@@ -28,8 +28,8 @@ Owns the model, all pure (no measuring, no store access):
 - **sampling**: training configurations are drawn from the family itself (random α —
   half of them multiples of 1/8, whose channel counts the blocked layout takes whole —,
   resolution, D_K and block, then the block's kernel in one role, stratified by role and
-  stride), as nn-Meter samples from the prior distribution of real models' configurations; ``neighbours`` gives the
-  fine-grained samples around configurations whose cross-validated error is above the
+  stride), as nn-Meter samples from the prior distribution of real models' configurations;
+  ``neighbours`` gives the fine-grained samples around configurations whose cross-validated error is above the
   threshold (nn-Meter's adaptive sampling).
 - **the cost ratio**: per block, the predicted separable / standard time from the fitted
   kernels, and a roofline version (Williams et al. 2009) from the device's GEMM and copy

@@ -29,8 +29,8 @@ Owns the model, all pure (no measuring, no store access):
   half of them multiples of 1/8, whose channel counts the blocked layout takes whole —,
   resolution, D_K and block, then the block's kernel in one role, stratified by role and
   stride), as nn-Meter samples from the prior distribution of real models' configurations;
-  ``neighbours`` gives the fine-grained samples around configurations whose cross-validated error is above the
-  threshold (nn-Meter's adaptive sampling).
+  ``neighbours`` gives the fine-grained samples around configurations whose
+  cross-validated error is above the threshold (nn-Meter's adaptive sampling).
 - **the cost ratio**: per block, the predicted separable / standard time from the fitted
   kernels, and a roofline version (Williams et al. 2009) from the device's GEMM and copy
   ceilings, beside 1/N + 1/D_K² (Howard et al. 2017, eq. 5).

@@ -279,3 +279,14 @@ def test_budget_lists_what_fits_with_top1_and_the_run_commands(
     assert "mnbench run --threads 2 --alpha" in captured.err
     assert main([*base, "--budget-ms", "0.0001"]) == 2
     assert "no variant is predicted" in capsys.readouterr().err
+
+
+def test_an_older_database_gains_the_latency_models_table(tmp_path: Path) -> None:
+    from results.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    with Store.open(path, migrations=MIGRATIONS[:1]) as store:
+        assert store.schema_version == 1
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.latest_latency_model(device="local", threads=2, precision="fp32") is None

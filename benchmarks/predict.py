@@ -6,7 +6,7 @@ Targets (issue "Predict latency on a device before measuring it"): the fit's mea
 5 minutes; at least 90 % of predictions within ±10 % of the measured median, the truth's own
 95 % interval (across trials) within ±3 % (trials are added, interleaved, to the models whose
 interval is wider, up to ``MAX_TRIALS``). Prints the same shares for two naive baselines side
-by side: latency ∝ MACs from one measured model (the fit's 0.8/144), and a per-layer-type
+by side: latency ∝ MACs from one measured model (the fit's 0.625/200), and a per-layer-type
 lookup table (the median ms per MAC of the fit's probes of each kind). Asserts nothing.
 
 Usage: python benchmarks/predict.py [--threads N] [--budget-s S] [--trials K]
@@ -36,7 +36,7 @@ from results.store import Store
 
 MAX_TRIALS = 12
 TARGET_CI = 0.03
-BASE_MODEL = "mobilenet_v1_0.8_144"
+BASE_MODEL = "mobilenet_v1_0.625_200"
 
 
 def _loads(db: Path, run_ids: Sequence[int]) -> list[float]:
@@ -234,7 +234,7 @@ def main(argv: list[str]) -> None:
         chosen = [r for r in rows if subset == "all" or r["set"] == subset]
         for key, title in (
             ("kernel", "kernel model"),
-            ("macs", "∝ MACs (0.8/144)"),
+            ("macs", "∝ MACs (0.625/200)"),
             ("lookup", "per-type lookup"),
         ):
             w5, w10 = within_shares(r[key] for r in chosen)

@@ -86,6 +86,9 @@ COLUMNS: Final[tuple[str, ...]] = (
 OUTLIER_MADS: Final = 3.0
 CV_FOLDS: Final = 5
 INTERVAL_QUANTILES: Final = (0.05, 0.95)
+WHOLE_MODEL_WEIGHT = 5.0
+"""A whole model's row counts this many times a probe's: it carries what the probes
+cannot (the kernels in their context in one graph: caches, layout, the overhead)."""
 ERROR_THRESHOLD: Final = 0.10
 """Relative error above which a training configuration gets fine-grained neighbours."""
 
@@ -406,9 +409,12 @@ def _nnls(matrix: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.nda
     return coef
 
 
-def robust_fit(matrix: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
-    """NNLS on relative error, then once more with outlying rows down-weighted."""
-    weights = 1.0 / latency_ms
+def robust_fit(
+    matrix: np.ndarray, latency_ms: np.ndarray, row_weights: np.ndarray | None = None
+) -> np.ndarray:
+    """NNLS on relative error (rows further weighted by ``row_weights``), then once more
+    with outlying rows down-weighted."""
+    weights = (1.0 if row_weights is None else row_weights) / latency_ms
     coef = _nnls(matrix, latency_ms, weights)
     relative = (matrix @ coef - latency_ms) / latency_ms
     spread = float(np.median(np.abs(relative))) or 1e-9
@@ -422,17 +428,23 @@ def _folds(count: int, folds: int, seed: int) -> list[np.ndarray]:
     return [order[i::folds] for i in range(min(folds, count))]
 
 
+def row_weights(rows: Sequence[Row]) -> np.ndarray:
+    """``WHOLE_MODEL_WEIGHT`` for whole models, 1 for probes."""
+    return np.array([WHOLE_MODEL_WEIGHT if row.whole_model else 1.0 for row in rows])
+
+
 def cross_validated(rows: Sequence[Row], block: int, seed: int = 0) -> np.ndarray:
     """Relative error of each row predicted by a fit without its fold."""
     matrix = design(rows, block)
     target = np.array([row.latency_ms for row in rows])
+    weights = row_weights(rows)
     errors = np.full(len(rows), np.nan)
     for fold in _folds(len(rows), CV_FOLDS, seed):
         train = np.ones(len(rows), dtype=bool)
         train[fold] = False
         if train.sum() == 0:
             continue
-        coef = robust_fit(matrix[train], target[train])
+        coef = robust_fit(matrix[train], target[train], weights[train])
         errors[fold] = (matrix[fold] @ coef - target[fold]) / target[fold]
     return errors
 
@@ -576,7 +588,7 @@ def fit(
     _, block, errors = best
     matrix = design(usable, block)
     target = np.array([row.latency_ms for row in usable])
-    coef = robust_fit(matrix, target)
+    coef = robust_fit(matrix, target, row_weights(usable))
     whole = np.array([row.whole_model for row in usable])
     pool = errors[whole] if whole.sum() >= 3 else errors
     pool = pool[np.isfinite(pool)]

@@ -54,12 +54,15 @@ FIT_MAX_TIME_S = 2.0
 FIT_TARGET_CI = 0.02
 TRAINING_MODELS: tuple[tuple[float, int, str, int], ...] = (
     (0.8, 144, "separable", 3),
+    (0.625, 200, "separable", 3),
     (0.4, 232, "separable", 3),
-    (1.2, 112, "separable", 5),
-    (0.3, 120, "standard", 3),
+    (1.25, 112, "separable", 5),
+    (0.375, 120, "standard", 3),
 )
 """Whole models measured for the fit (α, resolution, variant, D_K): off the 16-cell grid and
-off the held-out variants of ``--validate``, so neither is a training point."""
+off the held-out variants of ``--validate``, so neither is a training point; 0.625 and 1.25
+have channel counts the blocked layout takes whole (like the grid's α), 0.8 and 0.4 do not."""
+TRAINING_MODEL_TRIALS = 3
 HELD_OUT: tuple[tuple[float, int, str, int], ...] = (
     *((a, r, "separable", 3) for a in (0.35, 0.6, 0.9) for r in (96, 176, 208, 256)),
     (0.5, 160, "separable", 5),
@@ -301,8 +304,9 @@ def measure_training(
     seed: int,
     quiet: bool,
 ) -> list[int]:
-    """Round 1 (sampled probes, whole models twice), then adaptive samples around the
-    configurations whose cross-validated error is above 10 % while the budget lasts."""
+    """Round 1 (sampled probes once, whole models ``TRAINING_MODEL_TRIALS`` times), then
+    adaptive samples around the configurations whose cross-validated error is above 10 %
+    while the budget lasts."""
     from harness.commands.layers import measure_limits
     from harness.predict import (
         ERROR_THRESHOLD,
@@ -316,7 +320,7 @@ def measure_training(
     configs = sample_configs(probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(TRAINING_MODELS, models_dir, store)
-    trials = {e.sha256: 1 for e in entries} | {e.sha256: 2 for e in wholes}
+    trials = {e.sha256: 1 for e in entries} | {e.sha256: TRAINING_MODEL_TRIALS for e in wholes}
     first, seconds = _measure(
         session,
         store,

@@ -180,7 +180,7 @@ def test_real_fit_predicts_a_held_out_model(
         model = FittedModel.from_json(found[3])
         runs = found[2]
         labels = {store.get_run(r).label for r in runs}
-    assert labels == {"predict-fit"} and model.rows >= 24 and model.whole_models == 4
+    assert labels == {"predict-fit"} and model.rows >= 24 and model.whole_models == 5
     capsys.readouterr()
     held_out = ["--alpha", "0.5", "--resolution", "128", "--trials", "1", "--format", "json"]
     assert main(["predict", *base, "--threads", "1", "--validate", *held_out, "--quiet"]) == 0

@@ -16,7 +16,8 @@ Owns the model, all pure (no measuring, no store access):
   reorders into and out of NCHWc of the probe's input and output: count and bytes).
 - **the fit**: time = features · coefficients, coefficients ≥ 0 (non-negative least
   squares, scipy's ``nnls``), each row weighted by 1 / its measured time so the fit
-  minimises relative error (the target is ±10 %), then refitted once with rows whose
+  minimises relative error (the target is ±10 %) and a whole model's row by
+  ``WHOLE_MODEL_WEIGHT`` more, then refitted once with rows whose
   relative residual is beyond 3 × the median absolute one down-weighted (a noisy fresh
   process should not steer the fit). The block size is chosen by 5-fold cross-validation
   among 1, 8 and 16. The interval of a prediction is the 5th–95th percentile of the

@@ -1542,6 +1542,9 @@ def predicted_vs_measured_chart(validation: pd.DataFrame | None) -> Chart:
         "predicted latency, ms (log scale; bars: the model's interval)",
         "Held-out models: the kernel-level model against measurement",
     )
+    minor = FuncFormatter(lambda value, _pos: f"{value:g}")
+    ax.xaxis.set_minor_formatter(minor)  # a narrow range has minor ticks only
+    ax.yaxis.set_minor_formatter(minor)
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     png, svg = _render(fig, svg=True)

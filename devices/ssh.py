@@ -1,8 +1,8 @@
 """``SshTransport``: an ARM board (or any POSIX host) reached with the OpenSSH client binaries.
 
 Using ``ssh`` itself rather than a Python SSH library means the user's ``~/.ssh/config``,
-keys, agent and ``ProxyJump`` work unchanged (docs/devices-adb-ssh.md section 5.1, the
-same choice as Ansible's default ``ssh`` connection plugin). Per ssh(1) and ssh_config(5)
+keys, agent and ``ProxyJump`` work unchanged (docs/devices.md, the same
+choice as Ansible's default ``ssh`` connection plugin). Per ssh(1) and ssh_config(5)
 of OpenSSH 9.2:
 
 - one ControlMaster per transport, its socket in a private temporary directory, kept

@@ -4,7 +4,7 @@ A transport runs an argv on the device, moves files both ways and owns a work di
 ``LocalTransport`` implements the same interface as the SSH and adb transports, so sweep
 orchestration never branches on where the device is.
 
-Contract (ARCHITECTURE.md):
+Contract (docs/architecture.md):
 - ``run(argv, timeout_s, env=None, cwd=None) -> Completed``; argv is a list and is never
   joined into a shell string unquoted; every call has a timeout; a non-zero exit raises
   ``CommandFailed`` carrying stdout/stderr unless ``check=False``.

@@ -5,7 +5,7 @@ This file is the only code that runs on a device. It is pushed as a single file 
 only, and runs on Python 3.8 (no imports from the mnbench packages, no 3.9+ syntax at
 runtime). Tests import it and call ``main(argv)``.
 
-What it does, in order (ARCHITECTURE.md, "Runner"):
+What it does, in order (docs/measurement.md, "One trial"):
 
 1. Parse flags; pin the process to ``--cpus`` with ``os.sched_setaffinity`` *before*
    numpy and onnxruntime are imported and the session exists, so every thread they start

@@ -1,7 +1,7 @@
 """Comparison of two stored runs: ratio of medians with a bootstrap CI, Mann–Whitney U on
 per-trial medians, Benjamini–Hochberg across the grid, and a verdict per cell.
 
-Design after asv (Mann–Whitney plus a relative factor, measurement-methods.md §1.2) and
+Design after asv (Mann–Whitney plus a relative factor; docs/measurement.md) and
 Criterion.rs / conbench (a noise threshold on the CI of the change): a cell is
 
 - ``slower`` when the adjusted p-value is below ``alpha`` and the whole 95 % CI of the ratio

@@ -2,9 +2,9 @@
 
 Owns the schema (``MIGRATIONS``, ``SCHEMA_VERSION``), opening and upgrading a database,
 writing runs and measurements, resume keys, and reading everything back as pandas frames.
-Sources: ARCHITECTURE.md "Store" (stdlib sqlite3 in WAL mode; each measurement commits on
+Sources: docs/architecture.md (stdlib sqlite3 in WAL mode; each measurement commits on
 its own so an interrupted sweep loses at most the one in flight; a versioned schema with
-migrations); STYLE.md (asv: a schema version with upgrade steps, files from a newer version
+migrations); asv (a schema version with upgrade steps, files from a newer version
 refused); the runner's JSON document, schema ``mnbench.runner/1``, stored verbatim.
 
 pandas and the statistics (scipy) are imported only by the methods that build frames, so a
@@ -843,15 +843,21 @@ class Store:
             limits[int(run_id)] = _mapping(_mapping(facts).get("limits"))
         return limits
 
-    def probes_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    def probes_frame(
+        self, run_ids: Sequence[int] | None = None, results: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """One row per run × layer probe × configuration (``harness.probes``): the columns of
         ``results_frame`` plus the probe's facts from its cost card (``role, block,
         in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
         its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
-        the device facts' ``limits``, NaN when not measured)."""
+        the device facts' ``limits``, NaN when not measured).
+
+        ``results``: the ``results_frame(run_ids)`` the caller already holds (aggregating
+        bootstraps every cell, so a report computes it once)."""
         import pandas as pd
 
-        results = self.results_frame(run_ids)
+        if results is None:
+            results = self.results_frame(run_ids)
         variants = results["variant"].astype(object).fillna("").astype(str)
         results = results[variants.str.startswith("probe-")].reset_index(drop=True)
         cards = self.model_costs(list(results["sha256"]))

@@ -75,5 +75,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {len(files.images)} images, {len(files.data)} CSV files and {files.summary}",
         file=sys.stderr,
     )
+    for line in files.answers.headline():
+        print(line, file=sys.stderr)
     print(files.html)
     return 0

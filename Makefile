@@ -13,7 +13,10 @@ VENV ?= $(CACHE)/venv-py$(PYVER)-$(DEPS_HASH)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# setuptools announces "Editable installation." on every editable install (an information-only
+# warning, pypa/packaging-problems#558); it is silenced by its message, nothing else is.
+PIP := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip --quiet \
+	--disable-pip-version-check
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo
 # The demo's measurement budget (docs/measurement.md, "The demo's choices"): short trials,

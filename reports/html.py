@@ -199,12 +199,13 @@ def _empty(key: str, value: object) -> bool:
     )
 
 
-def _prune(facts: Mapping[str, object]) -> dict[str, object]:
+def _prune(facts: Mapping[str, object], prefix: str = "") -> dict[str, object]:
     """The facts without empty values, nested dicts pruned too (and dropped when empty)."""
     kept: dict[str, object] = {}
     for key, value in facts.items():
-        pruned = _prune(value) if isinstance(value, Mapping) else value
-        if not _empty(str(key), pruned):
+        name = f"{prefix}.{key}" if prefix else str(key)
+        pruned = _prune(value, name) if isinstance(value, Mapping) else value
+        if not _empty(name, pruned):
             kept[str(key)] = pruned
     return kept
 
@@ -243,7 +244,11 @@ def compact_facts(facts: object) -> list[tuple[str, str]]:
             rows.append((key, core_lines([cast(Mapping[str, object], v) for v in value])))
         else:
             rest[key] = value
-    rows += [(k, v) for k, v in flatten_facts(rest) if k not in REDUNDANT_FACTS and v != "–"]
+    rows += [
+        (k, v)
+        for k, v in flatten_facts(rest)
+        if not any(k == r or k.startswith(f"{r}.") for r in REDUNDANT_FACTS) and v != "–"
+    ]
     order = {key: index for index, key in enumerate(PREFERRED_FACTS)}
     return sorted(
         rows, key=lambda kv: (order.get(kv[0].split(".")[0].split("[")[0], len(order)), kv[0])

@@ -315,12 +315,12 @@ def _why(layers: pd.DataFrame | None, models: pd.DataFrame) -> str:
         sep = 2e-6 * models["macs_sep"] / models["p50_ms_sep"]
         std = 2e-6 * models["macs_std"] / models["p50_ms_std"]
         weights = models["params_std"] / models["params_sep"]
+        low, high = f"{float(weights.min()):.0f}", f"{float(weights.max()):.0f}"
         sentences.append(
             f"Whole models run at {float(sep.median()):.3g} GFLOP/s separable and "
             f"{float(std.median()):.3g} GFLOP/s standard (median over the cells); a ratio "
             f"below the line means the standard model, whose weights are "
-            f"{float(weights.min()):.0f}–{float(weights.max()):.0f}× larger, runs further "
-            "below its peak"
+            f"{low if low == high else f'{low}–{high}'}× larger, runs further below its peak"
         )
     sentences.append(
         "The process's peak RSS is mostly the runtime itself, the same in both variants, "

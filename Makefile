@@ -52,7 +52,8 @@ demo: $(STAMP)
 		--profile $(DEMO_STANDARD) $(DEMO_TIMING)
 	cd $(DEMO_DIR) && $(BIN)/mnbench layers --label demo-layers $(DEMO_LAYERS) \
 		$(DEMO_TIMING) > layers.txt
-	cd $(DEMO_DIR) && $(BIN)/mnbench report --run demo demo-standard demo-layers
+	cd $(DEMO_DIR) && $(BIN)/mnbench report --run demo demo-standard demo-layers \
+		--out $(CURDIR)/$(DEMO_DIR)/report
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

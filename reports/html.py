@@ -21,7 +21,7 @@ from typing import cast
 
 import pandas as pd
 
-from reports.answers import Answers, budget_text, picks_by_series
+from reports.answers import Answers, picks_by_series
 from reports.charts import Chart, config_text
 
 MIB = 1024.0 * 1024.0
@@ -260,14 +260,17 @@ def _summary_section(answers: Answers) -> str:
     items: list[str] = []
     grouped = picks_by_series(answers.picks)
     for series, picks in grouped.items():
-        rows = "".join(
-            f"<li>{escape(budget_text(pick, picks[i + 1] if i + 1 < len(picks) else None))}</li>"
-            for i, pick in enumerate(picks)
-        )
+        budgets = "".join(f'<td class="num">{pick.budget_ms:.3g}</td>' for pick in picks)
+        cells = "".join(f"<td>{escape(pick.cell)}</td>" for pick in picks)
+        top1 = "".join(f'<td class="num">{pick.top1:.1f}</td>' for pick in picks)
         who = f" ({escape(series)})" if len(grouped) > 1 else ""
         items.append(
             f"<li><strong>For a latency budget</strong>{who}, the most accurate cell that "
-            f"fits (median latency; TF-Slim top-1):<ul>{rows}</ul></li>"
+            "fits: from each budget on (median latency) up to the next, pick the cell below "
+            "it (top-1 as in the accuracy chart)."
+            '<div class="scroll"><table><tbody>'
+            f"<tr><th>budget ≥ (ms)</th>{budgets}</tr><tr><th>cell α/resolution</th>{cells}"
+            f"</tr><tr><th>top-1 (%)</th>{top1}</tr></tbody></table></div></li>"
         )
     if answers.latency_range:
         items.append(f"<li><strong>Latency range:</strong> {escape(answers.latency_range)}</li>")

@@ -301,6 +301,11 @@ def _why(layers: pd.DataFrame | None, models: pd.DataFrame) -> str:
         peak, bandwidth = _median(blocks, "peak_gflop_s"), _median(blocks, "bandwidth_gb_s")
         if peak > 0:
             text += f", under a measured GEMM peak of {peak:.3g} GFLOP/s"
+            if max(pointwise, _median(blocks, "standard_gflop_s")) > peak:
+                text += (
+                    " (which the dense convs exceed: numpy's BLAS is slower than "
+                    "onnxruntime's kernels here, or the machine was busy when it was measured)"
+                )
         intensity = _median(blocks, "depthwise_intensity")
         if bandwidth > 0 and intensity > 0:
             text += (

@@ -13,10 +13,7 @@ VENV ?= $(CACHE)/venv-py$(PYVER)-$(DEPS_HASH)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-# setuptools announces "Editable installation." on every editable install (an information-only
-# warning, pypa/packaging-problems#558); it is silenced by its message, nothing else is.
-PIP := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip --quiet \
-	--disable-pip-version-check
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo
 # The demo's measurement budget (docs/measurement.md, "The demo's choices"): short trials,
@@ -28,6 +25,9 @@ DEMO_LAYERS ?= --alpha 0.5 --resolution 160 --trials 1
 .PHONY: demo demo-env test lint typecheck pytest venv clean
 
 # The demo needs the project only; the test tools are installed on top by $(DEV_STAMP).
+# setuptools announces "Editable installation." on every editable install (an information-only
+# warning, pypa/packaging-problems#558); it is silenced by its message, nothing else is.
+$(STAMP) $(DEV_STAMP): export PYTHONWARNINGS = ignore:Editable installation
 $(STAMP): pyproject.toml
 	@mkdir -p $(CACHE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

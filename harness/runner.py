@@ -119,7 +119,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Dict, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 SCHEMA = "mnbench.runner/1"
 
@@ -1001,12 +1001,12 @@ def burst(run: Any, binding: Any, count: int) -> list[int]:
     return samples
 
 
-def _reply(stream: Any, message: Dict[str, Any]) -> None:
+def _reply(stream: Any, message: dict[str, Any]) -> None:
     stream.write(json.dumps(_finite(message), separators=(",", ":"), allow_nan=False) + "\n")
     stream.flush()
 
 
-def _answer(run: Any, binding: Any, args: argparse.Namespace, request: Any) -> Dict[str, Any]:
+def _answer(run: Any, binding: Any, args: argparse.Namespace, request: Any) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise UsageError("a command is a JSON object with a 'cmd' key")
     command = request.get("cmd")
@@ -1035,7 +1035,7 @@ def _answer(run: Any, binding: Any, args: argparse.Namespace, request: Any) -> D
 
 
 def serve(
-    run: Any, binding: Any, args: argparse.Namespace, doc: Dict[str, Any], stdin: Any, stdout: Any
+    run: Any, binding: Any, args: argparse.Namespace, doc: dict[str, Any], stdin: Any, stdout: Any
 ) -> None:
     """Print the document as the ready line, then answer one command per input line."""
     doc["status"] = "ok"

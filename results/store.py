@@ -97,7 +97,26 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1]
+_BURSTS: Final = """
+CREATE TABLE bursts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    model_sha256 TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    pair INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('A', 'B')),
+    start_unix REAL,
+    n_samples INTEGER NOT NULL,
+    samples TEXT NOT NULL,
+    UNIQUE (run_id, model_sha256, config_key, pair, position)
+);
+CREATE INDEX bursts_by_run ON bursts (run_id, model_sha256, config_key, pair);
+"""
+"""Interleaved bursts of ``mnbench regress``: each row is one side's burst inside a process
+pair (``position`` orders the bursts of both sides of the pair; ``side`` A = baseline)."""
+
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
@@ -566,6 +585,52 @@ class Store:
                 (run_id, model_sha256, key, trial),
             ).fetchone()
         return int(found[0])
+
+    def add_bursts(
+        self,
+        *,
+        run_id: int,
+        model_sha256: str,
+        config: Mapping[str, object],
+        pair: int,
+        bursts: Sequence[tuple[int, str, float | None, Sequence[float]]],
+    ) -> None:
+        """Record one side's bursts of one process pair: (position, side, start, samples_ms)."""
+        key = config_key(config)
+        rows = [
+            (run_id, model_sha256, key, pair, position, side, start, len(samples),
+             json.dumps([float(v) for v in samples]))
+            for position, side, start, samples in bursts
+        ]  # fmt: skip
+        with self._write() as db:
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO bursts (run_id, model_sha256, config_key, pair, "
+                    "position, side, start_unix, n_samples, samples) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise self._no_run(run_id) from None
+                raise
+
+    def bursts(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's bursts in measuring order: run_id, model_sha256, config_key, pair,
+        position, side, start_unix, samples_ms."""
+        query = (
+            "SELECT run_id, model_sha256, config_key, pair, position, side, start_unix, samples "
+            "FROM bursts WHERE run_id = ? ORDER BY model_sha256, config_key, pair, position"
+        )
+        names = (
+            "run_id", "model_sha256", "config_key", "pair", "position", "side", "start_unix"
+        )  # fmt: skip
+        out: list[dict[str, Any]] = []
+        for row in self._db.execute(query, (run_id,)):
+            record: dict[str, Any] = dict(zip(names, row[:7], strict=True))
+            record["samples_ms"] = [float(v) for v in json.loads(row[7])]
+            out.append(record)
+        return out
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -94,13 +94,14 @@ def estimate(pairs: Sequence[Sequence[float]], confidence: float = 0.95) -> Esti
     """Ratio, t-CI across pairs and the variance components, from per-pair burst log ratios."""
     from scipy import stats
 
-    summaries = np.array([float(np.mean(r)) for r in pairs if len(r)], dtype=np.float64)
+    kept = [list(r) for r in pairs if len(r)]
+    summaries = np.array([sum(r) / len(r) for r in kept], dtype=np.float64)
     n = len(summaries)
     if n == 0:
         return Estimate(0, math.nan, math.nan, math.nan, confidence, 1.0, None, None, None)
     mean = float(summaries.mean())
-    within_vars = [float(np.var(r, ddof=1)) for r in pairs if len(r) >= 2]
-    within_sd = math.sqrt(float(np.mean(within_vars))) if within_vars else None
+    within_vars = [_variance(r) for r in kept if len(r) >= 2]
+    within_sd = math.sqrt(sum(within_vars) / len(within_vars)) if within_vars else None
     if n < 2:
         return Estimate(1, math.exp(mean), 0.0, math.inf, confidence, 1.0, within_sd, None, None)
     sd = float(summaries.std(ddof=1))
@@ -112,7 +113,7 @@ def estimate(pairs: Sequence[Sequence[float]], confidence: float = 0.95) -> Esti
         p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
     between_sd = None
     if within_sd is not None:
-        bursts_per_pair = float(np.mean([len(r) for r in pairs if len(r)]))
+        bursts_per_pair = sum(len(r) for r in kept) / n
         between_sd = math.sqrt(max(0.0, sd**2 - within_sd**2 / bursts_per_pair))
     return Estimate(
         n,
@@ -125,6 +126,11 @@ def estimate(pairs: Sequence[Sequence[float]], confidence: float = 0.95) -> Esti
         between_sd,
         sd,
     )
+
+
+def _variance(values: Sequence[float]) -> float:
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def looks(max_pairs: int, min_pairs: int = DEFAULT_MIN_PAIRS) -> list[int]:

@@ -444,8 +444,6 @@ def paired_comparison(
         threshold,
         tuple(cells),
         tuple(failed),
-        (),
-        ("paired analysis of interleaved process pairs (sequential, alpha spent over looks)",),
     )
 
 

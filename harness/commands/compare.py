@@ -28,10 +28,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "compare",
         help="compare two stored runs with a statistical verdict per cell",
-        description="For each cell in both runs (same model file and configuration): the "
-        "medians, the ratio candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U "
-        "p-value on per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, "
-        "faster, unchanged (CI within +-threshold) or inconclusive.",
+        description="For each cell in both runs (same model file and configuration; cells "
+        "are paired by model when the configurations differ): the medians, the ratio "
+        "candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U p-value on "
+        "per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, faster, "
+        "unchanged (CI within +-threshold) or inconclusive. The two runs of an interleaved "
+        "`mnbench regress` are analysed paired instead: geometric-mean burst ratios per "
+        "process pair, a t CI across pairs, and the sequential rule replayed from the "
+        "stored bursts.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,13 +83,14 @@ def render(comparison: Comparison, fmt: str) -> str:
             },
             indent=2,
         )
+    paired = any(r["design"] == "pairs" for r in records)
     headers = [
         "model",
         "threads",
         "baseline ms",
         "candidate ms",
         "ratio",
-        "95% CI",
+        "CI" if paired else "95% CI",
         "p (BH)",
         "verdict",
     ]
@@ -118,6 +123,12 @@ def render(comparison: Comparison, fmt: str) -> str:
         if f.side != "candidate"
     ]
     footer += [f"not compared: {m}" for m in comparison.missing]
+    if paired:
+        footer.append(
+            "paired design: ratio = geometric mean of burst ratios over process pairs; the CI "
+            "is at the level spent at the cell's last look (alpha 0.05 over all looks); "
+            "sd = log-ratio sd within a pair (one burst pair) / between pairs"
+        )
     footer += [f"warning: {w}" for w in comparison.warnings]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -147,5 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verdict_text(record: Mapping[str, object]) -> str:
-    note = record["note"]
+    note = str(record["note"])
+    within, between = record.get("within_sd"), record.get("between_sd")
+    if isinstance(within, float) and isinstance(between, float):
+        note += f", sd {within:.3f}/{between:.3f}"
     return f"{record['verdict']} ({note})" if note else str(record["verdict"])

@@ -38,6 +38,7 @@ class PairSettings:
     exchange_timeout_s: float = 120.0
     max_burst_inferences: int = 100000
     probe_inferences: int = 10  # after warm-up, untimed for the verdict: sizes the bursts
+    suspend_idle: bool = True  # False only to measure the alternatives (benchmarks/)
 
     def burst_size(self, mean_inference_s: float) -> int:
         if mean_inference_s <= 0:
@@ -140,6 +141,19 @@ class Agent:
             self.process.close(timeout_s=5.0)
 
 
+class _Idle:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def suspend(self, agent: Agent) -> None:
+        if self.enabled:
+            agent.process.suspend()
+
+    def resume(self, agent: Agent) -> None:
+        if self.enabled:
+            agent.process.resume()
+
+
 def measure_pair(
     transport: InteractiveTransport,
     commands: Mapping[Side, SideCommand],
@@ -169,15 +183,16 @@ def measure_pair(
                 raise AgentFailed(side, exc.message, None) from None
             agents[side] = Agent(side, process, settings.exchange_timeout_s)
         documents = {side: agents[side].wait_ready() for side in order}
+        idle = _Idle(settings.suspend_idle)
         for agent in agents.values():
-            agent.process.suspend()
+            idle.suspend(agent)
         warm: dict[Side, float] = {}
         for side in order:
             agent = agents[side]
-            agent.process.resume()
+            idle.resume(agent)
             agent.request(cmd="warmup")
             probe = agent.request(cmd="burst", n=settings.probe_inferences)
-            agent.process.suspend()
+            idle.suspend(agent)
             times = [float(v) for v in probe.get("samples_ms") or (0.0,)]
             warm[side] = sum(times) / len(times)  # the mean: bursts are sized in wall time
         if burst_size is None:
@@ -187,9 +202,9 @@ def measure_pair(
         side = burst_first
         for position in range(2 * settings.bursts_per_side):
             agent = agents[side]
-            agent.process.resume()
+            idle.resume(agent)
             reply = agent.request(cmd="burst", n=burst_size)
-            agent.process.suspend()
+            idle.suspend(agent)
             samples = tuple(float(v) for v in reply.get("samples_ms") or ())
             start = reply.get("start_unix")
             record = BurstRecord(

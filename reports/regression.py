@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.build import write_atomic
-from reports.charts import OKABE_ITO, Chart, _render, no_chart
+from reports.charts import OKABE_ITO, Chart, _plain_log_ticks, _render, no_chart
 
 if TYPE_CHECKING:
     from results.compare import Comparison
@@ -56,7 +56,7 @@ def regression_chart(comparison: Comparison) -> Chart:
     lows, highs = [], []
     for row, record in enumerate(records):
         colour = VERDICT_COLOURS[str(record["verdict"])]
-        low, high, ratio = (float(record[k]) for k in ("ci_low", "ci_high", "ratio"))
+        low, high, ratio = (_number(record[k]) for k in ("ci_low", "ci_high", "ratio"))
         high_drawn = high if math.isfinite(high) else ratio * 4
         ax.plot([low, high_drawn], [row, row], color=colour, linewidth=3, zorder=2)
         ax.plot([ratio], [row], "o", color=colour, markersize=7, zorder=3)
@@ -67,8 +67,9 @@ def regression_chart(comparison: Comparison) -> Chart:
     ax.set_yticks(range(len(records)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    span = max(upper * 1.05, max(highs), 1 / min(min(lows), 1 / upper) * 1.05)
+    span = max(upper * 1.05, *highs, 1 / min(*lows, 1 / upper) * 1.05)
     ax.set_xlim(1 / span, span)
+    _plain_log_ticks(ax)
     ax.set_xlabel("ratio candidate / baseline (log scale; > 1 = slower)")
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", linewidth=0.3)
@@ -82,6 +83,10 @@ def regression_chart(comparison: Comparison) -> Chart:
         "unchanged when the whole CI lies inside it."
     )
     return Chart("regression", title, reading, data, png, svg)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def write_regression_chart(comparison: Comparison, out_dir: Path) -> list[Path]:

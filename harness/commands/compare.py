@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
@@ -54,6 +56,14 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
         help="smallest change that matters, in %% (default 5)",
     )
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the regression chart (DIR/regression.png, .svg, .csv): ratio and "
+        "CI per cell, the threshold band, the verdict",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -153,8 +163,19 @@ def run(args: argparse.Namespace) -> int:
         base = store.resolve_run_id(args.baseline)
         cand = store.resolve_run_id(args.candidate)
         comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+    write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return exit_code(comparison)
+
+
+def write_chart(comparison: Comparison, out_dir: Path | None) -> None:
+    """``--chart DIR``: the regression chart (reports/regression.py), paths on stderr."""
+    if out_dir is None:
+        return
+    from reports.regression import write_regression_chart
+
+    for path in write_regression_chart(comparison, out_dir):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def _verdict_text(record: Mapping[str, object]) -> str:

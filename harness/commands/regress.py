@@ -31,7 +31,7 @@ from devices.facts import probe_device
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport
 from harness import __version__
-from harness.commands.compare import add_threshold_arguments, render
+from harness.commands.compare import add_threshold_arguments, render, write_chart
 from harness.commands.generate import default_models_dir
 from harness.commands.run import add_db_argument, add_device_arguments, resolve
 from harness.errors import UserError
@@ -320,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
             for run_id in runs.values():
                 store.set_run_status(run_id, "interrupted")
             raise
+    write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
 

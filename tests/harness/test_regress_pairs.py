@@ -55,9 +55,12 @@ def test_real_2x_slowdown_is_slower_and_compare_replays_it(
     assert cell["design"] == "pairs" and cell["ratio"] > 1.5
     assert cell["within_sd"] is not None and cell["between_sd"] is not None
     db = str(tmp_path / "db.sqlite")
-    assert main(["compare", "1", "2", "--db", db, "--format", "json"]) == 1
+    chart = tmp_path / "chart"
+    assert main(["compare", "1", "2", "--db", db, "--format", "json", "--chart", str(chart)]) == 1
     again = json.loads(capsys.readouterr().out)
     assert again["cells"] == doc["cells"]  # re-analysed from the stored bursts
+    assert (chart / "regression.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "slower" in (chart / "regression.csv").read_text()
     # the same bursts at a 300 % threshold: a 2x slowdown is within it
     assert main(["compare", "1", "2", "--db", db, "--format", "json", "--threshold", "300"]) == 0
     assert json.loads(capsys.readouterr().out)["cells"][0]["verdict"] == "unchanged"

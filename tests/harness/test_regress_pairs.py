@@ -175,3 +175,23 @@ def test_compare_pairs_cells_by_model_when_configurations_differ(
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["cells"]) == 1 and doc["cells"][0]["name"] == "mobilenet_v1_0.25_96"
     assert any("paired by model" in w for w in doc["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--max-pairs", "2"], "--max-pairs must be at least 3"),
+        (["--budget", "-1"], "--budget must be a positive number"),
+        (["--budget", "nan"], "--budget must be a positive number"),
+        (["--bursts", "1"], "--bursts must be at least 2"),
+        (["--burst-ms", "0"], "--burst-ms must be between 1 and 10000"),
+        (["--threshold", "0"], "--threshold must be between 0 and 100"),
+    ],
+)
+def test_bad_pair_flags_exit_2_before_anything_runs(
+    tmp_path: Path, flags: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(regress(tmp_path, "current", "current", *flags)) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "db.sqlite").exists()

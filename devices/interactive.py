@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Protocol, runtime_checkable
 
-from devices.transport import CommandTimeout, TransportError, kill_group
+from devices.transport import CommandTimeout, Completed, TransportError, kill_group
 
 GROUP_MARKER = "__MNBENCH_PGID="
 GROUP_PROLOGUE = 'printf "%s%s\\n" "$0" "$(cut -d " " -f 5 /proc/$$/stat)" && exec "$@"'
@@ -51,6 +51,15 @@ class InteractiveTransport(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        timeout_s: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        check: bool = True,
+    ) -> Completed: ...
 
     def start_interactive(
         self,
@@ -286,8 +295,6 @@ def signal_remote_group(
 
     A group that is already gone is not an error for KILL; for STOP and CONT it is.
     """
-    from devices.transport import Completed
-
     done = run(
         ["kill", "-s", signal_name, "--", f"-{pgid}"], timeout_s=SIGNAL_TIMEOUT_S, check=False
     )

@@ -58,11 +58,18 @@ class SideCommand:
 class AgentFailed(Exception):
     """One side's runner could not start or run the model; the cell fails on that side."""
 
-    def __init__(self, side: Side, reason: str, document: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        side: Side,
+        reason: str,
+        document: Mapping[str, Any] | None,
+        transport_error: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.side = side
         self.reason = reason
         self.document = document
+        self.transport_error = transport_error  # the link may be at fault, not the runner
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ class Agent:
         except CommandTimeout as exc:
             raise AgentFailed(self.side, f"runner did not answer: {exc.message}", None) from None
         except TransportError as exc:
-            raise AgentFailed(self.side, exc.message, None) from None
+            raise AgentFailed(self.side, exc.message, None, transport_error=True) from None
 
     def request(self, **command: Any) -> dict[str, Any]:
         line = self._line(command)
@@ -180,7 +187,7 @@ def measure_pair(
                     env=command.env,
                 )
             except TransportError as exc:
-                raise AgentFailed(side, exc.message, None) from None
+                raise AgentFailed(side, exc.message, None, transport_error=True) from None
             agents[side] = Agent(side, process, settings.exchange_timeout_s)
         documents = {side: agents[side].wait_ready() for side in order}
         idle = _Idle(settings.suspend_idle)

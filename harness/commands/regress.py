@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.interactive import InteractiveTransport
-from devices.transport import Transport
+from devices.transport import Transport, TransportError
 from harness import __version__
 from harness.commands.compare import add_threshold_arguments, render, write_chart
 from harness.commands.generate import default_models_dir
@@ -388,6 +388,8 @@ def _run_pairs(
             try:
                 result = measure_pair(transport, commands, rng, settings, burst_sizes.get(key))
             except AgentFailed as exc:
+                if exc.transport_error:
+                    _check_reachable(transport, runs, exc)
                 _record_failure(store, runs, outcomes, item, pair, exc)
                 failed.add(key)
                 analysis.stop(key)
@@ -426,6 +428,21 @@ def _run_pairs(
         analysis.look()
         if not args.quiet:
             _progress(round_index, analysis, items, spent_s)
+
+
+def _check_reachable(
+    transport: InteractiveTransport, runs: dict[str, int], exc: AgentFailed
+) -> None:
+    """A side failed on a transport error: if the device is gone, stop (nothing is blamed
+    on either runtime); if it answers, the side itself failed."""
+    try:
+        transport.run(["true"], timeout_s=30)
+    except TransportError as lost:
+        raise UserError(
+            f"lost {transport.name} during a process pair ({lost.message}); the pairs "
+            f"measured are kept in runs {runs['A']} and {runs['B']}: fix the device and run "
+            "regress again"
+        ) from exc
 
 
 def _record_failure(

@@ -111,7 +111,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=30,
         metavar="N",
-        help="pairs design: at most N process pairs per cell (default 30)",
+        help="pairs design: at most N process pairs per cell (default 30; the first look is "
+        "at 3, or at N when smaller)",
     )
     parser.add_argument(
         "--budget",
@@ -211,7 +212,7 @@ def abba_order(
 
 def _check_pair_args(args: argparse.Namespace) -> None:
     checks = [
-        (args.max_pairs >= 3, "--max-pairs must be at least 3"),
+        (args.max_pairs >= 2, "--max-pairs must be at least 2"),
         (math.isfinite(args.budget) and args.budget > 0, "--budget must be a positive number"),
         (args.bursts >= 2, "--bursts must be at least 2"),
         (

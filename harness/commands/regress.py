@@ -68,7 +68,9 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1 \\
-      --alpha 0.25 0.5 --resolution 128 --trials 8 --confirm 4
+      --alpha 0.5 1.0 --resolution 160 --budget 60 --chart out/ --format markdown
+  mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1 \\
+      --design trials --trials 8 --confirm 4
   mnbench regress --device pi4 --baseline /opt/ort-a/bin/python --candidate /opt/ort-b/bin/python
 design: pairs of processes alternate bursts (the idle one suspended) until each cell is
 decided: unchanged, slower or faster, or inconclusive when --budget/--max-pairs run out.
@@ -148,7 +150,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=0,
         metavar="N",
-        help="re-measure cells found slower with N more trials per side before failing",
+        help="trials design: re-measure cells found slower with N more trials per side "
+        "before failing",
     )
     parser.add_argument("--warn-only", action="store_true", help="always exit 0")
     parser.add_argument(

@@ -17,6 +17,8 @@ Usage: flock /tmp/mnbench-heavy.lock python benchmarks/regress_idle.py [--pairs 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import random
@@ -40,8 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
-        mnbench(["generate", "--alpha", args.alpha, "--resolution", args.resolution,
-                 "--out", tmp])  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()):
+            mnbench(["generate", "--alpha", args.alpha, "--resolution", args.resolution,
+                     "--out", tmp])  # fmt: skip
         (model,) = Path(tmp).glob("*.onnx")
         base = (sys.executable, str(RUNNER_PATH), str(model), "--threads", "2")
         modes = {

@@ -109,6 +109,30 @@ def detectable(design: str, aa: list[dict[str, Any]], threshold: float, budget_s
     return f"{100 * (math.exp(delta) - 1):.1f} % ({how})"
 
 
+def summarise(
+    results: dict[tuple[str, str], list[dict[str, Any]]], designs: list[str], budget_s: float
+) -> None:
+    print(f"{'condition':14} {'design':7} {'slower':>7} {'faster':>7} {'unchanged':>9} "
+          f"{'inconcl.':>8} {'exit1':>6} {'median s/cell':>13}")  # fmt: skip
+    for (condition, design), rows in results.items():
+        count = {v: sum(r["verdict"] == v for r in rows) for v in
+                 ("slower", "faster", "unchanged", "inconclusive")}  # fmt: skip
+        exit1 = sum(r["rc"] == 1 for r in rows)
+        label = {"aa": "A/A", "10": "10 % (thr 5)", "5": "5 % (thr 2)"}[condition]
+        print(
+            f"{label:14} {design:7} {count['slower']:>4}/{len(rows):<2} {count['faster']:>4}/"
+            f"{len(rows):<2} {count['unchanged']:>6}/{len(rows):<2} {count['inconclusive']:>5}/"
+            f"{len(rows):<2} {exit1:>3}/{len(rows):<2} "
+            f"{statistics.median(r['wall_s'] for r in rows):>13.0f}"
+        )
+    for design in designs:
+        aa = results.get(("aa", design), [])
+        print(
+            f"smallest slowdown with 80 % power in {budget_s:g} s/cell, {design}: "
+            f"{detectable(design, aa, 5.0, budget_s)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=10)
@@ -123,18 +147,9 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        mnbench(
-            [
-                "generate",
-                "--alpha",
-                "0.5",
-                "1.0",
-                "--resolution",
-                "160",
-                "--out",
-                str(tmp / "models"),
-            ]
-        )
+        with contextlib.redirect_stdout(io.StringIO()):
+            mnbench(["generate", "--alpha", "0.5", "1.0", "--resolution", "160",
+                     "--out", str(tmp / "models")])  # fmt: skip
         for rep in range(args.reps):
             for condition in conditions:
                 fraction, threshold = CONDITIONS[condition]
@@ -153,26 +168,10 @@ def main() -> None:
                             f"{r['wall_s']:5.0f} s exit {r['rc']}  load {os.getloadavg()[0]:.1f}",
                             flush=True,
                         )
+            print(f"-- after repetition {rep + 1}:")
+            summarise(results, designs, args.budget)
     print(f"\nload average at end: {os.getloadavg()}; total {time.perf_counter() - started:.0f} s")
-    print(f"{'condition':14} {'design':7} {'slower':>7} {'faster':>7} {'unchanged':>9} "
-          f"{'inconcl.':>8} {'exit1':>6} {'median s/cell':>13}")  # fmt: skip
-    for (condition, design), rows in results.items():
-        count = {v: sum(r["verdict"] == v for r in rows) for v in
-                 ("slower", "faster", "unchanged", "inconclusive")}  # fmt: skip
-        exit1 = sum(r["rc"] == 1 for r in rows)
-        label = {"aa": "A/A", "10": "10 % (thr 5)", "5": "5 % (thr 2)"}[condition]
-        print(
-            f"{label:14} {design:7} {count['slower']:>4}/{len(rows):<2} {count['faster']:>4}/"
-            f"{len(rows):<2} {count['unchanged']:>6}/{len(rows):<2} {count['inconclusive']:>5}/"
-            f"{len(rows):<2} {exit1:>3}/{len(rows):<2} "
-            f"{statistics.median(r['wall_s'] for r in rows):>13.0f}"
-        )
-    for design in designs:
-        aa = results.get(("aa", design), [])
-        print(
-            f"smallest slowdown with 80 % power in {args.budget:g} s/cell, {design}: "
-            f"{detectable(design, aa, 5.0, args.budget)}"
-        )
+    summarise(results, designs, args.budget)
 
 
 if __name__ == "__main__":

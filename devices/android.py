@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from devices.probe import check_cpu_spec
 from devices.transport import Transport
 from harness.errors import UserError
 
@@ -180,6 +181,7 @@ def taskset_mask(cpus: Sequence[int]) -> str:
 
 def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
     """CPU numbers for ``big``, ``little``, ``prime``, ``all``, ``0xMASK`` or ``0,2,4-7``."""
+    check_cpu_spec(spec)
     text = spec.strip().lower()
     known = _known_cpus(facts)
     clusters = facts.get("clusters")
@@ -207,7 +209,7 @@ def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
     missing = [cpu for cpu in cpus if known and cpu not in known]
     if missing:
         raise UserError(
-            f"CPU selection {spec!r} names cores {missing} the device does not have "
+            f"CPU selection {spec[:60]!r} names cores {_span(missing)} the device does not have "
             f"(it has {_span(sorted(known))}); choose among those"
         )
     return cpus

@@ -28,6 +28,10 @@ class CommandModule(Protocol):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "argument --x: --x 'v' is ..." from a type= check that names its flag: say it once
+        head, sep, rest = message.partition(": ")
+        if sep and head.startswith("argument ") and rest.startswith(head[9:].split("/")[0]):
+            message = rest
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 

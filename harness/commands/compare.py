@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
 from harness.table import format_table
+from harness.validate import float_arg, run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("baseline", metavar="BASELINE_RUN")
-    parser.add_argument("candidate", metavar="CANDIDATE_RUN")
+    parser.add_argument("baseline", type=run_id_arg("BASELINE_RUN"), metavar="BASELINE_RUN")
+    parser.add_argument("candidate", type=run_id_arg("CANDIDATE_RUN"), metavar="CANDIDATE_RUN")
     add_threshold_arguments(parser)
     add_db_argument(parser)
 
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=float_arg("--threshold", low=0.0, high=1000.0),
         default=DEFAULT_THRESHOLD_PCT,
         metavar="PCT",
         help="smallest change that matters, in %% (default 5)",

@@ -24,7 +24,6 @@ from devices.transport import TransportError
 from harness import __version__
 from harness.commands.generate import default_models_dir
 from harness.commands.run import (
-    _positive,
     _resolve_cpus,
     add_db_argument,
     add_device_arguments,
@@ -35,7 +34,7 @@ from harness.commands.run import (
 from harness.errors import UserError
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
-from harness.spec import KERNELS
+from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.sweep import (
     ProgressBar,
     Sweep,
@@ -46,6 +45,7 @@ from harness.sweep import (
     sweep_config,
 )
 from harness.table import format_table
+from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg, run_id_arg
 from results.store import Store, default_db_path
 
 LIMITS_PATH = Path(__file__).resolve().parent.parent / "limits.py"
@@ -83,14 +83,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_device_arguments(parser)
     parser.add_argument(
         "--alpha",
-        type=_positive("--alpha", float),
+        type=float_arg("--alpha", high=MAX_ALPHA),
         default=1.0,
         metavar="A",
         help="width multiplier (default 1.0)",
     )
     parser.add_argument(
         "--resolution",
-        type=_positive("--resolution", int),
+        type=int_arg("--resolution", MIN_RESOLUTION, MAX_RESOLUTION),
         default=224,
         metavar="R",
         help="input resolution (default 224)",
@@ -98,7 +98,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--kernel",
         nargs="+",
-        type=int,
+        type=int_arg("--kernel", 1, max(KERNELS)),
         default=[3],
         metavar="K",
         help="D_K of the depthwise and standard convs, odd, 1-11 (default 3; e.g. 3 5 7)",
@@ -106,14 +106,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--block",
         nargs="+",
-        type=int,
+        type=int_arg("--block", BLOCKS[0], BLOCKS[-1]),
         default=None,
         metavar="B",
         help=f"only these blocks ({BLOCKS[0]}-{BLOCKS[-1]}; default all)",
     )
     parser.add_argument(
         "--threads",
-        type=_positive("--threads", int),
+        type=int_arg("--threads", 1, MAX_THREADS),
         default=None,
         metavar="N",
         help="intra-op threads (default: all cores of the device)",
@@ -134,11 +134,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--label",
+        type=label_arg,
         default=DEFAULT_LABEL,
         help=f"a note stored with the run (default {DEFAULT_LABEL})",
     )
     parser.add_argument(
         "--from-run",
+        type=run_id_arg("--from-run"),
         default=None,
         metavar="RUN_ID|latest",
         help="measure nothing: print the table of a stored layers run",

@@ -296,7 +296,7 @@ def build_report(
         if accuracy_csv is None
         else (f"{accuracy_csv} where it gives a cell, else the {REFERENCE_NOTE}")
     )
-    with Store.open(db_path, create=False) as store:
+    with Store.open(db_path, readonly=True) as store:
         run_ids = _run_ids(store, run_specs)
         runs = store.runs_frame()
         runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)

@@ -32,6 +32,9 @@ from matplotlib.ticker import FuncFormatter
 from reports.accuracy import alpha_key
 
 matplotlib.use("Agg")
+# Labels are users' text (run labels, device and model names): '$' is a dollar sign, never
+# mathtext, so a label such as '$\foo$' cannot break a chart.
+matplotlib.rcParams["text.parse_math"] = False
 
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2",  # blue

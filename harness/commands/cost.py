@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
 from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
 from harness.errors import UserError
 from harness.precision import Fidelity, fidelity_of_model
-from harness.table import format_table
+from harness.table import format_table, json_text
 from harness.validate import INT64_MAX, quoted
 
 MAX_INPUT_ELEMENTS = 2**31 - 1
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     cost = analyze_model(model, shapes)
     fidelity = fidelity_of_model(model)
     if args.format == "json":
-        print(json.dumps(cost_document(path, cost, fidelity), indent=2))
+        print(json_text(cost_document(path, cost, fidelity)))
         return 0
     rows = node_rows(cost)
     if args.format == "csv":

@@ -154,7 +154,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
     outcome: SweepOutcome | None = None
-    with Store.open(db_path, create=args.from_run is None) as store:
+    with Store.open(db_path, readonly=args.from_run is not None) as store:
         if args.from_run is not None:
             run_id = store.resolve_run_id(args.from_run)
         else:

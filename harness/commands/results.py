@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 from harness.errors import UserError
+from harness.table import terminal_safe
 from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     path = default_db_path() if args.db is None else args.db
     output_format = cast(OutputFormat, args.format)
-    with Store.open(path, create=False) as store:
+    with Store.open(path, readonly=True) as store:
         if args.list:
             runs = store.list_runs()
             if not runs:
@@ -169,6 +170,7 @@ _TABLE_COLUMNS: Final[tuple[Column, ...]] = (
 
 
 def _align(header: Sequence[str], rows: list[list[str]], aligns: Sequence[str]) -> str:
+    rows = [[terminal_safe(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -192,7 +194,7 @@ def _run_heading(record: RunRecord) -> str:
     ]
     if record.label:
         parts.insert(1, repr(record.label))
-    return " | ".join(parts)
+    return terminal_safe(" | ".join(parts))
 
 
 def format_results(frame: pd.DataFrame, runs: Sequence[RunRecord], output: OutputFormat) -> str:

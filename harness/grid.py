@@ -94,18 +94,22 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
         default="relu6",
         help="activation after every conv (default relu6)",
     )
+    add_memory_limit_argument(group)
     group.add_argument(
+        "--keep-bn",
+        action="store_true",
+        help="keep BatchNormalization nodes instead of folding them into convs",
+    )
+
+
+def add_memory_limit_argument(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
         "--max-memory-mib",
         type=int_arg("--max-memory-mib", 1, 2**40),
         default=DEFAULT_MAX_MEMORY_MIB,
         metavar="MIB",
         help="refuse a model whose generation is estimated to need more memory than this "
         f"(default {DEFAULT_MAX_MEMORY_MIB})",
-    )
-    group.add_argument(
-        "--keep-bn",
-        action="store_true",
-        help="keep BatchNormalization nodes instead of folding them into convs",
     )
 
 
@@ -180,16 +184,20 @@ def generation_memory_bytes(spec: ModelSpec) -> int:
 def check_generation_memory(spec: ModelSpec, limit_mib: int) -> None:
     """Refuse ``spec`` before it is built when it cannot be written or would need more memory
     than ``limit_mib`` by estimate."""
-    weights = weight_bytes(spec)
+    check_model_size(spec.name, weight_bytes(spec), generation_memory_bytes(spec), limit_mib)
+
+
+def check_model_size(name: str, weights: int, memory: int, limit_mib: int) -> None:
+    """Refuse a model of ``weights`` bytes whose generation needs ``memory`` bytes."""
     if weights > PROTOBUF_LIMIT_BYTES:
         raise UserError(
-            f"{spec.name} would hold {weights / 2**20:,.0f} MiB of weights, over the 2048 MiB "
+            f"{name} would hold {weights / 2**20:,.0f} MiB of weights, over the 2048 MiB "
             "an ONNX file can hold; lower --alpha or --kernel, or use --variant separable"
         )
-    needed_mib = generation_memory_bytes(spec) / 2**20
+    needed_mib = memory / 2**20
     if needed_mib > limit_mib:
         raise UserError(
-            f"{spec.name} needs about {needed_mib:,.0f} MiB to generate, over the limit of "
+            f"{name} needs about {needed_mib:,.0f} MiB to generate, over the limit of "
             f"{limit_mib:,} MiB; raise it with --max-memory-mib {int(needed_mib) + 1} or "
             "shrink the model"
         )

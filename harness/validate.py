@@ -187,17 +187,16 @@ def check_plan_size(models: int, threads: Sequence[int] | None, trials: int, lim
     return size
 
 
-def creatable_dir(path: Path, flag: str) -> Path:
-    """Refuse ``path`` when it cannot become a directory, before anything is written."""
+def creatable_dir(path: Path, what: str) -> Path:
+    """Refuse ``path`` when it cannot become a directory, before anything is written;
+    ``what`` names it in the message (a flag such as ``--models-dir``)."""
     probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        what = "is a file" if probe == path else f"lies under the file {probe}"
-        raise UserError(f"{flag} {path} {what}, not a directory; give {flag} a directory")
-    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+    if not probe.is_dir():
+        where = "is a file" if probe == path else f"lies under {probe}, which is not a directory"
+        raise UserError(f"{what} {path} {where}; give a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
         where = "" if probe == path else f" ({probe} is not writable)"
-        raise UserError(f"{flag} {path} is not writable{where}; give {flag} a writable directory")
+        raise UserError(f"{what} {path} is not writable{where}; give a writable directory")
     return path

@@ -14,6 +14,7 @@ from harness.grid import add_grid_arguments, specs_from_args
 from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
 from harness.spec import ModelSpec
 from harness.table import format_table
+from harness.validate import creatable_dir
 
 EXAMPLES = """examples:
   mnbench generate                                  the 16-cell grid into ./models
@@ -75,7 +76,7 @@ def calibration_from_args(
 
 def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
-    out_dir: Path = args.out or default_models_dir()
+    out_dir: Path = creatable_dir(args.out or default_models_dir(), "--out")
     calibration = calibration_from_args(args, specs)
     models = []
     for spec in specs:

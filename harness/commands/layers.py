@@ -22,6 +22,7 @@ from devices.device import open_transport
 from devices.facts import probe_device
 from devices.transport import TransportError
 from harness import __version__
+from harness.architecture import scaled_layers
 from harness.commands.generate import default_models_dir
 from harness.commands.run import (
     _resolve_cpus,
@@ -32,6 +33,7 @@ from harness.commands.run import (
     settings_from_args,
 )
 from harness.errors import UserError
+from harness.grid import add_memory_limit_argument, check_model_size
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
 from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
@@ -45,7 +47,16 @@ from harness.sweep import (
     sweep_config,
 )
 from harness.table import format_table
-from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg, run_id_arg
+from harness.validate import (
+    MAX_THREADS,
+    check_plan_size,
+    creatable_dir,
+    distinct,
+    float_arg,
+    int_arg,
+    label_arg,
+    run_id_arg,
+)
 from results.store import Store, default_db_path
 
 LIMITS_PATH = Path(__file__).resolve().parent.parent / "limits.py"
@@ -119,6 +130,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op threads (default: all cores of the device)",
     )
     add_measurement_arguments(parser, "fresh-process trials per probe")
+    add_memory_limit_argument(parser)
     parser.add_argument(
         "--no-limits",
         action="store_true",
@@ -154,6 +166,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
     outcome: SweepOutcome | None = None
+    if args.from_run is None:  # everything typed is checked before the store exists
+        for kernel in args.kernel:
+            if kernel not in KERNELS:
+                raise UserError(f"--kernel {kernel} is not allowed: give odd sizes from 1 to 11")
+        args.kernel = distinct(args.kernel, "--kernel")
+        args.block = distinct(args.block, "--block")
+        settings_from_args(args)
+        creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+        for kernel in args.kernel:  # the largest probe is a block's standard conv
+            for layer in scaled_layers(args.alpha, args.resolution, "standard", kernel):
+                if layer.role == "standard" and layer.block in (args.block or BLOCKS):
+                    weights = 4 * layer.weight_count
+                    name = f"the block {layer.block} probe with D_K = {kernel}"
+                    check_model_size(name, weights, 3 * weights, args.max_memory_mib)
+        probes = 4 * len(args.kernel) * len(args.block or BLOCKS)
+        check_plan_size(probes, None, args.trials, args.max_plan)
+        resolve(args)
     with Store.open(db_path, readonly=args.from_run is not None) as store:
         if args.from_run is not None:
             run_id = store.resolve_run_id(args.from_run)

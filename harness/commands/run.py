@@ -170,6 +170,8 @@ def resolve(args: argparse.Namespace) -> DeviceConfig:
     device = resolve_device(args.device, Path(explicit) if explicit else None)
     if getattr(args, "accept_new_host_key", False) and device.kind == "ssh":
         device = replace(device, accept_new_host_key=True)
+    if device.kind == "local" and device.workdir:
+        creatable_dir(Path(device.workdir).expanduser(), f"the workdir of device {device.name}")
     return device
 
 

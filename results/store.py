@@ -269,9 +269,9 @@ def _writable(path: Path) -> bool:
     return not path.exists() or os.access(path, os.W_OK)
 
 
-def _connect_readonly(path: Path, writable: bool) -> sqlite3.Connection:
-    """A connection that never writes: ``mode=ro``; where SQLite cannot even create the
-    WAL's shared-memory file there (a read-only directory or mount), ``immutable=1``."""
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection to a file SQLite may not write: ``mode=ro``, or where it cannot even
+    create the WAL's shared-memory file (a read-only directory or mount) ``immutable=1``."""
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -279,8 +279,6 @@ def _connect_readonly(path: Path, writable: bool) -> sqlite3.Connection:
         return connection
     except sqlite3.OperationalError:
         connection.close()
-        if writable:
-            raise
     return sqlite3.connect(
         uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
     )
@@ -329,8 +327,8 @@ class Store:
 
         ``create=False`` refuses a missing file instead of creating an empty database (for
         verbs that only read). ``readonly=True`` (implies ``create=False``) opens it without
-        writing anything: no upgrade, no journal-mode change, and on a read-only file or
-        directory SQLite's read-only (or immutable) mode. A writer on a read-only database
+        writing anything: no upgrade, no journal-mode change, and on a read-only file,
+        directory or mount SQLite's read-only (or immutable) mode. A writer on a read-only database
         is refused up front, saying so. ``migrations`` exists so tests can stand in a
         longer list.
         """
@@ -351,15 +349,20 @@ class Store:
                     "pass a writable --db"
                 ) from None
         writable = _writable(db_path)
+        if not readonly and not writable and not exists:
+            raise UserError(
+                f"cannot create {db_path}: its directory is read-only; pass a --db in a "
+                "writable directory"
+            )
         if not readonly and not writable:
             raise UserError(
                 f"{db_path} is read-only (file or directory not writable) and this command "
                 "writes results; copy it somewhere writable or pass another --db"
             )
         try:
-            if readonly:
-                connection = _connect_readonly(db_path, writable)
-            else:
+            if readonly and not writable:
+                connection = _connect_readonly(db_path)
+            else:  # a reader where it could write issues no write, and leaves no -wal/-shm
                 connection = sqlite3.connect(
                     str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
                 )
@@ -661,6 +664,8 @@ class Store:
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
             run_id = int(spec)
+            if run_id > 2**63 - 1:  # beyond SQLite's integers: no such run
+                raise self._no_run(str(spec).strip()[:24])
             if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 return run_id
             raise self._no_run(run_id)

@@ -46,7 +46,7 @@ from harness.sweep import (
     run_plan,
     sweep_config,
 )
-from harness.table import format_table
+from harness.table import format_table, json_text
 from harness.validate import (
     MAX_THREADS,
     check_plan_size,
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(table.to_csv(index=False))
     elif args.format == "json":
         records = json.loads(table.to_json(orient="records"))
-        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        sys.stdout.write(json_text(records, indent=1) + "\n")
     else:
         print(format_table(TABLE_HEADERS, list(table_rows(table))))
         print(_summary(table), file=sys.stderr)

@@ -31,7 +31,7 @@ from harness.commands.run import (
 )
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
-from harness.runtimes import ensure_runtime, remote_runtime_python
+from harness.runtimes import ensure_runtime, parse_spec, remote_runtime_python
 from harness.sweep import (
     PlanItem,
     ProgressBar,
@@ -50,6 +50,7 @@ from harness.validate import (
     MAX_TIME_S,
     MAX_TRIALS,
     check_plan_size,
+    distinct,
     float_arg,
     int_arg,
 )
@@ -180,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
     settings = settings_from_args(args)
+    for spec in (args.baseline, args.candidate):
+        if spec.startswith("onnxruntime"):
+            parse_spec(spec)  # a malformed release is refused before the store exists
     specs = specs_from_args(args)
     check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
     device = resolve(args)
@@ -195,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
         }
         facts = probe_device(device, transport)
-        threads = args.threads or [default_cpu_count(facts)]
+        threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
         runs: dict[str, int] = {}
         try:
             for side, label, spec in (

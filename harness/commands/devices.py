@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     inventory = _inventory_path(args)
     if args.action == "list":
         configs = {"local": DeviceConfig(name="local")}
-        if inventory.is_file() or (inventory.exists() and args.inventory is not None):
+        named = args.inventory is not None or "MNBENCH_INVENTORY" in os.environ
+        if inventory.is_file() or (inventory.exists() and named):
             configs.update(load_inventory(inventory))
         rows = [
             [c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"] for c in configs.values()

@@ -33,7 +33,7 @@ from harness.commands.run import (
     settings_from_args,
 )
 from harness.errors import UserError
-from harness.grid import add_memory_limit_argument, check_model_size
+from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
 from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 if layer.role == "standard" and layer.block in (args.block or BLOCKS):
                     weights = 4 * layer.weight_count
                     name = f"the block {layer.block} probe with D_K = {kernel}"
-                    check_model_size(name, weights, 3 * weights, args.max_memory_mib)
+                    check_model_size(name, weights, WEIGHT_COPIES * weights, args.max_memory_mib)
         probes = 4 * len(args.kernel) * len(args.block or BLOCKS)
         check_plan_size(probes, None, args.trials, args.max_plan)
         resolve(args)

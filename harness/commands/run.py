@@ -12,6 +12,7 @@ from typing import Any
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
+from devices.probe import check_cpu_spec
 from harness import __version__
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import (
@@ -170,6 +171,8 @@ def resolve(args: argparse.Namespace) -> DeviceConfig:
     device = resolve_device(args.device, Path(explicit) if explicit else None)
     if getattr(args, "accept_new_host_key", False) and device.kind == "ssh":
         device = replace(device, accept_new_host_key=True)
+    if device.cpus:
+        check_cpu_spec(device.cpus, f"cpus of device {device.name}")
     if device.kind == "local" and device.workdir:
         creatable_dir(Path(device.workdir).expanduser(), f"the workdir of device {device.name}")
     return device

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 from typing import cast
 
 from harness.architecture import INPUT_CHANNELS, scaled_layers
@@ -36,6 +37,8 @@ DEFAULT_MAX_MEMORY_MIB = 4096
 """What one model's generation may allocate by estimate (``--max-memory-mib`` raises it)."""
 PROTOBUF_LIMIT_BYTES = 2**31 - 1
 """An ONNX file without external data is one protobuf message: at most 2 GiB."""
+MAX_GRID_MODELS = 10_000
+"""Models one grid may name (the 16-cell default x variants x kernels x precisions fits)."""
 WEIGHT_COPIES = 7
 """Peak memory of a generation over its fp32 weight bytes, measured: 3.1 GB resident for the
 439 MiB of weights of --alpha 2 --resolution 32 --variant standard (seeded float64 draws,
@@ -127,6 +130,14 @@ def specs_from_args(args: argparse.Namespace) -> list[ModelSpec]:
     variants = cast(list[Variant], args.variant or ["separable"])
     kernels = args.kernel or [3]
     precisions = cast(list[Precision], getattr(args, "precision", None) or ["fp32"])
+    cells = math.prod(
+        len(set(values)) for values in (precisions, variants, kernels, alphas, resolutions)
+    )
+    if cells > MAX_GRID_MODELS:
+        raise UserError(
+            f"the grid has {cells:,} models, over the limit of {MAX_GRID_MODELS:,}; give fewer "
+            "--alpha, --resolution, --kernel, --variant or --precision values"
+        )
     specs: dict[str, ModelSpec] = {}
     for precision, variant, kernel, alpha, resolution in itertools.product(
         precisions, variants, kernels, alphas, resolutions

@@ -58,13 +58,12 @@ def finite_float(
     return value
 
 
-def bounded_int(name: str, value: int, low: int, high: int, override: str = "") -> int:
-    """``value`` when ``low <= value <= high``; ``override`` names the flag that lifts ``high``."""
+def bounded_int(name: str, value: int, low: int, high: int) -> int:
+    """``value`` when ``low <= value <= high``."""
     if value < low:
         raise UserError(f"{name} {value} is out of range: it must be at least {low}")
     if value > high:
-        hint = f"; raise the limit with {override}" if override else ""
-        raise UserError(f"{name} {quoted(str(value), 24)} is above the limit {high}{hint}")
+        raise UserError(f"{name} {quoted(str(value), 24)} is out of range: give {low} to {high}")
     return value
 
 
@@ -101,15 +100,13 @@ def float_arg(
     return parse
 
 
-def int_arg(
-    flag: str, low: int = 1, high: int = INT64_MAX, override: str = ""
-) -> Callable[[str], int]:
+def int_arg(flag: str, low: int = 1, high: int = INT64_MAX) -> Callable[[str], int]:
     """An argparse ``type=``: a whole number from ``low`` to ``high``."""
 
     def parse(text: str) -> int:
         value = _parse_int(flag, text)
         try:
-            return bounded_int(flag, value, low, high, override)
+            return bounded_int(flag, value, low, high)
         except UserError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 

@@ -258,6 +258,17 @@ CASES: list[Case] = [
         contains="--max-memory-mib",
     ),
     Case("run trials 1e9", ("run", "--trials", "1000000000")),
+    Case(
+        "generate a huge grid",
+        (
+            "generate",
+            "--alpha",
+            *[f"0.{i:04d}" for i in range(1, 1001)],
+            "--resolution",
+            *map(str, range(32, 43)),
+        ),
+        contains="10,000",
+    ),
     Case("run plan too big", ("run", "--trials", "100000"), contains="--max-plan"),
     Case(
         "run plan over a lowered limit",

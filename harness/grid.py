@@ -14,6 +14,7 @@ from typing import cast
 
 from harness.architecture import INPUT_CHANNELS, scaled_layers
 from harness.errors import UserError
+from harness.precision import DEFAULT_CALIBRATION_IMAGES, DEFAULT_FIDELITY_INPUTS
 from harness.spec import (
     ACTIVATIONS,
     BASE_RESOLUTION,
@@ -43,8 +44,6 @@ WEIGHT_COPIES = 7
 """Peak memory of a generation over its fp32 weight bytes, measured: 3.1 GB resident for the
 439 MiB of weights of --alpha 2 --resolution 32 --variant standard (seeded float64 draws,
 float32 arrays, the protobuf message, the checker's copy, the serialised bytes)."""
-SYNTHETIC_CALIBRATION_IMAGES = 32
-FIDELITY_IMAGES = 64
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,14 +179,17 @@ def weight_bytes(spec: ModelSpec) -> int:
     return 4 * count
 
 
-def generation_memory_bytes(spec: ModelSpec) -> int:
+def generation_memory_bytes(
+    spec: ModelSpec, calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+) -> int:
     """An estimate of what generating ``spec`` allocates at its peak: the weights about
     ``WEIGHT_COPIES`` times, and for int8 and fp16 the images fed through the model and its
     largest pair of activations."""
     total = WEIGHT_COPIES * weight_bytes(spec)
     if spec.precision != "fp32":
         image = INPUT_CHANNELS * spec.resolution**2 * 4
-        total += (SYNTHETIC_CALIBRATION_IMAGES + FIDELITY_IMAGES) * image
+        calibration = calibration_images if spec.precision == "int8" else 0
+        total += (calibration + DEFAULT_FIDELITY_INPUTS) * image
         layers = scaled_layers(spec.alpha, spec.resolution, spec.variant, spec.kernel)
         total += max(
             4 * (layer.in_channels * layer.in_size**2 + layer.out_channels * layer.out_size**2)
@@ -196,10 +198,13 @@ def generation_memory_bytes(spec: ModelSpec) -> int:
     return total
 
 
-def check_generation_memory(spec: ModelSpec, limit_mib: int) -> None:
+def check_generation_memory(
+    spec: ModelSpec, limit_mib: int, calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+) -> None:
     """Refuse ``spec`` before it is built when it cannot be written or would need more memory
-    than ``limit_mib`` by estimate."""
-    check_model_size(spec.name, weight_bytes(spec), generation_memory_bytes(spec), limit_mib)
+    than ``limit_mib`` by estimate (``calibration_images`` int8 calibration inputs)."""
+    memory = generation_memory_bytes(spec, calibration_images)
+    check_model_size(spec.name, weight_bytes(spec), memory, limit_mib)
 
 
 def check_model_size(name: str, weights: int, memory: int, limit_mib: int) -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.generator import generate, write_fidelity_csv, write_models_csv
-from harness.grid import add_grid_arguments, specs_from_args
+from harness.grid import (
+    DEFAULT_MAX_MEMORY_MIB,
+    add_grid_arguments,
+    check_generation_memory,
+    specs_from_args,
+)
 from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
 from harness.spec import ModelSpec
 from harness.table import format_table
@@ -71,7 +76,11 @@ def calibration_from_args(
         return None
     if not any(spec.precision == "int8" for spec in specs):
         raise UserError("--calibration only applies to int8 models; add --precision int8")
-    return CalibrationSource.from_directory(args.calibration)
+    source = CalibrationSource.from_directory(args.calibration)
+    limit_mib = getattr(args, "max_memory_mib", DEFAULT_MAX_MEMORY_MIB)
+    for spec in specs:
+        check_generation_memory(spec, limit_mib, source.count)
+    return source
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ MAX_PLAN_ITEMS = 100_000
 MAX_TIME_S = 86_400.0
 """A day: the ceiling of every duration flag (--timeout, --min-time, --max-time)."""
 MAX_TEXT_CHARS = 200
-"""How much of a rejected value an error message quotes."""
+"""The longest run label or run reference accepted."""
 
 
 def quoted(text: str, limit: int = 60) -> str:

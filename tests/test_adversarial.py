@@ -161,8 +161,10 @@ NON_FINITE = ("nan", "NaN", "inf", "-inf", "Infinity", "1e999")
 NOT_NUMBERS = ("x", "", "1,5", "0x10")
 
 
-def _float_cases(verb: tuple[str, ...], flag: str, extra: tuple[str, ...]) -> list[Case]:
-    values = (*NON_FINITE, *NOT_NUMBERS, "-1", "0", *extra)
+def _float_cases(
+    verb: tuple[str, ...], flag: str, extra: tuple[str, ...], zero_ok: bool = False
+) -> list[Case]:
+    values = (*NON_FINITE, *NOT_NUMBERS, "-1", *(() if zero_ok else ("0",)), *extra)
     return [Case(f"{' '.join(verb)} {flag} {v!r}", (*verb, flag, v)) for v in values]
 
 
@@ -190,7 +192,8 @@ CASES: list[Case] = [
     *_float_cases(REGRESS, "--max-time", ()),
     *_float_cases(REGRESS, "--min-time", ()),
     *_float_cases(REGRESS, "--target-ci", ()),
-    *_float_cases(("compare", "1", "2"), "--threshold", ("-50", "1001")),
+    *_float_cases(REGRESS, "--threshold", ("-50",), zero_ok=True),
+    *_float_cases(("compare", "1", "2"), "--threshold", ("-50", "1001"), zero_ok=True),
     *_int_cases(RUN, "--trials", ("0",)),
     *_int_cases(RUN, "--threads", ("0", "1025")),
     *_int_cases(RUN, "--resolution", ("31", "4097")),

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
-        type=float_arg("--threshold", low=0.0, high=1000.0),
+        type=float_arg("--threshold", low=0.0, high=1000.0, low_open=False),
         default=DEFAULT_THRESHOLD_PCT,
         metavar="PCT",
         help="smallest change that matters, in %% (default 5)",

@@ -336,7 +336,8 @@ def _parse_cpu_list(spec: str) -> list[int]:
             cpus.update(range(start, end + 1))
     except ValueError:
         raise UserError(
-            f"bad CPU selection {spec[:60]!r}; use big, little, prime, all, 0,1,4-7 or a mask like 0xf0"
+            f"bad CPU selection {spec[:60]!r}; use big, little, prime, all, 0,1,4-7 "
+            "or a mask like 0xf0"
         ) from None
     return sorted(cpus)
 

@@ -26,6 +26,7 @@ import pandas as pd
 from harness import __version__, files
 from harness.errors import UserError
 from harness.layers import PROBE_VARIANT_PREFIX, layer_table
+from harness.validate import creatable_dir
 from reports.accuracy import accuracy_table
 from reports.charts import (
     Chart,
@@ -114,6 +115,7 @@ def check_out_dir(out_dir: Path) -> set[str]:
         raise UserError(
             f"output path {out_dir} exists and is not a directory; give --out a directory"
         )
+    creatable_dir(out_dir, "--out")
     owned = read_manifest(out_dir)
     if owned is None:
         raise UserError(

@@ -461,6 +461,8 @@ def load_model_file(path: Path) -> onnx.ModelProto:
     """Load and check an ONNX file, turning every failure into one line."""
     if path.is_dir():
         raise UserError(f"{path} is a directory; give the path of one .onnx file in it")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file; give the path of an .onnx file")
     if not path.is_file():
         raise UserError(f"{path} does not exist; give the path of an .onnx file")
     try:

@@ -469,6 +469,11 @@ CASES: list[Case] = [
     Case("generate out under a file", ("generate", "--out", "afile/models")),
     Case("run models-dir a file", ("run", "--models-dir", "afile"), contains="--models-dir"),
     Case("layers models-dir a file", ("layers", "--models-dir", "afile")),
+    Case("env models a file", ("run",), env={"MNBENCH_MODELS": "afile"}, contains="MNBENCH_MODELS"),
+    Case("generate env models a file", ("generate",), env={"MNBENCH_MODELS": "afile/x"}),
+    Case("cost a device file", ("cost", "/dev/null"), contains="not a regular file"),
+    Case("results db device file", ("results", "--db", "/dev/null")),
+    Case("report out device file", ("report", "--out", "/dev/null")),
     # devices: URLs, inventories
     Case("url unclosed bracket", ("devices", "show", "ssh://[::1"), contains="malformed"),
     Case("url bad bracket host", ("devices", "show", "ssh://u@[zz]"), contains="malformed"),

@@ -35,6 +35,11 @@ def default_models_dir() -> Path:
     return Path(os.environ.get("MNBENCH_MODELS", "models"))
 
 
+def models_dir_flag(given: Path | None, flag: str) -> str:
+    """How a message names the models directory: the flag, or the variable that set it."""
+    return flag if given is not None or "MNBENCH_MODELS" not in os.environ else "$MNBENCH_MODELS"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "generate",
@@ -85,7 +90,9 @@ def calibration_from_args(
 
 def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
-    out_dir: Path = creatable_dir(args.out or default_models_dir(), "--out")
+    out_dir: Path = creatable_dir(
+        args.out or default_models_dir(), models_dir_flag(args.out, "--out")
+    )
     calibration = calibration_from_args(args, specs)
     models = []
     for spec in specs:

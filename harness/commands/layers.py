@@ -23,7 +23,7 @@ from devices.facts import probe_device
 from devices.transport import TransportError
 from harness import __version__
 from harness.architecture import scaled_layers
-from harness.commands.generate import default_models_dir
+from harness.commands.generate import default_models_dir, models_dir_flag
 from harness.commands.run import (
     _resolve_cpus,
     add_db_argument,
@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         args.kernel = distinct(args.kernel, "--kernel")
         args.block = distinct(args.block, "--block")
         settings_from_args(args)
-        creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+        models_dir = args.models_dir or default_models_dir()
+        creatable_dir(models_dir, models_dir_flag(args.models_dir, "--models-dir"))
         for kernel in args.kernel:  # the largest probe is a block's standard conv
             for layer in scaled_layers(args.alpha, args.resolution, "standard", kernel):
                 if layer.role == "standard" and layer.block in (args.block or BLOCKS):

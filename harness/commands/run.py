@@ -19,6 +19,7 @@ from harness.commands.generate import (
     add_calibration_argument,
     calibration_from_args,
     default_models_dir,
+    models_dir_flag,
 )
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
@@ -245,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
     # Everything the user typed is checked before the store, a model or a process exists.
     settings = settings_from_args(args, profile=args.profile)
     threads_given = distinct(args.threads, "--threads")
-    models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+    models_dir = creatable_dir(
+        args.models_dir or default_models_dir(), models_dir_flag(args.models_dir, "--models-dir")
+    )
     specs: list[ModelSpec] = []
     calibration = None
     if args.model:

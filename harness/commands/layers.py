@@ -46,7 +46,7 @@ from harness.sweep import (
     run_plan,
     sweep_config,
 )
-from harness.table import format_table, json_text
+from harness.table import format_table, json_text, terminal_safe
 from harness.validate import (
     MAX_THREADS,
     check_plan_size,
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         print(_summary(table), file=sys.stderr)
     if outcome is not None and outcome.failures:
         for what, reason in outcome.failures:
-            print(f"failed: {what}: {reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
         return 1
     return 0
 

@@ -38,7 +38,7 @@ from harness.sweep import (
     run_plan,
     sweep_config,
 )
-from harness.table import format_table
+from harness.table import format_table, terminal_safe
 from harness.validate import (
     INT64_MAX,
     MAX_PLAN_ITEMS,
@@ -388,7 +388,7 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
     )
     if outcome.failures:
         for what, reason in outcome.failures:
-            print(f"failed: {what}: {reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
         return 1
     return 0
 

@@ -33,7 +33,13 @@ from devices.transport import Transport, TransportError
 from harness import __version__
 from harness.commands.compare import add_threshold_arguments, render, write_chart
 from harness.commands.generate import default_models_dir
-from harness.commands.run import add_db_argument, add_device_arguments, resolve
+from harness.commands.run import (
+    add_db_argument,
+    add_device_arguments,
+    add_plan_limit_argument,
+    resolve,
+    settings_from_args,
+)
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.paired import (
@@ -44,11 +50,10 @@ from harness.paired import (
     measure_pair,
     pair_document,
 )
-from harness.runtimes import ensure_runtime, remote_runtime_python
+from harness.runtimes import ensure_runtime, parse_spec, remote_runtime_python
 from harness.sweep import (
     PlanItem,
     ProgressBar,
-    RunnerSettings,
     Sweep,
     SweepOutcome,
     default_cpu_count,
@@ -57,6 +62,16 @@ from harness.sweep import (
     models_from_config,
     prepare_models,
     sweep_config,
+)
+from harness.validate import (
+    INT64_MAX,
+    MAX_THREADS,
+    MAX_TIME_S,
+    MAX_TRIALS,
+    check_plan_size,
+    distinct,
+    float_arg,
+    int_arg,
 )
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
 from results.store import Store, config_key, default_db_path
@@ -97,7 +112,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--threads",
         nargs="+",
-        type=int,
+        type=int_arg("--threads", 1, MAX_THREADS),
         metavar="N",
         help="intra-op thread counts (default: all cores)",
     )
@@ -139,7 +154,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--trials",
-        type=int,
+        type=int_arg("--trials", 1, MAX_TRIALS),
         default=6,
         metavar="K",
         help="trials design: trials per side and cell (default 6; fewer than 6 can rarely "
@@ -147,7 +162,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--confirm",
-        type=int,
+        type=int_arg("--confirm", 0, MAX_TRIALS),
         default=0,
         metavar="N",
         help="trials design: re-measure cells found slower with N more trials per side "
@@ -160,14 +175,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="on a board: create missing onnxruntime==X environments there with pip",
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the randomised ABBA order (default: random)"
+        "--seed",
+        type=int_arg("--seed", 0, INT64_MAX),
+        default=None,
+        help="seed of the randomised ABBA order (default: random)",
     )
-    parser.add_argument("--min-time", type=float, default=0.5, metavar="S")
-    parser.add_argument("--max-time", type=float, default=5.0, metavar="S")
-    parser.add_argument("--target-ci", type=float, default=1.0, metavar="PCT")
+    parser.add_argument(
+        "--min-time", type=float_arg("--min-time", high=MAX_TIME_S), default=0.5, metavar="S"
+    )
+    parser.add_argument(
+        "--max-time", type=float_arg("--max-time", high=MAX_TIME_S), default=5.0, metavar="S"
+    )
+    parser.add_argument(
+        "--target-ci", type=float_arg("--target-ci", high=100.0), default=1.0, metavar="PCT"
+    )
     parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threshold_arguments(parser)
+    add_plan_limit_argument(parser)
     add_db_argument(parser)
 
 
@@ -222,10 +247,6 @@ def _check_pair_args(args: argparse.Namespace) -> None:
             math.isfinite(args.burst_ms) and 1 <= args.burst_ms <= 10000,
             "--burst-ms must be between 1 and 10000",
         ),
-        (
-            math.isfinite(args.threshold) and 0 < args.threshold < 100,
-            "--threshold must be between 0 and 100 (percent)",
-        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -238,23 +259,26 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
     _check_pair_args(args)
+    settings = settings_from_args(args)
+    for spec in (args.baseline, args.candidate):
+        if spec.startswith("onnxruntime"):
+            parse_spec(spec)  # a malformed release is refused before the store exists
+    specs = specs_from_args(args)
+    check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
     device = resolve(args)
-    settings = RunnerSettings(
-        target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
-    )
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
     with contextlib.closing(open_transport(device)) as transport, Store.open(db_path) as store:
         py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
         py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
-        models = prepare_models(specs_from_args(args), models_dir, store)
+        models = prepare_models(specs, models_dir, store)
         sweeps = {
             "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
             "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
         }
         facts = probe_device(device, transport)
-        threads = args.threads or [default_cpu_count(facts)]
+        threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
         design = args.design
         if design == "pairs" and (
             sweeps["A"].uses_perf_test or not isinstance(transport, InteractiveTransport)

@@ -182,7 +182,7 @@ def test_compare_pairs_cells_by_model_when_configurations_differ(
         (["--budget", "nan"], "--budget must be a positive number"),
         (["--bursts", "1"], "--bursts must be at least 2"),
         (["--burst-ms", "0"], "--burst-ms must be between 1 and 10000"),
-        (["--threshold", "0"], "--threshold must be between 0 and 100"),
+        (["--burst-ms", "inf"], "--burst-ms must be between 1 and 10000"),
     ],
 )
 def test_bad_pair_flags_exit_2_before_anything_runs(

@@ -4,7 +4,7 @@ A transport runs an argv on the device, moves files both ways and owns a work di
 ``LocalTransport`` implements the same interface as the SSH and adb transports, so sweep
 orchestration never branches on where the device is.
 
-Contract (ARCHITECTURE.md):
+Contract (docs/architecture.md):
 - ``run(argv, timeout_s, env=None, cwd=None) -> Completed``; argv is a list and is never
   joined into a shell string unquoted; every call has a timeout; a non-zero exit raises
   ``CommandFailed`` carrying stdout/stderr unless ``check=False``.
@@ -26,9 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from devices.interactive import InteractiveProcess
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,22 @@ class LocalTransport(ClosingContext):
 
     def close(self) -> None:
         return None
+
+    def start_interactive(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> InteractiveProcess:
+        """``argv`` here, in its own session, spoken to line by line (devices/interactive.py)."""
+        from devices.interactive import signal_local_group, spawn
+
+        return spawn(argv, self.name, os.path.basename(argv[0]), signal_local_group, env, cwd, True)
+
+    def signal_group(self, pgid: int, signal_name: str) -> None:
+        from devices.interactive import signal_local_group
+
+        signal_local_group(pgid, signal_name)
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -1,6 +1,6 @@
 """The ``mnbench`` command line: ``main(argv) -> int`` that tests call directly.
 
-Exit codes (ARCHITECTURE.md): 0 ok; 1 a finding the user asked to fail on (a regression,
+Exit codes (docs/architecture.md): 0 ok; 1 a finding the user asked to fail on (a regression,
 failed measurements); 2 usage or harness error, printed as one line that says what to do.
 """
 
@@ -28,6 +28,10 @@ class CommandModule(Protocol):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "argument --x: --x 'v' is ..." from a type= check that names its flag: say it once
+        head, sep, rest = message.partition(": ")
+        if sep and head.startswith("argument ") and rest.startswith(head[9:].split("/")[0]):
+            message = rest
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
@@ -48,10 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESUMABLE = ("run", "layers", "regress")
+"""Verbs that store a run as they go, so an interrupted one can be resumed."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    command = None
     try:
         parser = build_parser()
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        command = args.command
         module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
         return module.run(args)
     except UserError as exc:
@@ -62,10 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(
-            "mnbench: interrupted; what was measured is kept, resume with --resume latest",
-            file=sys.stderr,
-        )
+        if command in RESUMABLE:
+            print(
+                "mnbench: interrupted; what was measured is kept, resume with --resume latest",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"mnbench: interrupted; nothing of {command or 'it'} was left half-written, "
+                "run it again",
+                file=sys.stderr,
+            )
         return 130
 
 

@@ -5,7 +5,7 @@ frame (written as CSV), and a one-paragraph reading generated from the data. Whe
 nothing to draw, the chart carries no image but the reason and the command that would
 produce the data, so the report never shows an empty or broken image.
 
-Charts follow ARCHITECTURE.md (Reports): latency heatmap over α × resolution, latency vs
+Charts (docs/architecture.md, "The report"): latency heatmap over α × resolution, latency vs
 MACs on log–log axes with the fitted power-law slope against the ideal slope 1, latency vs
 ImageNet top-1 with the Pareto frontier, memory against parameters, measured vs MAC
 separable/standard ratio (Howard et al. 2017, eq. 5: 1/N + 1/D_K² per layer), and per-layer
@@ -29,9 +29,13 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from harness.table import terminal_safe
 from reports.accuracy import alpha_key
 
 matplotlib.use("Agg")
+# Labels are users' text (run labels, device and model names): '$' is a dollar sign, never
+# mathtext, so a label such as '$\foo$' cannot break a chart.
+matplotlib.rcParams["text.parse_math"] = False
 
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -1567,5 +1571,5 @@ def series_labels(runs: pd.DataFrame) -> dict[int, str]:
         label = run.get("label")
         if label is not None and str(label) and str(label) != "nan":
             parts.append(str(label))
-        labels[run_id] = " · ".join(parts)
+        labels[run_id] = terminal_safe(" · ".join(parts))  # no control characters in charts
     return labels

@@ -2,9 +2,9 @@
 
 Owns the schema (``MIGRATIONS``, ``SCHEMA_VERSION``), opening and upgrading a database,
 writing runs and measurements, resume keys, and reading everything back as pandas frames.
-Sources: ARCHITECTURE.md "Store" (stdlib sqlite3 in WAL mode; each measurement commits on
+Sources: docs/architecture.md (stdlib sqlite3 in WAL mode; each measurement commits on
 its own so an interrupted sweep loses at most the one in flight; a versioned schema with
-migrations); STYLE.md (asv: a schema version with upgrade steps, files from a newer version
+migrations); asv (a schema version with upgrade steps, files from a newer version
 refused); the runner's JSON document, schema ``mnbench.runner/1``, stored verbatim.
 
 pandas and the statistics (scipy) are imported only by the methods that build frames, so a
@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
+from urllib.parse import quote
 
 from harness.errors import UserError
 
@@ -97,6 +98,26 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
+_BURSTS: Final = """
+CREATE TABLE bursts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    model_sha256 TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    pair INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('A', 'B')),
+    start_unix REAL,
+    n_samples INTEGER NOT NULL,
+    samples TEXT NOT NULL,
+    UNIQUE (run_id, model_sha256, config_key, pair, position)
+);
+CREATE INDEX bursts_by_run ON bursts (run_id, model_sha256, config_key, pair);
+"""
+"""Interleaved bursts of ``mnbench regress``: each row is one side's burst inside a process
+pair (``position`` orders the bursts of both sides of the pair; ``side`` A = baseline)."""
+
+
 _LATENCY_MODELS: Final = """
 CREATE TABLE latency_models (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -114,7 +135,7 @@ CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precisi
 threads × precision; ``run_ids`` (JSON list) are the runs whose measurements it was fitted
 from (refitting from them gives the same model), ``model`` its JSON."""
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _LATENCY_MODELS]
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS, _LATENCY_MODELS]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
@@ -276,6 +297,30 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write ``path``: the file, and its directory (the WAL and shared
+    memory files live beside it). A read-only mount says no even to root."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection to a file SQLite may not write: ``mode=ro``, or where it cannot even
+    create the WAL's shared-memory file (a read-only directory or mount) ``immutable=1``."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(
+        uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+    )
+
+
 def _not_mnbench(path: Path, why: str) -> UserError:
     return UserError(
         f"{path} is not an mnbench database ({why}); pass another --db or move it away"
@@ -312,36 +357,82 @@ class Store:
         path: Path | str | None = None,
         *,
         create: bool = True,
+        readonly: bool = False,
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> Store:
         """Open (and create or upgrade) the database at ``path`` (default: default_db_path()).
 
         ``create=False`` refuses a missing file instead of creating an empty database (for
-        verbs that only read). ``migrations`` exists so tests can stand in a longer list.
+        verbs that only read). ``readonly=True`` (implies ``create=False``) opens it without
+        writing anything: no upgrade, no journal-mode change, and on a read-only file,
+        directory or mount SQLite's read-only (or immutable) mode. A writer on a read-only database
+        is refused up front, saying so. ``migrations`` exists so tests can stand in a
+        longer list.
         """
         db_path = Path(path) if path is not None else default_db_path()
         exists = db_path.exists()
         if exists:
             _check_header(db_path)
-        elif not create:
+        elif not create or readonly:
             raise UserError(
                 f"no results database at {db_path}; measure with `mnbench run` or pass --db"
             )
         else:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create {db_path.parent} for the database ({exc.strerror}); "
+                    "pass a writable --db"
+                ) from None
+        writable = _writable(db_path)
+        if not readonly and not writable and not exists:
+            raise UserError(
+                f"cannot create {db_path}: its directory is read-only; pass a --db in a "
+                "writable directory"
+            )
+        if not readonly and not writable:
+            raise UserError(
+                f"{db_path} is read-only (file or directory not writable) and this command "
+                "writes results; copy it somewhere writable or pass another --db"
+            )
         try:
-            connection = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if readonly and not writable:
+                connection = _connect_readonly(db_path)
+            else:  # a reader where it could write issues no write, and leaves no -wal/-shm
+                connection = sqlite3.connect(
+                    str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
         except sqlite3.Error as exc:
             raise UserError(
                 f"cannot open {db_path} ({exc}); check the path and permissions"
             ) from None
         store = cls(db_path, connection)
         try:
-            store._prepare(list(migrations))
+            if readonly:
+                store._prepare_readonly(len(migrations))
+            else:
+                store._prepare(list(migrations))
         except BaseException:
             connection.close()
             raise
         return store
+
+    def _prepare_readonly(self, supported: int) -> None:
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            version = self._schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise _not_mnbench(self.path, f"sqlite: {exc}") from None
+        if version == 0:
+            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+        self._check_version(version, supported)
+        if version < supported:
+            raise UserError(
+                f"{self.path} has schema version {version} and this mnbench reads {supported}; "
+                "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
+                "mnbench that wrote it"
+            )
 
     def _prepare(self, migrations: list[Migration]) -> None:
         db = self._db
@@ -584,6 +675,52 @@ class Store:
             ).fetchone()
         return int(found[0])
 
+    def add_bursts(
+        self,
+        *,
+        run_id: int,
+        model_sha256: str,
+        config: Mapping[str, object],
+        pair: int,
+        bursts: Sequence[tuple[int, str, float | None, Sequence[float]]],
+    ) -> None:
+        """Record one side's bursts of one process pair: (position, side, start, samples_ms)."""
+        key = config_key(config)
+        rows = [
+            (run_id, model_sha256, key, pair, position, side, start, len(samples),
+             json.dumps([float(v) for v in samples]))
+            for position, side, start, samples in bursts
+        ]  # fmt: skip
+        with self._write() as db:
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO bursts (run_id, model_sha256, config_key, pair, "
+                    "position, side, start_unix, n_samples, samples) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise self._no_run(run_id) from None
+                raise
+
+    def bursts(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's bursts in measuring order: run_id, model_sha256, config_key, pair,
+        position, side, start_unix, samples_ms."""
+        query = (
+            "SELECT run_id, model_sha256, config_key, pair, position, side, start_unix, samples "
+            "FROM bursts WHERE run_id = ? ORDER BY model_sha256, config_key, pair, position"
+        )
+        names = (
+            "run_id", "model_sha256", "config_key", "pair", "position", "side", "start_unix"
+        )  # fmt: skip
+        out: list[dict[str, Any]] = []
+        for row in self._db.execute(query, (run_id,)):
+            record: dict[str, Any] = dict(zip(names, row[:7], strict=True))
+            record["samples_ms"] = [float(v) for v in json.loads(row[7])]
+            out.append(record)
+        return out
+
     # -- reading ---------------------------------------------------------------------------
 
     def completed_keys(
@@ -610,6 +747,8 @@ class Store:
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
             run_id = int(spec)
+            if run_id > 2**63 - 1:  # beyond SQLite's integers: no such run
+                raise self._no_run(str(spec).strip()[:24])
             if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 return run_id
             raise self._no_run(run_id)
@@ -909,15 +1048,21 @@ class Store:
             limits[int(run_id)] = _mapping(_mapping(facts).get("limits"))
         return limits
 
-    def probes_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    def probes_frame(
+        self, run_ids: Sequence[int] | None = None, results: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """One row per run × layer probe × configuration (``harness.probes``): the columns of
         ``results_frame`` plus the probe's facts from its cost card (``role, block,
         in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
         its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
-        the device facts' ``limits``, NaN when not measured)."""
+        the device facts' ``limits``, NaN when not measured).
+
+        ``results``: the ``results_frame(run_ids)`` the caller already holds (aggregating
+        bootstraps every cell, so a report computes it once)."""
         import pandas as pd
 
-        results = self.results_frame(run_ids)
+        if results is None:
+            results = self.results_frame(run_ids)
         variants = results["variant"].astype(object).fillna("").astype(str)
         results = results[variants.str.startswith("probe-")].reset_index(drop=True)
         cards = self.model_costs(list(results["sha256"]))

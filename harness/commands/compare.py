@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
-from harness.table import format_table
+from harness.errors import UserError
+from harness.table import format_table, json_text, markdown_text, terminal_safe
+from harness.validate import float_arg, run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -28,15 +31,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "compare",
         help="compare two stored runs with a statistical verdict per cell",
-        description="For each cell in both runs (same model file and configuration): the "
-        "medians, the ratio candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U "
-        "p-value on per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, "
-        "faster, unchanged (CI within +-threshold) or inconclusive.",
+        description="For each cell in both runs (same model file and configuration; cells "
+        "are paired by model when the configurations differ): the medians, the ratio "
+        "candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U p-value on "
+        "per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, faster, "
+        "unchanged (CI within +-threshold) or inconclusive. The two runs of an interleaved "
+        "`mnbench regress` are analysed paired instead: geometric-mean burst ratios per "
+        "process pair, a t CI across pairs, and the sequential rule replayed from the "
+        "stored bursts.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("baseline", metavar="BASELINE_RUN")
-    parser.add_argument("candidate", metavar="CANDIDATE_RUN")
+    parser.add_argument("baseline", type=run_id_arg("BASELINE_RUN"), metavar="BASELINE_RUN")
+    parser.add_argument("candidate", type=run_id_arg("CANDIDATE_RUN"), metavar="CANDIDATE_RUN")
     add_threshold_arguments(parser)
     add_db_argument(parser)
 
@@ -44,12 +51,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=float_arg("--threshold", low=0.0, high=1000.0, low_open=False),
         default=DEFAULT_THRESHOLD_PCT,
         metavar="PCT",
         help="smallest change that matters, in %% (default 5)",
     )
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the regression chart (DIR/regression.png, .svg, .csv): ratio and "
+        "CI per cell, the threshold band, the verdict",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -62,7 +77,7 @@ def render(comparison: Comparison, fmt: str) -> str:
 
     records = comparison_records(comparison)
     if fmt == "json":
-        return json.dumps(
+        return json_text(
             {
                 "baseline_run": comparison.baseline_run,
                 "candidate_run": comparison.candidate_run,
@@ -76,16 +91,16 @@ def render(comparison: Comparison, fmt: str) -> str:
                 "failed": [f.__dict__ for f in comparison.failed],
                 "missing": list(comparison.missing),
                 "warnings": list(comparison.warnings),
-            },
-            indent=2,
+            }
         )
+    paired = any(r["design"] == "pairs" for r in records)
     headers = [
         "model",
         "threads",
         "baseline ms",
         "candidate ms",
         "ratio",
-        "95% CI",
+        "CI" if paired else "95% CI",
         "p (BH)",
         "verdict",
     ]
@@ -118,12 +133,18 @@ def render(comparison: Comparison, fmt: str) -> str:
         if f.side != "candidate"
     ]
     footer += [f"not compared: {m}" for m in comparison.missing]
+    if paired:
+        footer.append(
+            "paired design: ratio = geometric mean of burst ratios over process pairs; the CI "
+            "is at the level spent at the cell's last look (alpha 0.05 over all looks); "
+            "sd = log-ratio sd within a pair (one burst pair) / between pairs"
+        )
     footer += [f"warning: {w}" for w in comparison.warnings]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += [
             "| "
-            + " | ".join(str(c) if not isinstance(c, float) else f"{c:.3f}" for c in row)
+            + " | ".join(markdown_text(c) if not isinstance(c, float) else f"{c:.3f}" for c in row)
             + " |"
             for row in rows
         ]
@@ -131,21 +152,42 @@ def render(comparison: Comparison, fmt: str) -> str:
             f"### mnbench: run {comparison.candidate_run} vs baseline run "
             f"{comparison.baseline_run} (threshold ±{100 * comparison.threshold:g} %)"
         )
-        return "\n".join([title, "", *lines, "", *[f"- {f}" for f in footer]])
-    return "\n".join([format_table(headers, rows), "", *footer])
+        return "\n".join([title, "", *lines, "", *[f"- {markdown_text(f)}" for f in footer]])
+    return "\n".join([format_table(headers, rows), "", *map(terminal_safe, footer)])
 
 
 def run(args: argparse.Namespace) -> int:
     from results.compare import compare_runs, exit_code
 
-    with Store.open(args.db or default_db_path()) as store:
+    with Store.open(args.db or default_db_path(), readonly=True) as store:
         base = store.resolve_run_id(args.baseline)
         cand = store.resolve_run_id(args.candidate)
         comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+    if not comparison.cells and not comparison.failed:
+        why = comparison.warnings[0] if comparison.warnings else ""
+        raise UserError(
+            f"runs {base} and {cand} have no cell in common (the same model file and "
+            f"configuration measured in both){'; ' + why if why else ''}; compare runs of "
+            "the same models and thread counts"
+        )
+    write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return exit_code(comparison)
 
 
+def write_chart(comparison: Comparison, out_dir: Path | None) -> None:
+    """``--chart DIR``: the regression chart (reports/regression.py), paths on stderr."""
+    if out_dir is None:
+        return
+    from reports.regression import write_regression_chart
+
+    for path in write_regression_chart(comparison, out_dir):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _verdict_text(record: Mapping[str, object]) -> str:
-    note = record["note"]
+    note = str(record["note"])
+    within, between = record.get("within_sd"), record.get("between_sd")
+    if isinstance(within, float) and isinstance(between, float):
+        note += f", sd {within:.3f}/{between:.3f}"
     return f"{record['verdict']} ({note})" if note else str(record["verdict"])

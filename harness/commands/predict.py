@@ -31,12 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.commands.run import (
-    _positive,
-    add_db_argument,
-    add_device_arguments,
-)
+from harness.commands.run import add_db_argument, add_device_arguments
 from harness.errors import UserError
+from harness.validate import float_arg, int_arg
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
@@ -112,7 +109,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_grid_arguments(parser)
     parser.add_argument(
         "--threads",
-        type=_positive("--threads", int),
+        type=int_arg("--threads"),
         default=None,
         metavar="N",
         help="intra-op threads (default: all cores of the device)",
@@ -131,14 +128,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--budget-s",
-        type=_positive("--budget-s", float),
+        type=float_arg("--budget-s"),
         default=DEFAULT_BUDGET_S,
         metavar="S",
         help=f"seconds of measuring for a fit (default {DEFAULT_BUDGET_S:g})",
     )
     parser.add_argument(
         "--probes",
-        type=_positive("--probes", int),
+        type=int_arg("--probes"),
         default=DEFAULT_PROBES,
         metavar="N",
         help=f"sampled probes of the first round (default {DEFAULT_PROBES})",
@@ -146,7 +143,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument(
         "--budget-ms",
-        type=_positive("--budget-ms", float),
+        type=float_arg("--budget-ms"),
         default=None,
         metavar="B",
         help="list the variants predicted to run within B ms, with top-1 and the Pareto front",
@@ -160,7 +157,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--trials",
-        type=_positive("--trials", int),
+        type=int_arg("--trials"),
         default=VALIDATE_TRIALS,
         metavar="K",
         help=f"fresh-process trials per validated variant (default {VALIDATE_TRIALS})",

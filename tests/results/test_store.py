@@ -203,9 +203,8 @@ def _add_note_column(connection: sqlite3.Connection) -> None:
 
 
 def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
-    current = len(MIGRATIONS)
     with Store.open(db_path) as store:
-        assert store.schema_version == current
+        assert store.schema_version == SCHEMA_VERSION
         run_id = new_run(store)
     newer: list[Migration] = [
         *MIGRATIONS,
@@ -213,7 +212,7 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
         _add_note_column,
     ]
     with Store.open(db_path, migrations=newer) as store:
-        assert store.schema_version == current + 2
+        assert store.schema_version == SCHEMA_VERSION + 2
         assert store.get_run(run_id).label == "migrated"  # the callable step ran on old data
     connection = sqlite3.connect(db_path)
     try:
@@ -222,13 +221,14 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
     finally:
         connection.close()
     newer_message = (
-        rf"newer mnbench \(schema version {current + 2}, this one reads up to {current}\)"
+        rf"newer mnbench \(schema version {SCHEMA_VERSION + 2}, "
+        rf"this one reads up to {SCHEMA_VERSION}\)"
     )
     with pytest.raises(UserError, match=newer_message):
         Store.open(db_path)
     # Reopening with the long list again is a no-op.
     with Store.open(db_path, migrations=newer) as store:
-        assert store.schema_version == current + 2
+        assert store.schema_version == SCHEMA_VERSION + 2
 
 
 def test_failed_migration_rolls_back(db_path: Path) -> None:
@@ -242,7 +242,7 @@ def test_failed_migration_rolls_back(db_path: Path) -> None:
     with pytest.raises(UserError, match="sqlite"):
         Store.open(db_path, migrations=broken)
     with Store.open(db_path) as store:
-        assert store.schema_version == len(MIGRATIONS)
+        assert store.schema_version == SCHEMA_VERSION
         assert len(store.list_runs()) == 1
 
 

@@ -60,8 +60,9 @@ CHART_NAMES: tuple[str, ...] = (
     "layer_ratio",
     "ratio_vs_channels",
     "roofline",
-    "predicted_vs_measured",
 )
+"""The charts every report has (with an image, or the reason it has none); a report whose
+runs include a ``mnbench predict --validate`` run adds ``predicted_vs_measured``."""
 MANIFEST_NAME = ".mnbench-report.json"
 """Lists the files a report wrote into its directory: the only ones a later report replaces
 or removes."""

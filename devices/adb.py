@@ -41,6 +41,7 @@ from devices.transport import (
     TransportError,
     communicate_or_kill,
     describe_failure,
+    die_with_parent,
 )
 
 DEFAULT_WORKDIR = "/data/local/tmp/mnbench"
@@ -310,6 +311,7 @@ class AdbTransport(ClosingContext):
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
             )
         except FileNotFoundError:
             raise TransportError(

@@ -12,23 +12,36 @@ Contract (ARCHITECTURE.md):
   directories are created on the receiving side.
 - ``workdir``: a directory on the device the harness may write to.
 - ``close()``: release connections; transports are context managers.
+
+Every child a transport starts (the runner locally, the ``ssh``/``adb`` clients for remote
+devices) leads its own process group and, on Linux, is killed by the kernel when the harness
+dies, even by SIGKILL (``die_with_parent``, ``prctl(PR_SET_PDEATHSIG)``); the ssh and adb
+wrappers on the device kill the remote command when that client's channel closes.
+``LocalTransport`` removes the temporary work directory it created when it is closed unless
+asked to keep it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from harness.errors import UserError
+
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -125,11 +138,45 @@ class ClosingContext:
         self.close()
 
 
-class LocalTransport(ClosingContext):
-    """This machine, through the same interface as a remote device."""
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies.
 
-    def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
+    Linux only (``prctl(PR_SET_PDEATHSIG, SIGKILL)`` through libc); None elsewhere. A parent
+    that died between ``fork`` and ``prctl`` is caught by comparing ``getppid``. The
+    function runs in the forked child before ``exec`` and only makes three system calls
+    (``prctl``, ``getppid``, ``kill``) through an already loaded libc, taking no lock another
+    thread could hold, which is what makes ``preexec_fn`` safe here.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+class LocalTransport(ClosingContext):
+    """This machine, through the same interface as a remote device.
+
+    With no ``workdir`` it makes a private ``/tmp/mnbench-*`` directory on first use and
+    removes it on ``close()`` (``keep_workdir=True`` keeps it: ``created_workdir`` says where).
+    """
+
+    def __init__(
+        self, workdir: str | os.PathLike[str] | None = None, keep_workdir: bool = False
+    ) -> None:
         self._workdir = str(workdir) if workdir is not None else None
+        self._created: str | None = None
+        self.keep_workdir = keep_workdir
 
     @property
     def name(self) -> str:
@@ -139,8 +186,14 @@ class LocalTransport(ClosingContext):
     def workdir(self) -> str:
         if self._workdir is None:
             self._workdir = tempfile.mkdtemp(prefix="mnbench-")
+            self._created = self._workdir
         Path(self._workdir).mkdir(parents=True, exist_ok=True)
         return self._workdir
+
+    @property
+    def created_workdir(self) -> str | None:
+        """The temporary work directory this transport made (None when given one)."""
+        return self._created
 
     def run(
         self,
@@ -165,6 +218,7 @@ class LocalTransport(ClosingContext):
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]!r} on local: {exc.strerror}") from exc
@@ -188,7 +242,14 @@ class LocalTransport(ClosingContext):
         _copy(Path(remote), Path(local), "pull")
 
     def close(self) -> None:
-        return None
+        created, self._created = self._created, None
+        if created is None:
+            return
+        if self.keep_workdir:
+            return
+        with contextlib.suppress(OSError):
+            shutil.rmtree(created)
+        self._workdir = None
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

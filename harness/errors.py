@@ -20,3 +20,29 @@ class UserError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP reached the harness: the CLI prints one line and exits
+    128 + the signal number. ``hint`` is the command that resumes the work, when there is one.
+    A ``BaseException`` like ``KeyboardInterrupt``, so nothing that catches ``Exception``
+    swallows it."""
+
+    def __init__(self, signum: int, hint: str | None = None) -> None:
+        super().__init__(signum, hint)
+        self.signum = signum
+        self.hint = hint
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """One line for an out-of-space error (``ENOSPC``/``EDQUOT`` or SQLite's "disk is full"),
+    else None."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"no space left on the device{where}; free space or choose another directory"
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        return "the results database's disk is full; free space (or move the database with --db)"
+    return None

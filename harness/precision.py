@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -258,9 +259,16 @@ def quantize_int8(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mnbench-int8-", dir=out_path.parent) as tmp:
         partial = Path(tmp) / "model.onnx"
+        # The quantizer writes "<input>-inferred.onnx" beside its input and leaves it there
+        # when it fails (a full disk): give it a link inside the temporary directory.
+        source = Path(tmp) / "fp32.onnx"
+        try:
+            source.symlink_to(Path(fp32_model_path).resolve())
+        except OSError:
+            shutil.copyfile(fp32_model_path, source)
         with _quiet_quantizer():
             quantize_static(
-                str(fp32_model_path),
+                str(source),
                 str(partial),
                 reader,
                 quant_format=QuantFormat.QDQ,

@@ -10,6 +10,7 @@ order) so slow drift of the machine spreads over all cells instead of biasing on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -18,7 +19,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import onnx
 from devices.device import DeviceConfig, open_transport
 from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
 from harness.cost import analyze_model, load_model_file
-from harness.errors import UserError
+from harness.errors import Interrupted, UserError, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
 from harness.precision import CalibrationSource
@@ -269,6 +270,13 @@ class Sweep:
         self._pushed: dict[str, str] = {}
         self.facts: dict[str, Any] = {}
 
+    resume_command: str | None = None
+    """Overrides ``resume_hint`` (``regress`` resumes differently)."""
+
+    def resume_hint(self, run_id: int) -> str:
+        """What to type to finish the run after it stopped."""
+        return self.resume_command or f"resume with `mnbench run --resume {run_id}`"
+
     def close(self) -> None:
         self.transport.close()
 
@@ -402,13 +410,14 @@ def measure_into(
     sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
 ) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
+    sweep.store.heartbeat(run_id)
     try:
         status, reason, doc = sweep.measure(item)
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "
             f"({exc.message}); what was measured is kept: fix the device, then "
-            f"`mnbench run --resume {run_id}`"
+            f"{sweep.resume_hint(run_id)}"
         ) from exc
     sweep.store.add_measurement(
         run_id=run_id,
@@ -443,29 +452,56 @@ def run_plan(
     run_id: int,
     plan: Sequence[PlanItem],
     progress: ProgressFn | None = None,
+    holder: str = "mnbench run",
 ) -> SweepOutcome:
-    """Measure every planned item not yet in the store for this run."""
+    """Measure every planned item not yet in the store for this run, holding its lease."""
     store = sweep.store
-    outcome = SweepOutcome(run_id)
-    todo = pending(store, run_id, plan)
-    outcome.skipped = len(plan) - len(todo)
-    store.set_run_status(run_id, "running")
-    outcome.runtime_version = store.get_run(run_id).runtime_version
-    last_ms: float | None = None
-    try:
-        for index, item in enumerate(todo):
+    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s)):
+        outcome = SweepOutcome(run_id)
+        todo = pending(store, run_id, plan)
+        outcome.skipped = len(plan) - len(todo)
+        store.set_run_status(run_id, "running")
+        outcome.runtime_version = store.get_run(run_id).runtime_version
+        last_ms: float | None = None
+        with stopping_marks(store, [run_id], sweep.resume_hint(run_id)):
+            for index, item in enumerate(todo):
+                if progress:
+                    progress(index, len(todo), item, last_ms)
+                doc = measure_into(sweep, run_id, item, outcome)
+                samples = (doc or {}).get("samples_ms") or []
+                last_ms = statistics.median(samples) if samples else None
             if progress:
-                progress(index, len(todo), item, last_ms)
-            doc = measure_into(sweep, run_id, item, outcome)
-            samples = (doc or {}).get("samples_ms") or []
-            last_ms = statistics.median(samples) if samples else None
-        if progress:
-            progress(len(todo), len(todo), None, last_ms)
-    except BaseException:
-        store.set_run_status(run_id, "interrupted")
-        raise
-    store.set_run_status(run_id, "complete")
+                progress(len(todo), len(todo), None, last_ms)
+        store.set_run_status(run_id, "complete")
     return outcome
+
+
+def lease_stale_after_s(timeout_s: float) -> float:
+    """How old a lease's heartbeat may get: two measurements' timeouts and the pushes."""
+    return 2 * timeout_s + 300.0
+
+
+@contextlib.contextmanager
+def stopping_marks(store: Store, run_ids: Sequence[int], hint: str) -> Iterator[None]:
+    """On any way out but success, mark the runs interrupted and say how to resume.
+
+    Ctrl-C, SIGTERM and SIGHUP (``Interrupted``) come out as ``Interrupted`` carrying
+    ``hint``; a full disk as one ``UserError`` line; anything else unchanged.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        for run_id in run_ids:
+            with contextlib.suppress(Exception):
+                store.set_run_status(run_id, "interrupted")
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(signal.SIGINT, hint) from None
+        if isinstance(exc, Interrupted):
+            raise Interrupted(exc.signum, exc.hint or hint) from None
+        full = disk_full_message(exc)
+        if full is not None:
+            raise UserError(f"{full}; what was measured is kept: {hint}") from None
+        raise
 
 
 class ProgressBar:
@@ -527,10 +563,14 @@ def sweep_config(
     }
 
 
-def models_from_config(config: Mapping[str, Any], store: Store) -> list[ModelEntry]:
-    """The models of a stored sweep, regenerated if their files are gone."""
+def models_from_config(
+    config: Mapping[str, Any], store: Store, models_dir: Path | None = None
+) -> list[ModelEntry]:
+    """The models of a stored sweep, regenerated (into ``models_dir``, else the stored
+    directory) if their files are gone."""
     entries = []
-    models_dir = Path(str(config.get("models_dir", "models")))
+    if models_dir is None:
+        models_dir = Path(str(config.get("models_dir", "models")))
     for item in config["models"]:
         path = Path(item["path"])
         spec = ModelSpec.from_json(json.dumps(item["spec"])) if item.get("spec") else None

@@ -17,11 +17,15 @@ file at once wait for each other instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import statistics
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +101,21 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1]
+_RUN_LEASES_V2: Final = """
+CREATE TABLE run_leases (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    token TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    heartbeat_unix_s REAL NOT NULL,
+    stale_after_s REAL NOT NULL
+);
+"""
+"""Who is measuring a run now (see ``Store.lease``): one row per leased run."""
+
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _RUN_LEASES_V2]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
@@ -186,6 +204,37 @@ _FLOAT_COLUMNS: Final = (
     "max_ms",
     "cv",
 )
+
+
+class LeaseHeld(UserError):
+    """Another live process is measuring this run (exit code 2)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lease_is_stale(pid: int, host: str, heartbeat_unix_s: float, stale_after_s: float) -> bool:
+    if time.time() - float(heartbeat_unix_s) > float(stale_after_s):
+        return True
+    return host == socket.gethostname() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
+
+
+def _held_message(
+    run_id: int, holder: str, pid: int, host: str, heartbeat_unix_s: float, stale_after_s: float
+) -> str:
+    age_s = max(0.0, time.time() - float(heartbeat_unix_s))
+    return (
+        f"run {run_id} is being measured by {holder} (pid {pid} on {host}, last heartbeat "
+        f"{age_s:.0f} s ago); wait for it to finish or stop it, a lease older than "
+        f"{float(stale_after_s):.0f} s is taken over"
+    )
 
 
 def default_db_path() -> Path:
@@ -286,6 +335,7 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._leases: dict[int, str] = {}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -544,6 +594,7 @@ class Store:
             p50_ms,
         )
         with self._write() as db:
+            self._check_lease(db, run_id)
             try:
                 db.execute(
                     "INSERT INTO measurements (run_id, model_sha256, config_key, threads, "
@@ -566,6 +617,87 @@ class Store:
                 (run_id, model_sha256, key, trial),
             ).fetchone()
         return int(found[0])
+
+    # -- leases ----------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, run_id: int, holder: str, stale_after_s: float) -> Iterator[None]:
+        """Hold the run's measuring lease for the block; ``LeaseHeld`` if someone else has it.
+
+        A lease records holder, pid, host and a heartbeat (``heartbeat``). It is taken over
+        when its holder is a dead process on this host or its heartbeat is older than the
+        holder's own ``stale_after_s``; the check and the take-over are one ``BEGIN
+        IMMEDIATE`` transaction, so of two measurers starting at once exactly one wins.
+        """
+        token = uuid.uuid4().hex
+        with self._write() as db:
+            row = db.execute(
+                "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+                "WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is not None and not _lease_is_stale(*row[1:]):
+                raise LeaseHeld(_held_message(run_id, *row))
+            db.execute(
+                "INSERT OR REPLACE INTO run_leases (run_id, token, holder, pid, host, "
+                "acquired_at, heartbeat_unix_s, stale_after_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    token,
+                    holder,
+                    os.getpid(),
+                    socket.gethostname(),
+                    _now(),
+                    time.time(),
+                    float(stale_after_s),
+                ),
+            )
+        self._leases[run_id] = token
+        try:
+            yield
+        finally:
+            self._leases.pop(run_id, None)
+            with contextlib.suppress(sqlite3.Error), self._write() as db:
+                db.execute("DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token))
+
+    def heartbeat(self, run_id: int) -> None:
+        """Say the lease holder is alive (no-op without a lease); ``LeaseHeld`` if it was lost."""
+        token = self._leases.get(run_id)
+        if token is None:
+            return
+        with self._write() as db:
+            self._check_lease(db, run_id)
+            db.execute(
+                "UPDATE run_leases SET heartbeat_unix_s = ? WHERE run_id = ? AND token = ?",
+                (time.time(), run_id, token),
+            )
+
+    def _check_lease(self, db: sqlite3.Connection, run_id: int) -> None:
+        token = self._leases.get(run_id)
+        if token is None:
+            return
+        row = db.execute(
+            "SELECT token, holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None or row[0] != token:
+            self._leases.pop(run_id, None)
+            taken = f" to {_held_message(run_id, *row[1:])}" if row is not None else ""
+            raise LeaseHeld(f"this measurer lost its lease on run {run_id}{taken}")
+
+    def lease_holder(self, run_id: int) -> Mapping[str, object] | None:
+        """The current lease row of a run (None when nobody holds it)."""
+        row = self._db.execute(
+            "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return dict(
+            zip(("holder", "pid", "host", "heartbeat_unix_s", "stale_after_s"), row, strict=True)
+        )
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -11,18 +11,25 @@ import argparse
 import contextlib
 import json
 import random
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devices.device import DeviceConfig, open_transport
+from devices.device import DeviceConfig
 from devices.facts import probe_device
 from devices.transport import Transport
 from harness import __version__
 from harness.commands.compare import add_threshold_arguments, render
 from harness.commands.generate import default_models_dir
-from harness.commands.run import add_db_argument, add_device_arguments, resolve
+from harness.commands.run import (
+    add_db_argument,
+    add_device_arguments,
+    add_keep_workdir_argument,
+    open_run_transport,
+    resolve,
+)
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.runtimes import ensure_runtime, remote_runtime_python
@@ -33,10 +40,12 @@ from harness.sweep import (
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
     measure_into,
     models_from_config,
     prepare_models,
+    stopping_marks,
     sweep_config,
 )
 from results.store import Store, default_db_path
@@ -106,6 +115,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threshold_arguments(parser)
     add_db_argument(parser)
+    add_keep_workdir_argument(parser)
 
 
 def runtime_python(
@@ -126,6 +136,55 @@ def runtime_python(
         python = remote_runtime_python(transport, device.python_argv, spec, install)
         return python, spec
     return spec, spec
+
+
+def regress_command(store: Store, run_id: int) -> str:
+    """The ``mnbench regress`` command that measures a stored regress run's pair again."""
+    record = store.get_run(run_id)
+    config = record.config
+    role = config.get("regress_role")
+    sibling_id = run_id + 1 if role == "baseline" else run_id - 1
+    runtimes = {str(role): str(config.get("runtime"))}
+    with contextlib.suppress(UserError):
+        sibling = store.get_run(sibling_id).config
+        if (
+            sibling.get("regress_role") in ("baseline", "candidate")
+            and sibling.get("regress_role") != role
+        ):
+            runtimes[str(sibling["regress_role"])] = str(sibling.get("runtime"))
+    argv = ["mnbench", "regress", "--device", str(config.get("device") or record.device)]
+    argv += ["--baseline", runtimes.get("baseline", "RUNTIME")]
+    argv += ["--candidate", runtimes.get("candidate", "RUNTIME")]
+    specs = [m.get("spec") for m in config.get("models") or []]
+    if specs and all(isinstance(spec, dict) for spec in specs):
+        for flag, key in (
+            ("--alpha", "alpha"),
+            ("--resolution", "resolution"),
+            ("--variant", "variant"),
+            ("--kernel", "kernel"),
+            ("--precision", "precision"),
+        ):
+            values = list(dict.fromkeys(str(spec.get(key)) for spec in specs))
+            argv += [flag, *values]
+    argv += ["--threads", *map(str, config.get("threads") or [])]
+    argv += ["--trials", str(config.get("trials"))]
+    return shlex.join(argv)
+
+
+def resume_hint(store: Store, baseline_id: int, candidate_id: int) -> str:
+    """How to finish a stopped regress: resume both sides with their own runtimes and compare,
+    or (a side measured with an interpreter path) run the same regress again."""
+    from harness.stored import is_managed_runtime
+
+    runtimes = [store.get_run(r).config.get("runtime") for r in (baseline_id, candidate_id)]
+    if all(r == "current" or (isinstance(r, str) and is_managed_runtime(r)) for r in runtimes):
+        return (
+            f"finish both sides with `mnbench run --resume {baseline_id}` and "
+            f"`mnbench run --resume {candidate_id}` (each with its own runtime), then "
+            f"`mnbench compare {baseline_id} {candidate_id}`, or start again with "
+            f"`{regress_command(store, baseline_id)}`"
+        )
+    return f"measure again with `{regress_command(store, baseline_id)}`"
 
 
 def abba_order(
@@ -161,7 +220,10 @@ def run(args: argparse.Namespace) -> int:
     )
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
-    with contextlib.closing(open_transport(device)) as transport, Store.open(db_path) as store:
+    with (
+        contextlib.closing(open_run_transport(device, args)) as transport,
+        Store.open(db_path) as store,
+    ):
         py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
         py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
@@ -202,18 +264,33 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(models, threads, args.trials, None)
             pairs = [(item, item) for item in plan]
             progress = None if args.quiet else ProgressBar()
-            _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
-            comparison = compare_runs(
-                store, runs["A"], runs["B"], args.threshold / 100, force=args.force
-            )
-            if args.confirm > 0 and comparison.count("slower"):
-                comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
-            for run_id in runs.values():
-                store.set_run_status(run_id, "complete")
+            hint = resume_hint(store, runs["A"], runs["B"])
+            for sweep in sweeps.values():
+                sweep.resume_command = hint
+            stale_s = lease_stale_after_s(sweeps["A"].timeout_s)
+            with (
+                store.lease(runs["A"], "mnbench regress", stale_s),
+                store.lease(runs["B"], "mnbench regress", stale_s),
+                stopping_marks(store, list(runs.values()), hint),
+            ):
+                _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
+                comparison = compare_runs(
+                    store, runs["A"], runs["B"], args.threshold / 100, force=args.force
+                )
+                if args.confirm > 0 and comparison.count("slower"):
+                    comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
+                for run_id in runs.values():
+                    store.set_run_status(run_id, "complete")
         except BaseException:
             for run_id in runs.values():
-                store.set_run_status(run_id, "interrupted")
+                with contextlib.suppress(Exception):
+                    if store.get_run(run_id).status == "running":
+                        store.set_run_status(run_id, "interrupted")
             raise
+        finally:
+            kept = getattr(transport, "created_workdir", None)
+    if kept and args.keep_workdir:
+        print(f"kept the work directory {kept}", file=sys.stderr)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
 

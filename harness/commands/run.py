@@ -12,6 +12,7 @@ from typing import Any
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
+from devices.transport import Transport
 from harness import __version__
 from harness.commands.cost import parse_shape
 from harness.commands.generate import (
@@ -21,6 +22,7 @@ from harness.commands.generate import (
 )
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.stored import StoredPlan
 from harness.sweep import (
     ProgressBar,
     RunnerSettings,
@@ -212,6 +214,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="finish an interrupted run: measure only what it is missing",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_keep_workdir_argument(parser)
+
+
+def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the temporary work directory of a local run (runner and model copies) "
+        "and print where it is; by default it is removed when the run ends",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             specs = specs_from_args(args)
             calibration = calibration_from_args(args, specs)
             models = prepare_models(specs, models_dir, store, calibration)
-        transport = open_transport(device)
+        transport = open_run_transport(device, args)
         sweep = Sweep(device, store, settings, args.timeout, transport)
         try:
             facts = probe_device(device, transport)
@@ -256,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(models, threads, args.trials, cpus)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
-            sweep.close()
+            close_run_transport(transport)
         return _finish(store, outcome)
 
 
@@ -273,24 +285,71 @@ def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
 
 
 def _resume(args: argparse.Namespace, store: Store) -> int:
+    from harness.stored import check_stored_config
+
     run_id = store.resolve_run_id(args.resume)
     record = store.get_run(run_id)
     config = record.config
     if not config.get("models"):
         raise UserError(f"run {run_id} has no stored plan to resume; start a new run")
-    args.device = str(config.get("device") or record.device)
+    # Everything below comes from the database file: checked like the command line.
+    stored = check_stored_config(run_id, config, record.device)
+    args.device = stored.device
     device = resolve(args)
-    settings = RunnerSettings(**config["settings"])
-    models = models_from_config(config, store)
-    plan = make_plan(models, config["threads"], int(config["trials"]), config.get("cpus"))
-    sweep = Sweep(device, store, settings, config.get("timeout_s"))
-    sweep.facts = dict(record.device_facts)
+    settings = RunnerSettings(**stored.settings)
+    transport = open_run_transport(device, args)
     try:
+        if stored.runtime is not None:
+            device = _regress_side_device(store, run_id, stored, device, transport)
+        models = models_from_config(config, store, args.models_dir)
+        plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
+        sweep = Sweep(device, store, settings, stored.timeout_s, transport)
+        sweep.facts = dict(record.device_facts)
         print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-        outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+        outcome = run_plan(
+            sweep, run_id, plan, None if args.quiet else ProgressBar(), "mnbench run --resume"
+        )
     finally:
-        sweep.close()
+        close_run_transport(transport)
     return _finish(store, outcome)
+
+
+def _regress_side_device(
+    store: Store, run_id: int, stored: StoredPlan, device: DeviceConfig, transport: Transport
+) -> DeviceConfig:
+    """The device running one side of a ``regress`` run with that side's own runtime.
+
+    A managed ``onnxruntime==X.Y.Z`` environment (built by the harness) or ``current`` is
+    used again; an interpreter path read from the database is never run: refused with the
+    ``regress`` command that measures it again.
+    """
+    from harness.commands.regress import regress_command, runtime_python
+    from harness.stored import is_managed_runtime
+
+    runtime = stored.runtime
+    assert runtime is not None
+    if runtime != "current" and not is_managed_runtime(runtime):
+        raise UserError(
+            f"run {run_id} is the {stored.regress_role or 'one'} side of a `mnbench regress` "
+            f"measured with the interpreter {runtime!r}; a database never names a command to "
+            f"run, so measure it again with `{regress_command(store, run_id)}`"
+        )
+    python, _ = runtime_python(runtime, device, transport)
+    return replace(device, python=python)
+
+
+def open_run_transport(device: DeviceConfig, args: argparse.Namespace) -> Transport:
+    """The device's transport, keeping its temporary work directory with --keep-workdir."""
+    return open_transport(device, keep_workdir=bool(getattr(args, "keep_workdir", False)))
+
+
+def close_run_transport(transport: Transport) -> None:
+    """Close the transport; say where a kept temporary work directory is."""
+    kept = getattr(transport, "created_workdir", None)
+    keep = getattr(transport, "keep_workdir", False)
+    transport.close()
+    if kept and keep:
+        print(f"kept the work directory {kept}", file=sys.stderr)
 
 
 def _finish(store: Store, outcome: SweepOutcome) -> int:

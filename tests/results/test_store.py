@@ -204,7 +204,7 @@ def _add_note_column(connection: sqlite3.Connection) -> None:
 
 def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
         run_id = new_run(store)
     newer: list[Migration] = [
         *MIGRATIONS,
@@ -212,7 +212,7 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
         _add_note_column,
     ]
     with Store.open(db_path, migrations=newer) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION + 2
         assert store.get_run(run_id).label == "migrated"  # the callable step ran on old data
     connection = sqlite3.connect(db_path)
     try:
@@ -220,12 +220,15 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
         assert "note" in columns
     finally:
         connection.close()
-    newer_message = r"newer mnbench \(schema version 3, this one reads up to 1\)"
+    newer_message = (
+        rf"newer mnbench \(schema version {SCHEMA_VERSION + 2}, this one reads up to "
+        rf"{SCHEMA_VERSION}\)"
+    )
     with pytest.raises(UserError, match=newer_message):
         Store.open(db_path)
     # Reopening with the long list again is a no-op.
     with Store.open(db_path, migrations=newer) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION + 2
 
 
 def test_failed_migration_rolls_back(db_path: Path) -> None:

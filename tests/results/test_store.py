@@ -242,7 +242,7 @@ def test_failed_migration_rolls_back(db_path: Path) -> None:
     with pytest.raises(UserError, match="sqlite"):
         Store.open(db_path, migrations=broken)
     with Store.open(db_path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
         assert len(store.list_runs()) == 1
 
 

@@ -264,7 +264,7 @@ class Sweep:
         self.device = device
         self.store = store
         self.settings = settings
-        self.timeout_s = timeout_s or max(60.0, 4 * settings.max_time_s + 30.0)
+        self.timeout_s = measurement_timeout_s(settings, timeout_s)
         self.transport = transport or open_transport(device)
         self._remote_runner: str | None = None
         self._pushed: dict[str, str] = {}
@@ -456,7 +456,12 @@ def run_plan(
 ) -> SweepOutcome:
     """Measure every planned item not yet in the store for this run, holding its lease."""
     store = sweep.store
-    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s)):
+    lease: contextlib.AbstractContextManager[None] = (
+        contextlib.nullcontext()
+        if store.holds_lease(run_id)
+        else store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s))
+    )
+    with lease:
         outcome = SweepOutcome(run_id)
         todo = pending(store, run_id, plan)
         outcome.skipped = len(plan) - len(todo)
@@ -479,6 +484,11 @@ def run_plan(
 def lease_stale_after_s(timeout_s: float) -> float:
     """How old a lease's heartbeat may get: two measurements' timeouts and the pushes."""
     return 2 * timeout_s + 300.0
+
+
+def measurement_timeout_s(settings: RunnerSettings, timeout_s: float | None) -> float:
+    """The runner's kill timeout: given, else 4 x max-time + 30 s (at least 60 s)."""
+    return timeout_s or max(60.0, 4 * settings.max_time_s + 30.0)
 
 
 @contextlib.contextmanager

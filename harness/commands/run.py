@@ -29,7 +29,9 @@ from harness.sweep import (
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
+    measurement_timeout_s,
     models_from_config,
     prepare_files,
     prepare_models,
@@ -297,20 +299,20 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
     args.device = stored.device
     device = resolve(args)
     settings = RunnerSettings(**stored.settings)
-    transport = open_run_transport(device, args)
-    try:
-        if stored.runtime is not None:
-            device = _regress_side_device(store, run_id, stored, device, transport)
-        models = models_from_config(config, store, args.models_dir)
-        plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
-        sweep = Sweep(device, store, settings, stored.timeout_s, transport)
-        sweep.facts = dict(record.device_facts)
-        print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-        outcome = run_plan(
-            sweep, run_id, plan, None if args.quiet else ProgressBar(), "mnbench run --resume"
-        )
-    finally:
-        close_run_transport(transport)
+    stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
+    with store.lease(run_id, "mnbench run --resume", stale_s):
+        transport = open_run_transport(device, args)
+        try:
+            if stored.runtime is not None:
+                device = _regress_side_device(store, run_id, stored, device, transport)
+            models = models_from_config(config, store, args.models_dir)
+            plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
+            sweep = Sweep(device, store, settings, stored.timeout_s, transport)
+            sweep.facts = dict(record.device_facts)
+            print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
+            outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+        finally:
+            close_run_transport(transport)
     return _finish(store, outcome)
 
 

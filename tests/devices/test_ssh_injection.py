@@ -220,8 +220,11 @@ def test_allowed_options_reach_the_real_sshd(sshd_server: SshServer) -> None:
     assert config.ssh_options == ("ServerAliveCountMax=3", "Compression=yes", "IdentitiesOnly=yes")
     from devices.device import open_transport
 
-    with open_transport(config) as transport:
+    transport = open_transport(config)
+    try:
         assert transport.run(["echo", "ok"], timeout_s=30).stdout.strip() == "ok"
+    finally:
+        transport.close()
 
 
 # -- the fix a failed check prints ----------------------------------------------------------

@@ -18,7 +18,7 @@ devices) leads its own process group and, on Linux, is killed by the kernel when
 dies, even by SIGKILL (``die_with_parent``, ``prctl(PR_SET_PDEATHSIG)``); the ssh and adb
 wrappers on the device kill the remote command when that client's channel closes.
 ``LocalTransport`` removes the temporary work directory it created when it is closed unless
-asked to keep it.
+asked to keep it, and removes those of earlier harness processes that were killed outright.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import ctypes.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,43 @@ class ClosingContext:
         self.close()
 
 
+WORKDIR_PREFIX = "mnbench-"
+OWNER_FILE = ".mnbench-owner"
+"""In a temporary work directory: ``PID HOST`` of the process that made it."""
+
+
+def remove_orphaned_workdirs(base: str | None = None) -> list[str]:
+    """Remove temporary work directories whose maker died without cleaning up (SIGKILL).
+
+    Only directories that carry an ``OWNER_FILE`` naming a dead process on this host are
+    touched; the removed paths are returned.
+    """
+    root = Path(base or tempfile.gettempdir())
+    removed: list[str] = []
+    host = socket.gethostname()
+    for path in root.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid_text, _, owner_host = (path / OWNER_FILE).read_text().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if owner_host != host or pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies.
 
@@ -185,8 +223,11 @@ class LocalTransport(ClosingContext):
     @property
     def workdir(self) -> str:
         if self._workdir is None:
-            self._workdir = tempfile.mkdtemp(prefix="mnbench-")
+            remove_orphaned_workdirs()
+            self._workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
             self._created = self._workdir
+            with contextlib.suppress(OSError):
+                Path(self._workdir, OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}")
         Path(self._workdir).mkdir(parents=True, exist_ok=True)
         return self._workdir
 

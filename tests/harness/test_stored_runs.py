@@ -291,6 +291,8 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
         assert store.schema_version == len(MIGRATIONS) >= 2
         run = store.get_run(run_id)
         assert run.label == "kept" and run.device_facts == {"nproc": 2}
-        assert store.completed_keys(run_id) == {("0" * 64, config_key({"threads": 1, "cpus": None}), 1)}
+        assert store.completed_keys(run_id) == {
+            ("0" * 64, config_key({"threads": 1, "cpus": None}), 1)
+        }
         with store.lease(run_id, "mnbench run", 60):
             assert store.lease_holder(run_id) is not None

@@ -1,0 +1,148 @@
+"""Stopping a real sweep: SIGINT, SIGTERM, SIGHUP and SIGKILL of the harness process alone.
+
+Each case runs ``python -m harness run`` on the local device with a small model, waits until
+a runner child is measuring, signals only the harness (not its process group, so the runner
+must be brought down by the harness or by the kernel), then checks the process table for
+runner processes, the run's status, the one line on stderr, the temporary work directory,
+and that ``--resume`` completes the run with every measurement exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from results.store import Store
+
+TRIALS = 4
+
+
+def _runners(marker: str) -> list[psutil.Process]:
+    """Live runner processes whose command line mentions ``marker`` (the test's tmp dir)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if "runner.py" in cmdline and marker in cmdline:
+            if proc.info.get("status") != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp)}
+
+
+@pytest.mark.parametrize(
+    ("signum", "rc"),
+    [
+        (signal.SIGINT, 130),
+        (signal.SIGTERM, 143),
+        (signal.SIGHUP, 129),
+        (signal.SIGKILL, -signal.SIGKILL),
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"],
+)
+def test_signal_stops_the_sweep_cleanly(tmp_path: Path, signum: int, rc: int) -> None:
+    db = tmp_path / "db.sqlite"
+    env = _env(tmp_path)
+    argv = [sys.executable, "-m", "harness", "run", "--db", str(db)]
+    argv += ["--models-dir", str(tmp_path / "models"), "--alpha", "0.25", "--resolution", "96"]
+    argv += ["--threads", "1", "--trials", str(TRIALS), "--min-time", "0.5", "--max-time", "1"]
+    argv += ["--quiet"]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _count(db) >= 1 and _runners(str(tmp_path)):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1]
+        assert _runners(str(tmp_path)), "no runner was measuring when the signal was sent"
+        os.kill(proc.pid, signum)  # the harness alone, not its process group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == rc, err
+    deadline = time.monotonic() + 10
+    while _runners(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _runners(str(tmp_path)), "a runner outlived the harness"
+    with Store.open(db) as store:
+        run = store.get_run(1)
+        kept = _count(db)
+        lease = store.lease_holder(1)
+    assert 1 <= kept < TRIALS
+    workdirs = list((tmp_path / "tmp").glob("mnbench-*"))
+    if signum == signal.SIGKILL:
+        assert run.status == "running" and lease is not None  # nothing can run on SIGKILL
+        assert err.count("\n") == 1 and err.startswith("run 1: ")
+    else:
+        name = signal.Signals(signum).name
+        lines = err.strip().splitlines()
+        assert lines[-1] == (
+            f"mnbench: interrupted ({name}); what was measured is kept; resume with "
+            "`mnbench run --resume 1`"
+        )
+        assert "Traceback" not in err and len(lines) == 2  # "run 1: ..." and that line
+        assert run.status == "interrupted" and lease is None
+        assert workdirs == []
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"run 1: {TRIALS - kept} measured, {kept} already there, 0 failed" in done.stderr
+    with Store.open(db) as store:
+        frame = store.measurements_frame([1])
+        assert store.get_run(1).status == "complete"
+    assert sorted(frame["trial"]) == list(range(1, TRIALS + 1))
+    # The resume also removed the work directory the killed harness left behind.
+    assert list((tmp_path / "tmp").glob("mnbench-*")) == []
+
+
+def test_keep_workdir_says_where_it_is(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    argv = [sys.executable, "-m", "harness", "run", "--db", str(tmp_path / "db.sqlite")]
+    argv += ["--models-dir", str(tmp_path / "models"), "--alpha", "0.25", "--resolution", "96"]
+    argv += ["--threads", "1", "--trials", "1", "--min-time", "0.05", "--max-time", "0.2"]
+    argv += ["--quiet", "--keep-workdir"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (kept,) = list((tmp_path / "tmp").glob("mnbench-*"))
+    assert f"kept the work directory {kept}\n" in done.stderr
+    assert (kept / "runner.py").is_file()

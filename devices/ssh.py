@@ -49,6 +49,8 @@ from devices.transport import (
     communicate_or_kill,
     describe_failure,
     die_with_parent,
+    mark_owner,
+    remove_orphaned_workdirs,
 )
 
 log = logging.getLogger(__name__)
@@ -216,7 +218,9 @@ class SshTransport(ClosingContext):
             base = tempfile.gettempdir()
             if len(base) > 60:
                 base = "/tmp"
+            remove_orphaned_workdirs(base)
             self._control_dir = tempfile.mkdtemp(prefix="mnbench-ssh-", dir=base)
+            mark_owner(self._control_dir)
         return self._control_dir
 
     def ssh_argv(self, *extra: str) -> list[str]:

@@ -144,6 +144,12 @@ OWNER_FILE = ".mnbench-owner"
 """In a temporary work directory: ``PID HOST`` of the process that made it."""
 
 
+def mark_owner(directory: str) -> None:
+    """Write ``OWNER_FILE`` into a temporary directory this process made."""
+    with contextlib.suppress(OSError):
+        Path(directory, OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}")
+
+
 def remove_orphaned_workdirs(base: str | None = None) -> list[str]:
     """Remove temporary work directories whose maker died without cleaning up (SIGKILL).
 
@@ -226,8 +232,7 @@ class LocalTransport(ClosingContext):
             remove_orphaned_workdirs()
             self._workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
             self._created = self._workdir
-            with contextlib.suppress(OSError):
-                Path(self._workdir, OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}")
+            mark_owner(self._workdir)
         Path(self._workdir).mkdir(parents=True, exist_ok=True)
         return self._workdir
 

@@ -16,14 +16,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import pytest
 
 from results.store import Store
+from tests.fixtures.sshd import SshServer
 
 TRIALS = 2
-MIN_TIME_S = 2.0
+MIN_TIME_S = 1.0
 """Each runner measures at least this long, so one outliving the harness is still there
 when the process table is read a moment after the harness is gone."""
 
@@ -68,9 +70,34 @@ def _env(tmp_path: Path) -> dict[str, str]:
     ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"],
 )
 def test_signal_stops_the_sweep_cleanly(tmp_path: Path, signum: int, rc: int) -> None:
+    _stop_and_resume(tmp_path, signum, rc, "local")
+
+
+@pytest.mark.parametrize(
+    ("signum", "rc"),
+    [(signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["SIGTERM", "SIGKILL"],
+)
+def test_signal_stops_an_ssh_sweep_on_the_board_too(
+    sshd_server: SshServer, tmp_path: Path, signum: int, rc: int
+) -> None:
+    """The board is this machine (the sshd fixture), so its runner is in the same table."""
+    query = {
+        "identity_file": sshd_server.identity_file,
+        "known_hosts_file": sshd_server.known_hosts_file,
+        "python": sys.executable,
+        "workdir": str(tmp_path / "board"),
+    }
+    url = f"ssh://{sshd_server.user}@{sshd_server.host}:{sshd_server.port}?" + "&".join(
+        f"{k}={quote(v, safe='/')}" for k, v in query.items()
+    )
+    _stop_and_resume(tmp_path, signum, rc, url)
+
+
+def _stop_and_resume(tmp_path: Path, signum: int, rc: int, device: str) -> None:
     db = tmp_path / "db.sqlite"
     env = _env(tmp_path)
-    argv = [sys.executable, "-m", "harness", "run", "--db", str(db)]
+    argv = [sys.executable, "-m", "harness", "run", "--device", device, "--db", str(db)]
     argv += ["--models-dir", str(tmp_path / "models"), "--alpha", "0.25", "--resolution", "96"]
     argv += ["--threads", "1", "--trials", str(TRIALS), "--min-time", str(MIN_TIME_S)]
     argv += ["--max-time", str(MIN_TIME_S + 1)]
@@ -111,7 +138,7 @@ def test_signal_stops_the_sweep_cleanly(tmp_path: Path, signum: int, rc: int) ->
         assert err.count("\n") == 1 and err.startswith("run 1: ")
     else:
         name = signal.Signals(signum).name
-        lines = err.strip().splitlines()
+        lines = [line for line in err.strip().splitlines() if "accept-new" not in line]
         assert lines[-1] == (
             f"mnbench: interrupted ({name}); what was measured is kept; resume with "
             "`mnbench run --resume 1`"

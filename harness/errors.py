@@ -7,6 +7,8 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 
 class UserError(Exception):
     """A failure the user can fix: printed as one line, never as a traceback."""
@@ -41,7 +43,13 @@ def disk_full_message(exc: BaseException) -> str | None:
     import sqlite3
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {exc.filename}" if exc.filename else ""
+        where = ""
+        if exc.filename:
+            path = PurePath(str(exc.filename))
+            while any(part.startswith(".mnbench-") for part in path.parts):
+                path = path.parent  # our own temporary files: name the user's directory
+            where = f" writing in {path}" if path != PurePath(str(exc.filename)) else ""
+            where = where or f" writing {path}"
         return f"no space left on the device{where}; free space or choose another directory"
     if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
         return "the results database's disk is full; free space (or move the database with --db)"

@@ -30,6 +30,7 @@ rounding and the fidelity numbers say how much the rounding costs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -266,7 +267,7 @@ def quantize_int8(
             source.symlink_to(Path(fp32_model_path).resolve())
         except OSError:
             shutil.copyfile(fp32_model_path, source)
-        with _quiet_quantizer():
+        with _quiet_quantizer(), _space_errors(Path(tmp), Path(fp32_model_path).stat().st_size):
             quantize_static(
                 str(source),
                 str(partial),
@@ -284,6 +285,29 @@ def quantize_int8(
         drop_unused_constants(quantized)
         onnx.save(quantized, str(partial))
         os.replace(partial, out_path)
+
+
+@contextlib.contextmanager
+def _space_errors(directory: Path, needed_bytes: int) -> Iterator[None]:
+    """Turn the quantizer's failure on a full disk into ``ENOSPC``.
+
+    ONNX's shape inference ignores a failed write and the quantizer then fails to parse the
+    truncated file (a protobuf DecodeError); with less free space left than the model needs,
+    that failure is reported for what it is.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        try:
+            stats = os.statvfs(directory)
+            free = stats.f_bavail * stats.f_frsize
+        except OSError:
+            raise exc from None
+        if free < needed_bytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from exc
+        raise
 
 
 def drop_unused_constants(model: onnx.ModelProto) -> None:

@@ -283,6 +283,8 @@ class RunRecord:
     created_at: str
     finished_at: str | None
     status: RunStatus
+    """As stored, except that a ``running`` run no live process holds the lease of (see
+    ``Store.lease``) reads ``interrupted``."""
     device: str
     device_kind: str
     device_facts: Mapping[str, Any]
@@ -449,6 +451,8 @@ class Store:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        for run_id in list(self._leases):
+            self.release_lease(run_id)
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -478,8 +482,14 @@ class Store:
         harness_version: str,
         runtime_version: str | None,
         label: str | None,
+        lease_holder: str | None = None,
+        lease_stale_after_s: float = 900.0,
     ) -> int:
-        """Record a new sweep (status ``running``) and return its id."""
+        """Record a new sweep (status ``running``) and return its id.
+
+        With ``lease_holder`` the run is leased to this store in the same transaction, so no
+        ``--resume`` can take it before its sweep starts (see ``lease``).
+        """
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO runs (label, created_at, status, device, device_kind, "
@@ -497,7 +507,9 @@ class Store:
                 ),
             )
             run_id = cursor.lastrowid
-        assert run_id is not None
+            assert run_id is not None
+            if lease_holder is not None:
+                self._acquire(db, run_id, lease_holder, lease_stale_after_s)
         return run_id
 
     def set_run_status(self, run_id: int, status: RunStatus) -> None:
@@ -627,38 +639,52 @@ class Store:
         A lease records holder, pid, host and a heartbeat (``heartbeat``). It is taken over
         when its holder is a dead process on this host or its heartbeat is older than the
         holder's own ``stale_after_s``; the check and the take-over are one ``BEGIN
-        IMMEDIATE`` transaction, so of two measurers starting at once exactly one wins.
+        IMMEDIATE`` transaction, so of two measurers starting at once exactly one wins. A
+        lease this store already holds (``create_run(lease_holder=...)``) is adopted and
+        released at the end of the block.
         """
-        token = uuid.uuid4().hex
-        with self._write() as db:
-            row = db.execute(
-                "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
-                "WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is not None and not _lease_is_stale(*row[1:]):
-                raise LeaseHeld(_held_message(run_id, *row))
-            db.execute(
-                "INSERT OR REPLACE INTO run_leases (run_id, token, holder, pid, host, "
-                "acquired_at, heartbeat_unix_s, stale_after_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    token,
-                    holder,
-                    os.getpid(),
-                    socket.gethostname(),
-                    _now(),
-                    time.time(),
-                    float(stale_after_s),
-                ),
-            )
-        self._leases[run_id] = token
+        if run_id not in self._leases:
+            with self._write() as db:
+                self._acquire(db, run_id, holder, stale_after_s)
         try:
             yield
         finally:
-            self._leases.pop(run_id, None)
-            with contextlib.suppress(sqlite3.Error), self._write() as db:
-                db.execute("DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token))
+            self.release_lease(run_id)
+
+    def _acquire(
+        self, db: sqlite3.Connection, run_id: int, holder: str, stale_after_s: float
+    ) -> None:
+        row = db.execute(
+            "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is not None and not _lease_is_stale(*row[1:]):
+            raise LeaseHeld(_held_message(run_id, *row))
+        token = uuid.uuid4().hex
+        db.execute(
+            "INSERT OR REPLACE INTO run_leases (run_id, token, holder, pid, host, "
+            "acquired_at, heartbeat_unix_s, stale_after_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                token,
+                holder,
+                os.getpid(),
+                socket.gethostname(),
+                _now(),
+                time.time(),
+                float(stale_after_s),
+            ),
+        )
+        self._leases[run_id] = token
+
+    def release_lease(self, run_id: int) -> None:
+        """Give the run's lease back (best effort: a full disk leaves a stale row)."""
+        token = self._leases.pop(run_id, None)
+        if token is None:
+            return
+        with contextlib.suppress(sqlite3.Error), self._write() as db:
+            db.execute("DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token))
 
     def holds_lease(self, run_id: int) -> bool:
         """Whether this store object holds the run's lease now."""
@@ -746,18 +772,24 @@ class Store:
         "SELECT r.id, r.label, r.created_at, r.finished_at, r.status, r.device, "
         "r.device_kind, r.device_facts, r.config, r.harness_version, r.runtime_version, "
         "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id), "
-        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed') "
-        "FROM runs r"
+        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed'), "
+        "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
+        "FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id"
     )
 
     @staticmethod
     def _run_record(row: Sequence[Any]) -> RunRecord:
+        status = cast(RunStatus, row[4])
+        # "running" is only true while a live process holds the lease: a harness killed
+        # outright, or one that could not write its status on a full disk, stopped the run.
+        if status == "running" and (row[13] is None or _lease_is_stale(*row[13:17])):
+            status = "interrupted"
         return RunRecord(
             id=int(row[0]),
             label=row[1],
             created_at=row[2],
             finished_at=row[3],
-            status=cast(RunStatus, row[4]),
+            status=status,
             device=row[5],
             device_kind=row[6],
             device_facts=json.loads(row[7]),

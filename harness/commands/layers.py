@@ -41,6 +41,7 @@ from harness.sweep import (
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
     run_plan,
     sweep_config,
@@ -217,6 +218,8 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
             harness_version=__version__,
             runtime_version=None,
             label=args.label,
+            lease_holder="mnbench layers",
+            lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
         )
         print(
             f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "

@@ -254,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
                     harness_version=__version__,
                     runtime_version=None,
                     label=f"{role} {label}",
+                    lease_holder="mnbench regress",
+                    lease_stale_after_s=lease_stale_after_s(sweeps["A"].timeout_s),
                 )
             print(
                 f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "

@@ -261,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 harness_version=__version__,
                 runtime_version=None,
                 label=args.label,
+                lease_holder="mnbench run",
+                lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
             )
             print(
                 f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "

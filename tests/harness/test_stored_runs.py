@@ -169,6 +169,13 @@ def test_resumed_regress_side_uses_its_own_runtime(
     argv += ["--alpha", "0.25", "--resolution", "96", "--seed", "1", *FAST]
     assert main(argv) in (0, 1, 3)
     capsys.readouterr()
+    from harness.commands.regress import resume_hint
+
+    with Store.open(db) as store:
+        hint = resume_hint(store, 1, 2)
+    assert "`mnbench run --resume 1` and `mnbench run --resume 2`" in hint
+    assert "`mnbench compare 1 2`" in hint
+    assert f"--baseline {OLDEST} --candidate {NEWEST} --alpha 0.25 --resolution 96" in hint
     with sqlite3.connect(db) as con:  # as if regress had stopped after trial 1
         con.execute("DELETE FROM measurements WHERE trial = 2")
         con.execute("UPDATE runs SET status = 'interrupted'")

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from results.store import Store
+from tests.fixtures.adb import AdbPhone
 from tests.fixtures.sshd import SshServer
 
 TRIALS = 2
@@ -94,7 +95,28 @@ def test_signal_stops_an_ssh_sweep_on_the_board_too(
     _stop_and_resume(tmp_path, signum, rc, url)
 
 
-def _stop_and_resume(tmp_path: Path, signum: int, rc: int, device: str) -> None:
+@pytest.mark.parametrize(
+    ("signum", "rc"),
+    [(signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["SIGTERM", "SIGKILL"],
+)
+def test_signal_stops_an_adb_sweep_on_the_phone_too(
+    adb_phone: AdbPhone, tmp_path: Path, signum: int, rc: int
+) -> None:
+    """The simulated phone runs its shell commands on this machine, in its sandbox."""
+    server = adb_phone.server
+    marker = f"mnbench-stop-{tmp_path.name}"
+    url = (
+        f"adb://{adb_phone.serial}?adb={server.adb}&server=127.0.0.1:{server.port}"
+        f"&python={sys.executable}&workdir=/data/local/tmp/{marker}"
+    )
+    _stop_and_resume(tmp_path, signum, rc, url, marker)
+
+
+def _stop_and_resume(
+    tmp_path: Path, signum: int, rc: int, device: str, marker: str | None = None
+) -> None:
+    marker = marker or str(tmp_path)
     db = tmp_path / "db.sqlite"
     env = _env(tmp_path)
     argv = [sys.executable, "-m", "harness", "run", "--device", device, "--db", str(db)]
@@ -113,11 +135,11 @@ def _stop_and_resume(tmp_path: Path, signum: int, rc: int, device: str) -> None:
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if _count(db) >= 1 and _runners(str(tmp_path)):
+            if _count(db) >= 1 and _runners(marker):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, proc.communicate()[1]
-        assert _runners(str(tmp_path)), "no runner was measuring when the signal was sent"
+        assert _runners(marker), "no runner was measuring when the signal was sent"
         os.kill(proc.pid, signum)  # the harness alone, not its process group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -126,7 +148,7 @@ def _stop_and_resume(tmp_path: Path, signum: int, rc: int, device: str) -> None:
             proc.communicate()
     assert proc.returncode == rc, err
     time.sleep(0.5)  # the kernel's SIGKILL of the children is immediate; shorter than MIN_TIME_S
-    assert not _runners(str(tmp_path)), "a runner outlived the harness"
+    assert not _runners(marker), "a runner outlived the harness"
     with Store.open(db) as store:
         run = store.get_run(1)
         kept = _count(db)

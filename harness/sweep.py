@@ -456,12 +456,7 @@ def run_plan(
 ) -> SweepOutcome:
     """Measure every planned item not yet in the store for this run, holding its lease."""
     store = sweep.store
-    lease: contextlib.AbstractContextManager[None] = (
-        contextlib.nullcontext()
-        if store.holds_lease(run_id)
-        else store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s))
-    )
-    with lease:
+    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s)):
         outcome = SweepOutcome(run_id)
         todo = pending(store, run_id, plan)
         outcome.skipped = len(plan) - len(todo)

@@ -686,10 +686,6 @@ class Store:
         with contextlib.suppress(sqlite3.Error), self._write() as db:
             db.execute("DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token))
 
-    def holds_lease(self, run_id: int) -> bool:
-        """Whether this store object holds the run's lease now."""
-        return run_id in self._leases
-
     def heartbeat(self, run_id: int) -> None:
         """Say the lease holder is alive (no-op without a lease); ``LeaseHeld`` if it was lost."""
         token = self._leases.get(run_id)

@@ -11,6 +11,7 @@ Python externally managed (PEP 668); then the fix is a venv, and the error says 
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,11 @@ def shell_path(path: str) -> str:
     return shlex.quote(path)
 
 
+def _word(text: str) -> str:
+    """``text`` quoted for a shell only when it needs it (``~`` is shown as typed)."""
+    return text if re.fullmatch(r"[\w@%+=:,./~-]+", text) else shlex.quote(text)
+
+
 def venv_fix(config: DeviceConfig) -> str:
     """How to make a venv with the runtime on the device when pip --user is refused."""
     venv = f"{config.workdir or '~/.cache/mnbench'}/venv"
@@ -86,7 +92,7 @@ def venv_fix(config: DeviceConfig) -> str:
     )
     return (
         device_command(config, ["sh", "-c", script])
-        + f"  # then set python = {shlex.quote(venv + '/bin/python')}"
+        + f"  # then set python = {_word(venv + '/bin/python')}"
     )
 
 

@@ -198,3 +198,37 @@ def test_keep_workdir_says_where_it_is(tmp_path: Path) -> None:
     (kept,) = list((tmp_path / "tmp").glob("mnbench-*"))
     assert f"kept the work directory {kept}\n" in done.stderr
     assert (kept / "runner.py").is_file()
+
+
+def test_stopped_regress_says_how_to_finish_both_sides(tmp_path: Path) -> None:
+    """After SIGTERM both runs are interrupted and the line names each side's resume."""
+    from harness.runtimes import ensure_runtime
+
+    oldest, newest = "onnxruntime==1.15.1", "onnxruntime==1.31.1"
+    ensure_runtime(oldest), ensure_runtime(newest)
+    db = tmp_path / "db.sqlite"
+    argv = [sys.executable, "-m", "harness", "regress", "--baseline", oldest]
+    argv += ["--candidate", newest, "--db", str(db), "--models-dir", str(tmp_path / "models")]
+    argv += ["--alpha", "0.25", "--resolution", "96", "--threads", "1", "--trials", "4"]
+    argv += ["--min-time", str(MIN_TIME_S), "--max-time", str(MIN_TIME_S + 1), "--quiet"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mnbench: interrupted (SIGTERM); what was measured is kept; ")
+    assert "`mnbench run --resume 1` and `mnbench run --resume 2`" in last
+    assert "`mnbench compare 1 2`" in last
+    with Store.open(db) as store:
+        assert [store.get_run(r).status for r in (1, 2)] == ["interrupted", "interrupted"]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import signal
 import statistics
 import sys
@@ -268,6 +269,7 @@ class Sweep:
         self.transport = transport or open_transport(device)
         self._remote_runner: str | None = None
         self._pushed: dict[str, str] = {}
+        self._session: str | None = None
         self.facts: dict[str, Any] = {}
 
     resume_command: str | None = None
@@ -277,11 +279,44 @@ class Sweep:
         """What to type to finish the run after it stopped."""
         return self.resume_command or f"resume with `mnbench run --resume {run_id}`"
 
+    keep_files: bool = False
+    """Leave what this sweep pushed on the device (``--keep-workdir``)."""
+
     def close(self) -> None:
+        self.remove_files()
         self.transport.close()
 
+    @property
+    def session_dir(self) -> str | None:
+        """The directory on the device holding what this sweep pushed (None before a push)."""
+        return self._session
+
     def remote_path(self, name: str) -> str:
-        return f"{self.transport.workdir.rstrip('/')}/{name}"
+        """Where ``name`` goes on the device: a directory of this sweep's own inside the
+        device's work directory, so sweeps sharing a board never remove each other's files."""
+        return f"{self._session_dir()}/{name}"
+
+    def _session_dir(self) -> str:
+        if self._session is None:
+            workdir = self.transport.workdir.rstrip("/")
+            self._session = f"{workdir}/session-{os.getpid()}-{secrets.token_hex(4)}"
+        return self._session
+
+    def share_files(self, other: Sweep) -> None:
+        """Use the files ``other`` pushes (same device, same models): one copy for both."""
+        self._session = other._session_dir()
+        self._pushed = other._pushed
+
+    def remove_files(self) -> None:
+        """Remove the runner and model copies this sweep pushed (best effort: a lost device
+        keeps them), unless ``keep_files``."""
+        session, self._session = self._session, None
+        if session is None or self.keep_files:
+            return
+        self._remote_runner = None
+        self._pushed.clear()
+        with contextlib.suppress(TransportError, OSError):
+            self.transport.run(["rm", "-rf", "--", session], timeout_s=60, check=False)
 
     def push_runner(self) -> str:
         if self._remote_runner is None:

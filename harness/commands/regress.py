@@ -232,9 +232,11 @@ def run(args: argparse.Namespace) -> int:
             "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
             "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
         }
+        sweeps["B"].share_files(sweeps["A"])
         facts = probe_device(device, transport)
         threads = args.threads or [default_cpu_count(facts)]
         runs: dict[str, int] = {}
+        kept: str | None = None
         try:
             for side, label, spec in (
                 ("A", label_a, args.baseline),
@@ -290,9 +292,13 @@ def run(args: argparse.Namespace) -> int:
                         store.set_run_status(run_id, "interrupted")
             raise
         finally:
-            kept = getattr(transport, "created_workdir", None)
+            for sweep in sweeps.values():
+                sweep.keep_files = args.keep_workdir
+                kept = sweep.session_dir or kept
+                sweep.remove_files()
     if kept and args.keep_workdir:
-        print(f"kept the work directory {kept}", file=sys.stderr)
+        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
+        print(f"kept the work directory {where}", file=sys.stderr)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
 

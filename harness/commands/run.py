@@ -223,8 +223,9 @@ def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-workdir",
         action="store_true",
-        help="keep the temporary work directory of a local run (runner and model copies) "
-        "and print where it is; by default it is removed when the run ends",
+        help="keep the runner and model copies on the device (a local run's temporary "
+        "work directory) and print where they are; by default they are removed when the "
+        "run ends",
     )
 
 
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(models, threads, args.trials, cpus)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
-            close_run_transport(transport)
+            close_run_transport(transport, sweep)
         return _finish(store, outcome)
 
 
@@ -304,6 +305,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
     stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
     with store.lease(run_id, "mnbench run --resume", stale_s):
         transport = open_run_transport(device, args)
+        sweep: Sweep | None = None
         try:
             if stored.runtime is not None:
                 device = _regress_side_device(store, run_id, stored, device, transport)
@@ -314,7 +316,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
-            close_run_transport(transport)
+            close_run_transport(transport, sweep)
     return _finish(store, outcome)
 
 
@@ -347,13 +349,18 @@ def open_run_transport(device: DeviceConfig, args: argparse.Namespace) -> Transp
     return open_transport(device, keep_workdir=bool(getattr(args, "keep_workdir", False)))
 
 
-def close_run_transport(transport: Transport) -> None:
-    """Close the transport; say where a kept temporary work directory is."""
-    kept = getattr(transport, "created_workdir", None)
-    keep = getattr(transport, "keep_workdir", False)
+def close_run_transport(transport: Transport, sweep: Sweep | None = None) -> None:
+    """Remove what the sweep pushed and close the transport; with --keep-workdir, say
+    where the kept files are instead."""
+    keep = bool(getattr(transport, "keep_workdir", False))
+    kept = sweep.session_dir if sweep is not None else None
+    if sweep is not None:
+        sweep.keep_files = keep
+        sweep.remove_files()
     transport.close()
-    if kept and keep:
-        print(f"kept the work directory {kept}", file=sys.stderr)
+    if keep and kept:
+        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
+        print(f"kept the work directory {where}", file=sys.stderr)
 
 
 def _finish(store: Store, outcome: SweepOutcome) -> int:

@@ -169,6 +169,8 @@ def _stop_and_resume(
         assert "Traceback" not in err and len(lines) == 2  # "run 1: ..." and that line
         assert run.status == "interrupted" and lease is None
         assert workdirs == []
+        # On a board, what the sweep pushed (runner, model copies) is removed too.
+        assert list((tmp_path / "board").glob("session-*")) == []
     done = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "1", "--quiet"],
         capture_output=True,
@@ -195,9 +197,9 @@ def test_keep_workdir_says_where_it_is(tmp_path: Path) -> None:
     argv += ["--quiet", "--keep-workdir"]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    (kept,) = list((tmp_path / "tmp").glob("mnbench-*"))
+    (kept,) = list((tmp_path / "tmp").glob("mnbench-*/session-*"))
     assert f"kept the work directory {kept}\n" in done.stderr
-    assert (kept / "runner.py").is_file()
+    assert (kept / "runner.py").is_file() and list((kept / "models").glob("*.onnx"))
 
 
 def test_stopped_regress_says_how_to_finish_both_sides(tmp_path: Path) -> None:

@@ -72,8 +72,12 @@ class AdbTransport(ClosingContext):
         server_port: int | None = None,
         workdir: str | None = None,
     ) -> None:
-        if not serial:
-            raise TransportError("no adb serial given; list devices with 'adb devices'")
+        if not serial or serial.startswith("-") or re.search(r"[\s\x00-\x1f\x7f]", serial):
+            raise TransportError(
+                f"invalid adb serial {serial!r}; list devices with 'adb devices'"
+                if serial
+                else "no adb serial given; list devices with 'adb devices'"
+            )
         self.serial = serial
         self._adb = adb
         self._server_host = server_host

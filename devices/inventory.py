@@ -217,7 +217,7 @@ def config_from_table(
         )
     elif kind == "adb":
         serial = table.get("serial")
-        if not serial or _BAD_CHARS.search(serial):
+        if not serial or _BAD_CHARS.search(serial) or serial.startswith("-"):
             raise _fail(name, 'an adb device needs serial = "..." (see `adb devices`)')
         fields.update(serial=serial, adb_path=table.get("adb", "adb"))
         if "adb_server" in table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -265,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
                 lease_holder="mnbench run",
                 lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
             )
+            sweep.resume_command = resume_hint(run_id, args)
             print(
                 f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
                 f"{args.trials} trials on {device.name} -> {db_path}",
@@ -290,7 +292,7 @@ def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
 
 
 def _resume(args: argparse.Namespace, store: Store) -> int:
-    from harness.stored import check_stored_config
+    from harness.stored import check_same_device, check_stored_config, check_stored_device
 
     run_id = store.resolve_run_id(args.resume)
     record = store.get_run(run_id)
@@ -299,8 +301,12 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         raise UserError(f"run {run_id} has no stored plan to resume; start a new run")
     # Everything below comes from the database file: checked like the command line.
     stored = check_stored_config(run_id, config, record.device)
-    args.device = stored.device
-    device = resolve(args)
+    if args.device == "local":  # not given: the run's own device, checked
+        args.device = check_stored_device(run_id, stored.device)
+        device = resolve(args)
+    else:  # the user names it (an inventory entry for a URL that named a program)
+        device = resolve(args)
+        check_same_device(run_id, stored.device, record.device_kind, device)
     settings = RunnerSettings(**stored.settings)
     stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
     with store.lease(run_id, "mnbench run --resume", stale_s):
@@ -313,6 +319,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
             sweep = Sweep(device, store, settings, stored.timeout_s, transport)
             sweep.facts = dict(record.device_facts)
+            sweep.resume_command = resume_hint(run_id, args)
             print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
@@ -342,6 +349,22 @@ def _regress_side_device(
         )
     python, _ = runtime_python(runtime, device, transport)
     return replace(device, python=python)
+
+
+def resume_hint(run_id: int, args: argparse.Namespace) -> str:
+    """``resume with `mnbench run --resume N ...``` with the options that find the same
+    database and device again (a device URL that names a program is never read back from
+    the database, so it is given again)."""
+    from harness.stored import names_program
+
+    argv = ["mnbench", "run", "--resume", str(run_id)]
+    if names_program(str(args.device)):
+        argv += ["--device", str(args.device)]
+    if args.inventory is not None:
+        argv += ["--inventory", str(args.inventory)]
+    if args.db is not None:
+        argv += ["--db", str(args.db)]
+    return f"resume with `{shlex.join(argv)}`"
 
 
 def open_run_transport(device: DeviceConfig, args: argparse.Namespace) -> Transport:

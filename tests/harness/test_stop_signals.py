@@ -10,6 +10,7 @@ and that ``--resume`` completes the run with every measurement exactly once.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -120,6 +121,10 @@ def _stop_and_resume(
     db = tmp_path / "db.sqlite"
     env = _env(tmp_path)
     argv = [sys.executable, "-m", "harness", "run", "--device", device, "--db", str(db)]
+    # A URL naming the board's python is given again: a database never names a program.
+    resume = ["mnbench", "run", "--resume", "1"]
+    resume += ["--device", device] if "python=" in device else []
+    resume += ["--db", str(db)]
     argv += ["--models-dir", str(tmp_path / "models"), "--alpha", "0.25", "--resolution", "96"]
     argv += ["--threads", "1", "--trials", str(TRIALS), "--min-time", str(MIN_TIME_S)]
     argv += ["--max-time", str(MIN_TIME_S + 1)]
@@ -164,7 +169,7 @@ def _stop_and_resume(
         lines = [line for line in err.strip().splitlines() if "accept-new" not in line]
         assert lines[-1] == (
             f"mnbench: interrupted ({name}); what was measured is kept; resume with "
-            "`mnbench run --resume 1`"
+            f"`{shlex.join(resume)}`"
         )
         assert "Traceback" not in err and len(lines) == 2  # "run 1: ..." and that line
         assert run.status == "interrupted" and lease is None
@@ -172,7 +177,7 @@ def _stop_and_resume(
         # On a board, what the sweep pushed (runner, model copies) is removed too.
         assert list((tmp_path / "board").glob("session-*")) == []
     done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "1", "--quiet"],
+        [sys.executable, "-m", "harness", *resume[1:], "--quiet"],
         capture_output=True,
         text=True,
         env=env,

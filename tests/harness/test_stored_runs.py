@@ -303,3 +303,40 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
         }
         with store.lease(run_id, "mnbench run", 60):
             assert store.lease_holder(run_id) is not None
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "adb://-cexec(bytes.fromhex('00'))?adb={python}",
+        "adb://phone?adb=/bin/sh&server=127.0.0.1:5037",
+        "ssh://pi@board?python=sh%20-c%20'touch%20{canary}'",
+        "adb://phone?perf_test=/tmp/tool&libs=/tmp/a.so",
+    ],
+)
+def test_stored_url_naming_a_program_is_not_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str
+) -> None:
+    canary = tmp_path / "canary"
+    db = tmp_path / "crafted.sqlite"
+    run_id = _crafted_db(db, _config(device.format(python=sys.executable, canary=canary)))
+    before = _snapshot(db)
+    rc = main(["run", "--db", str(db), "--resume", str(run_id), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "stored device URL names a program" in err and "--device URL" in err
+    assert not canary.exists() and _snapshot(db) == before
+
+
+def test_a_device_given_on_resume_must_be_the_runs_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "crafted.sqlite"
+    run_id = _crafted_db(db, _config("ssh://pi@board:2222?python=python3"))
+    for other, why in (
+        ("ssh://pi@elsewhere:2222?python=python3", "measured on ssh://pi@board:2222, not on"),
+        ("adb://phone?python=python3", "was measured on a ssh device"),
+    ):
+        rc = main(["run", "--db", str(db), "--resume", str(run_id), "--device", other])
+        err = capsys.readouterr().err
+        assert rc == 2 and why in err, err

@@ -20,7 +20,7 @@ from typing import Protocol, cast
 
 from harness import __version__
 from harness.commands import COMMANDS
-from harness.errors import Interrupted, UserError, disk_full_message
+from harness.errors import Interrupted, UserError, disk_full_message, request_stop, reset_stop
 
 
 class CommandModule(Protocol):
@@ -69,6 +69,7 @@ def _stop_signals_interrupt() -> Iterator[None]:
         nonlocal raised
         if not raised:
             raised = True
+            request_stop(signum)
             raise Interrupted(signum)
 
     previous = {}
@@ -81,6 +82,7 @@ def _stop_signals_interrupt() -> Iterator[None]:
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
+        reset_stop()
 
 
 def _interrupted_line(signum: int, hint: str | None) -> str:

@@ -36,6 +36,29 @@ class Interrupted(BaseException):
         self.hint = hint
 
 
+_stop_signals: list[int] = []
+
+
+def request_stop(signum: int) -> None:
+    """Remember that SIGTERM/SIGHUP asked the harness to stop (see ``check_stop``)."""
+    _stop_signals.append(signum)
+
+
+def reset_stop() -> None:
+    """Forget stop signals (the command that received them has ended)."""
+    _stop_signals.clear()
+
+
+def check_stop() -> None:
+    """Raise ``Interrupted`` again if a stop signal arrived whose exception was lost.
+
+    A signal handler's exception is swallowed when the signal lands inside a destructor or a
+    callback whose errors Python ignores; the sweep calls this before every measurement so
+    such a stop still happens."""
+    if _stop_signals:
+        raise Interrupted(_stop_signals[0])
+
+
 def disk_full_message(exc: BaseException) -> str | None:
     """One line for an out-of-space error (``ENOSPC``/``EDQUOT`` or SQLite's "disk is full"),
     else None."""

@@ -30,7 +30,7 @@ import onnx
 from devices.device import DeviceConfig, open_transport
 from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
 from harness.cost import analyze_model, load_model_file
-from harness.errors import Interrupted, UserError, disk_full_message
+from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
 from harness.precision import CalibrationSource
@@ -445,6 +445,7 @@ def measure_into(
     sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
 ) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
+    check_stop()
     sweep.store.heartbeat(run_id)
     try:
         status, reason, doc = sweep.measure(item)

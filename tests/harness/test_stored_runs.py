@@ -340,3 +340,36 @@ def test_a_device_given_on_resume_must_be_the_runs_own(
         rc = main(["run", "--db", str(db), "--resume", str(run_id), "--device", other])
         err = capsys.readouterr().err
         assert rc == 2 and why in err, err
+
+
+def test_two_resumes_at_once_measure_each_item_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "db.sqlite"
+    argv = ["run", "--db", str(db), "--models-dir", str(tmp_path / "m"), "--alpha", "0.25"]
+    # Each measurement takes a second, so a resume holds the lease long after the other
+    # process has started.
+    argv += ["--resolution", "96", "--threads", "1", "--trials", "3", "--min-time", "1"]
+    argv += ["--max-time", "1.5", "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM measurements WHERE trial > 1")
+        con.execute("UPDATE runs SET status = 'interrupted'")
+        kept = {r[0] for r in con.execute("SELECT id FROM measurements")}
+    con.close()
+    resume = [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "1"]
+    procs = [
+        subprocess.Popen([*resume, "--quiet"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    (refusal,) = [err for rc, err in results if rc == 2]
+    assert "run 1 is being measured by mnbench run --resume (pid " in refusal
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT id, trial, created_at FROM measurements").fetchall()
+    con.close()
+    assert sorted(trial for _, trial, _ in rows) == [1, 2, 3]
+    assert kept <= {row[0] for row in rows}

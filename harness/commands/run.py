@@ -214,7 +214,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--resume",
         default=None,
         metavar="RUN_ID|latest",
-        help="finish an interrupted run: measure only what it is missing",
+        help="finish an interrupted run: measure only what it is missing, on the run's own "
+        "device (give --device again when its URL names a program: python=, adb=)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_keep_workdir_argument(parser)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from devices.probe import MAX_CPU
 from devices.transport import Transport
 from harness.errors import UserError
 
@@ -198,16 +199,20 @@ def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
         try:
             mask = int(text, 16)
         except ValueError:
-            raise UserError(f"bad CPU mask {spec!r}; write it in hex like 0xf0") from None
+            raise UserError(f"bad CPU mask {spec[:60]!r}; write it in hex like 0xf0") from None
+        if mask.bit_length() > MAX_CPU + 1:
+            raise UserError(
+                f"CPU mask {spec[:60]!r} names cores above {MAX_CPU}; no device has them"
+            )
         cpus = [bit for bit in range(mask.bit_length()) if mask >> bit & 1]
     else:
         cpus = _parse_cpu_list(spec)
     if not cpus:
-        raise UserError(f"CPU selection {spec!r} selects no cores; pick at least one")
+        raise UserError(f"CPU selection {spec[:60]!r} selects no cores; pick at least one")
     missing = [cpu for cpu in cpus if known and cpu not in known]
     if missing:
         raise UserError(
-            f"CPU selection {spec!r} names cores {missing} the device does not have "
+            f"CPU selection {spec[:60]!r} names cores {_few(missing)} the device does not have "
             f"(it has {_span(sorted(known))}); choose among those"
         )
     return cpus
@@ -324,12 +329,22 @@ def _parse_cpu_list(spec: str) -> list[int]:
             start, end = int(first), int(last or first)
             if end < start:
                 raise ValueError
+            if end > MAX_CPU:
+                raise UserError(
+                    f"CPU selection {spec[:60]!r} names core {end}; core numbers stop at {MAX_CPU}"
+                )
             cpus.update(range(start, end + 1))
     except ValueError:
         raise UserError(
-            f"bad CPU selection {spec!r}; use big, little, prime, all, 0,1,4-7 or a mask like 0xf0"
+            f"bad CPU selection {spec[:60]!r}; use big, little, prime, all, 0,1,4-7 "
+            "or a mask like 0xf0"
         ) from None
     return sorted(cpus)
+
+
+def _few(cpus: Sequence[int]) -> str:
+    """A short list of core numbers for a message: all of them, or the ends and the count."""
+    return str(list(cpus)) if len(cpus) <= 8 else f"[{cpus[0]}, ..., {cpus[-1]}] ({len(cpus)})"
 
 
 def _span(cpus: Sequence[int]) -> str:

@@ -24,6 +24,7 @@ perf_test_libs) are relative to the inventory file's directory.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -48,6 +49,7 @@ URL_FORMS = "local, ssh://user@host:port, adb://SERIAL"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_CONNECT_TIMEOUT_S = 86_400.0
 
 
 class InventoryError(UserError):
@@ -174,8 +176,10 @@ def config_from_table(
         if not _ENV_KEY.match(key):
             raise _fail(name, f"env key {key!r} is not a valid variable name")
     timeout = float(table.get("connect_timeout_s", 10.0))
-    if timeout <= 0:
-        raise _fail(name, "connect_timeout_s must be > 0")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_CONNECT_TIMEOUT_S):
+        raise _fail(
+            name, f"connect_timeout_s must be a number of seconds from 0 to 86400, not {timeout}"
+        )
     fields: dict[str, Any] = {
         "name": name,
         "kind": kind,
@@ -240,6 +244,16 @@ def load_inventory(path: Path) -> dict[str, DeviceConfig]:
         raise InventoryError(
             f"device inventory {path} does not exist; create it or give a device URL ({URL_FORMS})"
         ) from None
+    except IsADirectoryError:
+        raise InventoryError(
+            f"device inventory {path} is a directory; give the path of a TOML file"
+        ) from None
+    except OSError as exc:
+        raise InventoryError(
+            f"cannot read device inventory {path} ({exc.strerror}); check its permissions"
+        ) from None
+    except UnicodeDecodeError:
+        raise InventoryError(f"{path} is not UTF-8 text; save the inventory as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(f"{path} is not valid TOML: {exc}; fix the file") from None
     unknown = sorted(set(data) - {"devices"})
@@ -279,6 +293,8 @@ def _url_params(url: str, query: str, allowed: dict[str, str]) -> dict[str, Any]
         elif target == "connect_timeout_s":
             try:
                 table[target] = float(value)
+                if not math.isfinite(table[target]):
+                    raise ValueError(value)
             except ValueError:
                 raise InventoryError(
                     f"device URL {url!r}: {key} must be a number of seconds, not {value!r}"
@@ -319,7 +335,14 @@ def parse_device_url(url: str) -> DeviceConfig:
     """A ``DeviceConfig`` from ``ssh://...`` or ``adb://...``."""
     if _BAD_CHARS.search(url):
         raise InventoryError(f"device URL {url!r} contains whitespace or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname  # parses (and checks) a bracketed address
+    except ValueError as exc:
+        raise InventoryError(
+            f"device URL {url!r} is malformed ({exc}); write e.g. ssh://user@host:port "
+            "or ssh://user@[::1]:22"
+        ) from None
     name = f"{parts.scheme}://{parts.netloc}"
     if parts.scheme == "ssh":
         if parts.path not in ("", "/") or parts.fragment:

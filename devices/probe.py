@@ -377,12 +377,58 @@ def clusters(facts: DeviceFacts) -> tuple[list[int], list[int]]:
     return big, little
 
 
+_CPU_PIECE = re.compile(r"(\d{1,12})(?:-(\d{1,12}))?\Z")
+_CPU_WORDS = ("big", "little", "prime", "all")
+MAX_CPU = 4095
+"""Highest core number a CPU list may name (Linux's NR_CPUS stops at 8192)."""
+MAX_SPEC_CHARS = 200
+
+
+def check_cpu_spec(text: str, name: str = "cpus") -> str:
+    """Refuse a CPU list whose numbers or size no machine has, before anything expands it."""
+    spec = text.strip().lower()
+    if spec in _CPU_WORDS:
+        return text
+    if len(spec) > MAX_SPEC_CHARS:
+        raise UserError(f"{name} {_shown(text)} is too long; give core numbers, ranges or a word")
+    if spec.startswith("0x"):
+        digits = spec[2:]
+        if not digits or not re.fullmatch(r"[0-9a-f]+", digits):
+            raise UserError(f"{name} {_shown(text)} is not a hex mask; write it like 0xf0")
+        if int(digits, 16).bit_length() > MAX_CPU + 1:
+            raise UserError(
+                f"{name} {_shown(text)} names cores above {MAX_CPU}; no device has them"
+            )
+        return text
+    for piece in spec.split(","):
+        match = _CPU_PIECE.match(piece.strip())
+        if not match:
+            raise UserError(
+                f"{name} {_shown(text)} is not a CPU list; use core numbers (0,1), ranges "
+                "(4-7), big, little, all or a hex mask (0xf0)"
+            )
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) else first
+        if last > MAX_CPU:
+            raise UserError(
+                f"{name} {_shown(text)} names core {last}; core numbers stop at {MAX_CPU}"
+            )
+        if last < first:
+            raise UserError(f"{name}: range {piece.strip()!r} runs backwards; write low-high")
+    return text
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "...")
+
+
 def resolve_cpus(
     spec: str | None, facts: DeviceFacts | Mapping[str, Any] | None = None
 ) -> list[int] | None:
     """Core numbers for a spec ("0,1", "4-7", "big", "little", "all", "0xf0"); None = no pinning."""
     if spec is None or not spec.strip():
         return None
+    check_cpu_spec(spec)
     if facts is not None and not isinstance(facts, DeviceFacts):
         facts = DeviceFacts.from_dict(facts)
     text = spec.strip().lower()
@@ -420,7 +466,8 @@ def resolve_cpus(
         missing = sorted(cpus - set(available))
         if missing:
             raise UserError(
-                f"cpus {spec!r} names cores {missing} that the device does not have; "
+                f"cpus {_shown(spec)} names cores {_ranges(missing)} that the device does not "
+                "have; "
                 f"it has {_ranges(available)}"
             )
     return sorted(cpus)

@@ -33,6 +33,10 @@ class CommandModule(Protocol):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "argument --x: --x 'v' is ..." from a type= check that names its flag: say it once
+        head, sep, rest = message.partition(": ")
+        if sep and head.startswith("argument ") and rest.startswith(head[9:].split("/")[0]):
+            message = rest
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
@@ -51,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMANDS.values():
         cast(CommandModule, importlib.import_module(module_name)).add_parser(sub)
     return parser
+
+
+RESUMABLE = ("run", "layers", "regress")
+"""Verbs that store a run as they go, so an interrupted one can be resumed."""
 
 
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
@@ -85,41 +93,50 @@ def _stop_signals_interrupt() -> Iterator[None]:
         reset_stop()
 
 
-def _interrupted_line(signum: int, hint: str | None) -> str:
+def _interrupted_line(signum: int, hint: str | None, command: str | None) -> str:
     try:
         name = signal.Signals(signum).name
     except ValueError:
         name = f"signal {signum}"
-    if hint is None:
-        return f"mnbench: interrupted ({name})"
-    return f"mnbench: interrupted ({name}); what was measured is kept; {hint}"
+    if hint is not None:
+        return f"mnbench: interrupted ({name}); what was measured is kept; {hint}"
+    if command in RESUMABLE:
+        return (
+            f"mnbench: interrupted ({name}); what was measured is kept, resume with --resume latest"
+        )
+    return (
+        f"mnbench: interrupted ({name}); nothing of {command or 'it'} was left half-written, "
+        "run it again"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    command = None
     try:
         with _stop_signals_interrupt():
             parser = build_parser()
             args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+            command = args.command
             module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
             return module.run(args)
     except UserError as exc:
         print(f"mnbench: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except Interrupted as exc:
-        print(_interrupted_line(exc.signum, exc.hint), file=sys.stderr)
+        print(_interrupted_line(exc.signum, exc.hint, command), file=sys.stderr)
         return 128 + exc.signum
+    except BrokenPipeError:  # the reader went away (`mnbench results | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (OSError, sqlite3.OperationalError) as exc:
         full = disk_full_message(exc)
         if full is None:
             raise
         print(f"mnbench: error: {full}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader went away (`mnbench results | head`)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
     except KeyboardInterrupt:
-        print(_interrupted_line(signal.SIGINT, None), file=sys.stderr)
+        print(_interrupted_line(signal.SIGINT, None, command), file=sys.stderr)
         return 130
 
 

@@ -165,6 +165,13 @@ def _concrete(
     fixed.CopyFrom(model)
     notes: list[str] = []
     initializers = {t.name for t in fixed.graph.initializer}
+    inputs = [v.name for v in fixed.graph.input if v.name not in initializers]
+    unknown = sorted(set(shapes) - set(inputs))
+    if unknown:
+        raise UserError(
+            f"--shape {unknown[0]}: the model has no input of that name; its inputs are "
+            f"{', '.join(inputs) or 'none'}"
+        )
     for value in fixed.graph.input:
         if value.name in initializers:
             continue
@@ -181,6 +188,11 @@ def _concrete(
                 dim.dim_value = int(size)
             continue
         for dim in dims:
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                raise UserError(
+                    f"input {value.name} declares the negative dimension {dim.dim_value}; "
+                    f"fix the model or give its shape with --shape {value.name}=DIMS"
+                )
             if not dim.HasField("dim_value") or dim.dim_value <= 0:
                 label = dim.dim_param or "?"
                 dim.Clear()
@@ -234,14 +246,14 @@ def _macs(node: onnx.NodeProto, shapes: Mapping[str, tuple[tuple[int, ...] | Non
         return math.prod(out) * math.prod(weight[1:])
     if node.op_type == "Gemm":
         a, b = shape(node.input[0]), shape(node.input[1])
-        if a is None or b is None:
-            return 0
+        if a is None or b is None or len(a) != 2 or len(b) != 2:
+            return 0  # Gemm takes matrices; anything else the checker let through costs 0
         m, k = (a[1], a[0]) if _attr(node, "transA", 0) else (a[0], a[1])
         n = b[0] if _attr(node, "transB", 0) else b[1]
         return m * k * n
     if node.op_type == "MatMul":
         a, out = shape(node.input[0]), shape(node.output[0])
-        if a is None or out is None:
+        if not a or out is None:  # unknown, or a scalar (MatMul needs at least 1-D)
             return 0
         return math.prod(out) * a[-1]
     return 0
@@ -447,6 +459,10 @@ def _peak_activation_bytes(
 
 def load_model_file(path: Path) -> onnx.ModelProto:
     """Load and check an ONNX file, turning every failure into one line."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; give the path of one .onnx file in it")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file; give the path of an .onnx file")
     if not path.is_file():
         raise UserError(f"{path} does not exist; give the path of an .onnx file")
     try:

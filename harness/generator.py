@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from harness import files
 from harness.architecture import Layer, same_pads, scaled_layers
 from harness.errors import UserError
 from harness.precision import (
@@ -224,14 +224,7 @@ class GeneratedModel:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same directory, then rename: no partial files."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_atomic(path, data)
 
 
 def generate(
@@ -263,7 +256,8 @@ def _write_model(spec: ModelSpec, model: onnx.ModelProto, path: Path) -> Generat
             write_atomic(path, data)
     except OSError as exc:
         raise UserError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable directory with --out"
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable models "
+            "directory (--out of generate, --models-dir of run)"
         ) from exc
     return _generated(spec, model, path, digest, len(data))
 

@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_CALIBRATION_IMAGES = 32
 MAX_CALIBRATION_IMAGES = 256
+MAX_CALIBRATION_PIXELS = 50_000_000
+"""Pixels of one calibration image decoded at most (a 7000 x 7000 photo)."""
+MAX_ASPECT_RATIO = 16
+"""Longer side over shorter side at most: the shorter side is resized to the resolution."""
 """A folder with more images is calibrated on the first 256 by file name."""
 DEFAULT_FIDELITY_INPUTS = 64
 DEFAULT_SEED = 0
@@ -104,18 +109,42 @@ def synthetic_images(count: int, resolution: int, seed: int, purpose: Purpose) -
 
 
 def _open_image(path: Path) -> Any:
+    """The image as RGB, its size checked against the pixel budget before it is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only
+                _check_pixels(path, *image.size)
+                image.load()
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(
+            f"calibration image {path} is too large to decode (over "
+            f"{MAX_CALIBRATION_PIXELS:,} pixels); shrink it or remove it"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(
             f"cannot read calibration image {path} ({reason[:120]}); "
             "remove it or replace it with a JPEG or PNG file"
         ) from exc
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse an image over the pixel budget, or one so narrow that resizing its shorter side
+    to the resolution would blow it up past the budget."""
+    if width < 1 or height < 1 or width * height > MAX_CALIBRATION_PIXELS:
+        raise UserError(
+            f"calibration image {path} is {width}x{height} pixels, over the budget of "
+            f"{MAX_CALIBRATION_PIXELS:,}; shrink it or remove it"
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise UserError(
+            f"calibration image {path} is {width}x{height} pixels, more than "
+            f"{MAX_ASPECT_RATIO}:1; crop it or remove it"
+        )
 
 
 def load_image(path: Path, resolution: int) -> np.ndarray:

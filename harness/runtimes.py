@@ -29,10 +29,25 @@ PIP_TIMEOUT_S = 900.0
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("MNBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench"
+    """Where runtime environments live; a cache path that is a file (or lies under one) is
+    a one-line error naming the variable to fix."""
+    configured = os.environ.get("MNBENCH_CACHE")
+    root = Path(
+        configured
+        or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench"
+        )
     )
-    return Path(root) / "runtimes"
+    for path in (root / "runtimes", *(root / "runtimes").parents):
+        if path.exists():
+            if not path.is_dir():
+                variable = "MNBENCH_CACHE" if configured else "XDG_CACHE_HOME or HOME"
+                raise UserError(
+                    f"the runtime cache {root / 'runtimes'} cannot be a directory: {path} is "
+                    f"a file; point {variable} at a directory"
+                )
+            break
+    return root / "runtimes"
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,13 @@ def ensure_runtime(spec: str, python: str | None = None) -> Runtime:
     if runtime.complete:
         return runtime
     root = runtime.path.parent
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the runtime cache {root} ({exc.strerror}); point MNBENCH_CACHE at "
+            "a writable directory"
+        ) from None
     if runtime.path.exists():
         shutil.rmtree(runtime.path)  # a half-built environment: start again
     build = Path(tempfile.mkdtemp(prefix=f".{runtime.path.name}.", dir=root))

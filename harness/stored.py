@@ -20,9 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DeviceConfig
 from harness.errors import UserError
+from harness.validate import MAX_THREADS, MAX_TIME_S, MAX_TRIALS
 
-MAX_THREADS = 4096
-MAX_TRIALS = 1_000_000
 MAX_CPU = 65535
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
@@ -84,8 +83,8 @@ def check_settings(run_id: int, value: object) -> dict[str, Any]:
         raise _fail(run_id, f"runner setting {sorted(set(value) - names)[0]!r}")
     checks: dict[str, Callable[[Any], bool]] = {
         "target_ci": lambda v: _number(v) and v <= 1,
-        "min_time_s": lambda v: _number(v) and v <= 86400,
-        "max_time_s": lambda v: _number(v) and v <= 86400,
+        "min_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
+        "max_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
         "min_samples": lambda v: _integer(v, 1, 10_000_000),
         "fixed": lambda v: v is None or _integer(v, 1, 10_000_000),
         "opt_level": lambda v: v in _OPT_LEVELS,

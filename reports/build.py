@@ -6,13 +6,16 @@ runs and calls it. Every file is written to a temporary name beside its target a
 into place with ``os.replace`` (pypa/build's habit), so a reader never sees half a report.
 
 Files in the output directory: ``report.html`` (self-contained), ``summary.md``, and per
-chart ``<name>.png`` (``<name>.svg`` where vectors help) with ``<name>.csv`` holding its data.
+chart ``<name>.png`` (``<name>.svg`` where vectors help) with ``<name>.csv`` holding its data,
+and ``.mnbench-report.json``, the manifest of those names: a later report replaces or removes
+only files listed there, and a non-empty directory without one is refused (it holds someone
+else's files).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import __version__
+from harness import __version__, files
 from harness.errors import UserError
 from harness.layers import PROBE_VARIANT_PREFIX, layer_table
+from harness.validate import creatable_dir
 from reports.accuracy import accuracy_table
 from reports.charts import (
     Chart,
@@ -52,6 +56,10 @@ CHART_NAMES: tuple[str, ...] = (
     "ratio_vs_channels",
     "roofline",
 )
+MANIFEST_NAME = ".mnbench-report.json"
+"""Lists the files a report wrote into its directory: the only ones a later report replaces
+or removes."""
+MANIFEST_SCHEMA = "mnbench.report-manifest/1"
 REFERENCE_NOTE = (
     "TF-Slim reference top-1 (tensorflow/models research/slim/nets/"
     "mobilenet_v1.md @ 10cf1c0a, checkpoints mobilenet_v1_2018_08_02: float "
@@ -74,14 +82,52 @@ class ReportFiles:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    files.write_atomic(path, data, suffix=".tmp")
+
+
+def read_manifest(out_dir: Path) -> set[str] | None:
+    """The names an earlier report wrote into ``out_dir`` (its manifest); None when the
+    directory holds no earlier report. A directory that does not exist or is empty has an
+    empty manifest: everything in it may be written."""
+    if not out_dir.is_dir():
+        return set()
+    manifest = out_dir / MANIFEST_NAME
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None if any(out_dir.iterdir()) else set()
+    except (OSError, ValueError):
+        doc = None
+    names = doc.get("files") if isinstance(doc, dict) else None
+    if doc is None or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(names, list):
+        raise UserError(
+            f"{manifest} is not a report manifest of mnbench; give --out another directory"
+        )
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n != MANIFEST_NAME}
+
+
+def check_out_dir(out_dir: Path) -> set[str]:
+    """Refuse an output directory this report would have to clobber; the names it owns.
+
+    A report replaces or removes only files listed in the directory's manifest; a non-empty
+    directory without one holds someone else's files and is refused."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(
+            f"output path {out_dir} exists and is not a directory; give --out a directory"
+        )
+    creatable_dir(out_dir, "--out")
+    owned = read_manifest(out_dir)
+    if owned is None:
+        raise UserError(
+            f"{out_dir} already holds files and no earlier mnbench report; "
+            "give --out an empty or new directory"
+        )
+    return owned
+
+
+def _write_manifest(out_dir: Path, names: Sequence[str]) -> None:
+    doc = {"schema": MANIFEST_SCHEMA, "files": sorted(set(names))}
+    write_atomic(out_dir / MANIFEST_NAME, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
@@ -153,49 +199,63 @@ def render_report(
     generated_at: datetime | None = None,
 ) -> ReportFiles:
     """Write the report for these frames into ``out_dir`` (created if needed)."""
-    out_dir = prepare_out_dir(Path(out_dir))
+    out_dir = Path(out_dir)
+    owned = check_out_dir(out_dir)
     charts = draw_charts(
         runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles, layers=layers
     )
+    contents: dict[str, bytes | None] = {}
+    for chart in charts:
+        contents[f"{chart.name}.png"] = chart.png
+        contents[f"{chart.name}.svg"] = chart.svg
+        contents[f"{chart.name}.csv"] = (
+            chart.data.to_csv(index=False).encode("utf-8") if chart.has_image else None
+        )
+    contents["report.html"] = render_html(
+        runs,
+        results,
+        charts,
+        harness_version=__version__,
+        accuracy_note=accuracy_note,
+        measurements=measurements,
+        generated_at=generated_at,
+    ).encode("utf-8")
+    contents["summary.md"] = render_summary(
+        runs, results, charts, harness_version=__version__
+    ).encode("utf-8")
+    written = [name for name, content in contents.items() if content is not None]
+    foreign = sorted(n for n in written if n not in owned and (out_dir / n).exists())
+    if foreign:
+        raise UserError(
+            f"{out_dir / foreign[0]} was not written by an mnbench report and would be "
+            "replaced; move it away or give --out another directory"
+        )
+    out_dir = prepare_out_dir(out_dir)
     images: list[Path] = []
     data: list[Path] = []
     try:
-        for chart in charts:
-            targets = {
-                f"{chart.name}.png": chart.png,
-                f"{chart.name}.svg": chart.svg,
-                f"{chart.name}.csv": chart.data.to_csv(index=False).encode("utf-8")
-                if chart.has_image
-                else None,
-            }
-            for file_name, content in targets.items():
-                path = out_dir / file_name
-                if content is None:
-                    path.unlink(missing_ok=True)  # stale from an earlier report
-                    continue
-                write_atomic(path, content)
-                (data if file_name.endswith(".csv") else images).append(path)
-        html_text = render_html(
-            runs,
-            results,
-            charts,
-            harness_version=__version__,
-            accuracy_note=accuracy_note,
-            measurements=measurements,
-            generated_at=generated_at,
-        )
-        html_path = out_dir / "report.html"
-        write_atomic(html_path, html_text.encode("utf-8"))
-        summary_path = out_dir / "summary.md"
-        write_atomic(
-            summary_path,
-            render_summary(runs, results, charts, harness_version=__version__).encode("utf-8"),
-        )
+        _write_manifest(out_dir, [*owned, *written])  # a crash leaves every file owned
+        for file_name, content in contents.items():
+            path = out_dir / file_name
+            if content is None:
+                if file_name in owned:
+                    path.unlink(missing_ok=True)  # stale from an earlier report of ours
+                continue
+            write_atomic(path, content)
+            if file_name.endswith(".csv"):
+                data.append(path)
+            elif file_name not in ("report.html", "summary.md"):
+                images.append(path)
+        for stale in sorted(owned - set(contents)):
+            (out_dir / stale).unlink(missing_ok=True)
+        _write_manifest(out_dir, written)
     except OSError as exc:
         raise UserError(
             f"cannot write the report into {out_dir} ({exc.strerror or exc}); give "
             "--out a writable directory"
         ) from None
+    html_path = out_dir / "report.html"
+    summary_path = out_dir / "summary.md"
     return ReportFiles(
         out_dir=out_dir,
         html=html_path,
@@ -231,13 +291,14 @@ def build_report(
 ) -> ReportFiles:
     """Report on the given runs ("latest", ids, labels or "all") of the database at
     ``db_path`` (None: the default database) into ``out_dir``."""
+    check_out_dir(Path(out_dir))  # before any work: refuse a directory of someone else's
     accuracy = accuracy_table(Path(accuracy_csv) if accuracy_csv is not None else None)
     note = (
         REFERENCE_NOTE
         if accuracy_csv is None
         else (f"{accuracy_csv} where it gives a cell, else the {REFERENCE_NOTE}")
     )
-    with Store.open(db_path, create=False) as store:
+    with Store.open(db_path, readonly=True) as store:
         run_ids = _run_ids(store, run_specs)
         runs = store.runs_frame()
         runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)

@@ -29,9 +29,13 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from harness.table import terminal_safe
 from reports.accuracy import alpha_key
 
 matplotlib.use("Agg")
+# Labels are users' text (run labels, device and model names): '$' is a dollar sign, never
+# mathtext, so a label such as '$\foo$' cannot break a chart.
+matplotlib.rcParams["text.parse_math"] = False
 
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -1432,5 +1436,5 @@ def series_labels(runs: pd.DataFrame) -> dict[int, str]:
         label = run.get("label")
         if label is not None and str(label) and str(label) != "nan":
             parts.append(str(label))
-        labels[run_id] = " · ".join(parts)
+        labels[run_id] = terminal_safe(" · ".join(parts))  # no control characters in charts
     return labels

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from harness.table import markdown_text
 from reports.charts import Chart, cell_text, config_text, measured, series_labels
 
 
@@ -36,8 +37,10 @@ def render_summary(
         run_id = int(run["run_id"])
         created = str(run.get("created_at") or "")[:19].replace("T", " ")
         lines.append(
-            f"- run {labels[run_id]} ({run.get('device_kind') or 'device'}), "
-            f"harness {run.get('harness_version') or '?'}, {created}"
+            f"- run {markdown_text(labels[run_id])} "
+            f"({markdown_text(run.get('device_kind') or 'device')}), "
+            f"harness {markdown_text(run.get('harness_version') or '?')}, "
+            f"{markdown_text(created)}"
         )
     lines.append("")
     frame = measured(results)
@@ -79,7 +82,8 @@ def render_summary(
             )
             rows.setdefault(key, {})[column] = float(row["p50_ms"])
         headers = [
-            f"{labels.get(c[0], f'#{c[0]}')} {config_text(c[1], c[2], c[3], c[4])}" for c in columns
+            markdown_text(f"{labels.get(c[0], f'#{c[0]}')} {config_text(c[1], c[2], c[3], c[4])}")
+            for c in columns
         ]
         lines.append("Median latency (ms) per model:")
         lines.append("")
@@ -87,7 +91,7 @@ def render_summary(
         lines.append("|---|" + "---:|" * len(columns))
         for key in sorted(rows, key=lambda k: _sort_key(*k)):
             alpha, resolution, name = key
-            label = name or cell_text(alpha, resolution)
+            label = markdown_text(name) if name else cell_text(alpha, resolution)
             values = rows[key]
             lines.append(
                 f"| {label} | "
@@ -114,7 +118,7 @@ def render_summary(
     if skipped:
         lines.append(
             "Charts without data: "
-            + "; ".join(f"{c.title} ({c.missing}; run `{c.hint}`)" for c in skipped)
+            + "; ".join(f"{c.title} ({markdown_text(c.missing)}; run `{c.hint}`)" for c in skipped)
             + "."
         )
     lines.append(f"Full report: report.html (mnbench {harness_version}).")

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
+from urllib.parse import quote
 
 from harness.errors import UserError
 
@@ -310,6 +311,30 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write ``path``: the file, and its directory (the WAL and shared
+    memory files live beside it). A read-only mount says no even to root."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection to a file SQLite may not write: ``mode=ro``, or where it cannot even
+    create the WAL's shared-memory file (a read-only directory or mount) ``immutable=1``."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(
+        uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+    )
+
+
 def _not_mnbench(path: Path, why: str) -> UserError:
     return UserError(
         f"{path} is not an mnbench database ({why}); pass another --db or move it away"
@@ -347,36 +372,82 @@ class Store:
         path: Path | str | None = None,
         *,
         create: bool = True,
+        readonly: bool = False,
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> Store:
         """Open (and create or upgrade) the database at ``path`` (default: default_db_path()).
 
         ``create=False`` refuses a missing file instead of creating an empty database (for
-        verbs that only read). ``migrations`` exists so tests can stand in a longer list.
+        verbs that only read). ``readonly=True`` (implies ``create=False``) opens it without
+        writing anything: no upgrade, no journal-mode change, and on a read-only file,
+        directory or mount SQLite's read-only (or immutable) mode. A writer on a read-only database
+        is refused up front, saying so. ``migrations`` exists so tests can stand in a
+        longer list.
         """
         db_path = Path(path) if path is not None else default_db_path()
         exists = db_path.exists()
         if exists:
             _check_header(db_path)
-        elif not create:
+        elif not create or readonly:
             raise UserError(
                 f"no results database at {db_path}; measure with `mnbench run` or pass --db"
             )
         else:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create {db_path.parent} for the database ({exc.strerror}); "
+                    "pass a writable --db"
+                ) from None
+        writable = _writable(db_path)
+        if not readonly and not writable and not exists:
+            raise UserError(
+                f"cannot create {db_path}: its directory is read-only; pass a --db in a "
+                "writable directory"
+            )
+        if not readonly and not writable:
+            raise UserError(
+                f"{db_path} is read-only (file or directory not writable) and this command "
+                "writes results; copy it somewhere writable or pass another --db"
+            )
         try:
-            connection = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if readonly and not writable:
+                connection = _connect_readonly(db_path)
+            else:  # a reader where it could write issues no write, and leaves no -wal/-shm
+                connection = sqlite3.connect(
+                    str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
         except sqlite3.Error as exc:
             raise UserError(
                 f"cannot open {db_path} ({exc}); check the path and permissions"
             ) from None
         store = cls(db_path, connection)
         try:
-            store._prepare(list(migrations))
+            if readonly:
+                store._prepare_readonly(len(migrations))
+            else:
+                store._prepare(list(migrations))
         except BaseException:
             connection.close()
             raise
         return store
+
+    def _prepare_readonly(self, supported: int) -> None:
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            version = self._schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise _not_mnbench(self.path, f"sqlite: {exc}") from None
+        if version == 0:
+            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+        self._check_version(version, supported)
+        if version < supported:
+            raise UserError(
+                f"{self.path} has schema version {version} and this mnbench reads {supported}; "
+                "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
+                "mnbench that wrote it"
+            )
 
     def _prepare(self, migrations: list[Migration]) -> None:
         db = self._db
@@ -751,6 +822,8 @@ class Store:
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
             run_id = int(spec)
+            if run_id > 2**63 - 1:  # beyond SQLite's integers: no such run
+                raise self._no_run(str(spec).strip()[:24])
             if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 return run_id
             raise self._no_run(run_id)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
-from harness.table import format_table
+from harness.errors import UserError
+from harness.table import format_table, json_text, markdown_text, terminal_safe
+from harness.validate import float_arg, run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("baseline", metavar="BASELINE_RUN")
-    parser.add_argument("candidate", metavar="CANDIDATE_RUN")
+    parser.add_argument("baseline", type=run_id_arg("BASELINE_RUN"), metavar="BASELINE_RUN")
+    parser.add_argument("candidate", type=run_id_arg("CANDIDATE_RUN"), metavar="CANDIDATE_RUN")
     add_threshold_arguments(parser)
     add_db_argument(parser)
 
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=float_arg("--threshold", low=0.0, high=1000.0, low_open=False),
         default=DEFAULT_THRESHOLD_PCT,
         metavar="PCT",
         help="smallest change that matters, in %% (default 5)",
@@ -62,7 +63,7 @@ def render(comparison: Comparison, fmt: str) -> str:
 
     records = comparison_records(comparison)
     if fmt == "json":
-        return json.dumps(
+        return json_text(
             {
                 "baseline_run": comparison.baseline_run,
                 "candidate_run": comparison.candidate_run,
@@ -76,8 +77,7 @@ def render(comparison: Comparison, fmt: str) -> str:
                 "failed": [f.__dict__ for f in comparison.failed],
                 "missing": list(comparison.missing),
                 "warnings": list(comparison.warnings),
-            },
-            indent=2,
+            }
         )
     headers = [
         "model",
@@ -123,7 +123,7 @@ def render(comparison: Comparison, fmt: str) -> str:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += [
             "| "
-            + " | ".join(str(c) if not isinstance(c, float) else f"{c:.3f}" for c in row)
+            + " | ".join(markdown_text(c) if not isinstance(c, float) else f"{c:.3f}" for c in row)
             + " |"
             for row in rows
         ]
@@ -131,17 +131,24 @@ def render(comparison: Comparison, fmt: str) -> str:
             f"### mnbench: run {comparison.candidate_run} vs baseline run "
             f"{comparison.baseline_run} (threshold ±{100 * comparison.threshold:g} %)"
         )
-        return "\n".join([title, "", *lines, "", *[f"- {f}" for f in footer]])
-    return "\n".join([format_table(headers, rows), "", *footer])
+        return "\n".join([title, "", *lines, "", *[f"- {markdown_text(f)}" for f in footer]])
+    return "\n".join([format_table(headers, rows), "", *map(terminal_safe, footer)])
 
 
 def run(args: argparse.Namespace) -> int:
     from results.compare import compare_runs, exit_code
 
-    with Store.open(args.db or default_db_path()) as store:
+    with Store.open(args.db or default_db_path(), readonly=True) as store:
         base = store.resolve_run_id(args.baseline)
         cand = store.resolve_run_id(args.candidate)
         comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+    if not comparison.cells and not comparison.failed:
+        why = comparison.warnings[0] if comparison.warnings else ""
+        raise UserError(
+            f"runs {base} and {cand} have no cell in common (the same model file and "
+            f"configuration measured in both){'; ' + why if why else ''}; compare runs of "
+            "the same models and thread counts"
+        )
     print(render(comparison, args.format))
     return exit_code(comparison)
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
+import math
 from pathlib import Path
 
 from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
 from harness.errors import UserError
 from harness.precision import Fidelity, fidelity_of_model
-from harness.table import format_table
+from harness.table import format_table, json_text
+from harness.validate import INT64_MAX, quoted
+
+MAX_INPUT_ELEMENTS = 2**31 - 1
+"""Elements of one input a ``--shape`` may give (onnxruntime's tensors index with int32 in
+places; 8 GiB of float32)."""
 
 EXAMPLES = """examples:
   mnbench cost models/mobilenet_v1_1.0_224.onnx
@@ -35,15 +40,33 @@ NODE_COLUMNS = (
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:
-    """``NAME=1x3x224x224`` as (name, dims)."""
+    """``NAME=1x3x224x224`` as (name, dims), each dim a positive int64, the whole input at most
+    ``MAX_INPUT_ELEMENTS`` elements."""
     name, sep, dims = text.partition("=")
-    try:
-        values = [int(d) for d in dims.lower().replace(",", "x").split("x")]
-    except ValueError:
-        values = []
-    if not sep or not name or not values or any(v <= 0 for v in values):
-        raise UserError(f"--shape {text!r} is not NAME=DIMS; write e.g. input=1x3x224x224")
+    pieces = dims.lower().replace(",", "x").split("x")
+    values = [int(p) for p in pieces if p.strip().isdigit() and len(p.strip()) <= 19]
+    if not sep or not name or len(values) != len(pieces) or not values or min(values) <= 0:
+        raise UserError(
+            f"--shape {quoted(text)} is not NAME=DIMS of positive whole numbers; "
+            "write e.g. input=1x3x224x224"
+        )
+    if any(v > INT64_MAX for v in values) or math.prod(values) > MAX_INPUT_ELEMENTS:
+        raise UserError(
+            f"--shape {quoted(text)} has {math.prod(values):.3g} elements, over the limit of "
+            f"{MAX_INPUT_ELEMENTS:,}; give a smaller shape"
+        )
     return name, values
+
+
+def parse_shapes(texts: list[str]) -> dict[str, list[int]]:
+    """Every ``--shape``; a name given twice is refused."""
+    shapes: dict[str, list[int]] = {}
+    for text in texts:
+        name, dims = parse_shape(text)
+        if name in shapes:
+            raise UserError(f"--shape {name} is given twice; give each input once")
+        shapes[name] = dims
+    return shapes
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,13 +168,13 @@ def cost_document(
 
 
 def run(args: argparse.Namespace) -> int:
-    shapes = dict(parse_shape(s) for s in args.shape)
+    shapes = parse_shapes(args.shape)
     path: Path = args.model
     model = load_model_file(path)
     cost = analyze_model(model, shapes)
     fidelity = fidelity_of_model(model)
     if args.format == "json":
-        print(json.dumps(cost_document(path, cost, fidelity), indent=2))
+        print(json_text(cost_document(path, cost, fidelity)))
         return 0
     rows = node_rows(cost)
     if args.format == "csv":

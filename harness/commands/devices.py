@@ -16,7 +16,7 @@ from devices.facts import probe_device
 from devices.transport import Transport, TransportError
 from harness.commands.run import resolve
 from harness.errors import UserError
-from harness.table import format_table
+from harness.table import format_table, json_text
 
 EXAMPLES = """examples:
   mnbench devices                          list the inventory (./devices.toml) and local
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     inventory = _inventory_path(args)
     if args.action == "list":
         configs = {"local": DeviceConfig(name="local")}
-        if inventory.is_file():
+        named = args.inventory is not None or "MNBENCH_INVENTORY" in os.environ
+        if inventory.is_file() or (inventory.exists() and named):
             configs.update(load_inventory(inventory))
         rows = [
             [c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"] for c in configs.values()
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.closing(open_transport(config)) as transport:
             facts = probe_device(config, transport)
         if args.format == "json":
-            print(json.dumps(facts, indent=2, sort_keys=True, default=str))
+            print(json_text(facts, sort_keys=True))
         else:
             print(
                 format_table(

@@ -10,10 +10,16 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.generator import generate, write_fidelity_csv, write_models_csv
-from harness.grid import add_grid_arguments, specs_from_args
+from harness.grid import (
+    DEFAULT_MAX_MEMORY_MIB,
+    add_grid_arguments,
+    check_generation_memory,
+    specs_from_args,
+)
 from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
 from harness.spec import ModelSpec
 from harness.table import format_table
+from harness.validate import creatable_dir
 
 EXAMPLES = """examples:
   mnbench generate                                  the 16-cell grid into ./models
@@ -27,6 +33,11 @@ EXAMPLES = """examples:
 
 def default_models_dir() -> Path:
     return Path(os.environ.get("MNBENCH_MODELS", "models"))
+
+
+def models_dir_flag(given: Path | None, flag: str) -> str:
+    """How a message names the models directory: the flag, or the variable that set it."""
+    return flag if given is not None or "MNBENCH_MODELS" not in os.environ else "$MNBENCH_MODELS"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,12 +81,18 @@ def calibration_from_args(
         return None
     if not any(spec.precision == "int8" for spec in specs):
         raise UserError("--calibration only applies to int8 models; add --precision int8")
-    return CalibrationSource.from_directory(args.calibration)
+    source = CalibrationSource.from_directory(args.calibration)
+    limit_mib = getattr(args, "max_memory_mib", DEFAULT_MAX_MEMORY_MIB)
+    for spec in specs:
+        check_generation_memory(spec, limit_mib, source.count)
+    return source
 
 
 def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
-    out_dir: Path = args.out or default_models_dir()
+    out_dir: Path = creatable_dir(
+        args.out or default_models_dir(), models_dir_flag(args.out, "--out")
+    )
     calibration = calibration_from_args(args, specs)
     models = []
     for spec in specs:

@@ -22,9 +22,9 @@ from devices.device import open_transport
 from devices.facts import probe_device
 from devices.transport import TransportError
 from harness import __version__
-from harness.commands.generate import default_models_dir
+from harness.architecture import scaled_layers
+from harness.commands.generate import default_models_dir, models_dir_flag
 from harness.commands.run import (
-    _positive,
     _resolve_cpus,
     add_db_argument,
     add_device_arguments,
@@ -34,9 +34,10 @@ from harness.commands.run import (
     settings_from_args,
 )
 from harness.errors import UserError
+from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
-from harness.spec import KERNELS
+from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.sweep import (
     ProgressBar,
     Sweep,
@@ -47,7 +48,17 @@ from harness.sweep import (
     run_plan,
     sweep_config,
 )
-from harness.table import format_table
+from harness.table import format_table, json_text, terminal_safe
+from harness.validate import (
+    MAX_THREADS,
+    check_plan_size,
+    creatable_dir,
+    distinct,
+    float_arg,
+    int_arg,
+    label_arg,
+    run_id_arg,
+)
 from results.store import Store, default_db_path
 
 LIMITS_PATH = Path(__file__).resolve().parent.parent / "limits.py"
@@ -85,14 +96,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_device_arguments(parser)
     parser.add_argument(
         "--alpha",
-        type=_positive("--alpha", float),
+        type=float_arg("--alpha", high=MAX_ALPHA),
         default=1.0,
         metavar="A",
         help="width multiplier (default 1.0)",
     )
     parser.add_argument(
         "--resolution",
-        type=_positive("--resolution", int),
+        type=int_arg("--resolution", MIN_RESOLUTION, MAX_RESOLUTION),
         default=224,
         metavar="R",
         help="input resolution (default 224)",
@@ -100,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--kernel",
         nargs="+",
-        type=int,
+        type=int_arg("--kernel", 1, max(KERNELS)),
         default=[3],
         metavar="K",
         help="D_K of the depthwise and standard convs, odd, 1-11 (default 3; e.g. 3 5 7)",
@@ -108,19 +119,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--block",
         nargs="+",
-        type=int,
+        type=int_arg("--block", BLOCKS[0], BLOCKS[-1]),
         default=None,
         metavar="B",
         help=f"only these blocks ({BLOCKS[0]}-{BLOCKS[-1]}; default all)",
     )
     parser.add_argument(
         "--threads",
-        type=_positive("--threads", int),
+        type=int_arg("--threads", 1, MAX_THREADS),
         default=None,
         metavar="N",
         help="intra-op threads (default: all cores of the device)",
     )
     add_measurement_arguments(parser, "fresh-process trials per probe")
+    add_memory_limit_argument(parser)
     parser.add_argument(
         "--no-limits",
         action="store_true",
@@ -136,11 +148,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--label",
+        type=label_arg,
         default=DEFAULT_LABEL,
         help=f"a note stored with the run (default {DEFAULT_LABEL})",
     )
     parser.add_argument(
         "--from-run",
+        type=run_id_arg("--from-run"),
         default=None,
         metavar="RUN_ID|latest",
         help="measure nothing: print the table of a stored layers run",
@@ -154,7 +168,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
     outcome: SweepOutcome | None = None
-    with Store.open(db_path, create=args.from_run is None) as store:
+    if args.from_run is None:  # everything typed is checked before the store exists
+        for kernel in args.kernel:
+            if kernel not in KERNELS:
+                raise UserError(f"--kernel {kernel} is not allowed: give odd sizes from 1 to 11")
+        args.kernel = distinct(args.kernel, "--kernel")
+        args.block = distinct(args.block, "--block")
+        settings_from_args(args)
+        models_dir = args.models_dir or default_models_dir()
+        creatable_dir(models_dir, models_dir_flag(args.models_dir, "--models-dir"))
+        for kernel in args.kernel:  # the largest probe is a block's standard conv
+            for layer in scaled_layers(args.alpha, args.resolution, "standard", kernel):
+                if layer.role == "standard" and layer.block in (args.block or BLOCKS):
+                    weights = 4 * layer.weight_count
+                    name = f"the block {layer.block} probe with D_K = {kernel}"
+                    check_model_size(name, weights, WEIGHT_COPIES * weights, args.max_memory_mib)
+        probes = 4 * len(args.kernel) * len(args.block or BLOCKS)
+        check_plan_size(probes, None, args.trials, args.max_plan)
+        resolve(args)
+    with Store.open(db_path, readonly=args.from_run is not None) as store:
         if args.from_run is not None:
             run_id = store.resolve_run_id(args.from_run)
         else:
@@ -167,13 +199,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(table.to_csv(index=False))
     elif args.format == "json":
         records = json.loads(table.to_json(orient="records"))
-        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        sys.stdout.write(json_text(records, indent=1) + "\n")
     else:
         print(format_table(TABLE_HEADERS, list(table_rows(table))))
         print(_summary(table), file=sys.stderr)
     if outcome is not None and outcome.failures:
         for what, reason in outcome.failures:
-            print(f"failed: {what}: {reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
         return 1
     return 0
 

@@ -27,16 +27,17 @@ from harness.commands.run import (
     add_db_argument,
     add_device_arguments,
     add_keep_workdir_argument,
+    add_plan_limit_argument,
     open_run_transport,
     resolve,
+    settings_from_args,
 )
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
-from harness.runtimes import ensure_runtime, remote_runtime_python
+from harness.runtimes import ensure_runtime, parse_spec, remote_runtime_python
 from harness.sweep import (
     PlanItem,
     ProgressBar,
-    RunnerSettings,
     Sweep,
     SweepOutcome,
     default_cpu_count,
@@ -47,6 +48,16 @@ from harness.sweep import (
     prepare_models,
     stopping_marks,
     sweep_config,
+)
+from harness.validate import (
+    INT64_MAX,
+    MAX_THREADS,
+    MAX_TIME_S,
+    MAX_TRIALS,
+    check_plan_size,
+    distinct,
+    float_arg,
+    int_arg,
 )
 from results.store import Store, default_db_path
 
@@ -81,20 +92,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--threads",
         nargs="+",
-        type=int,
+        type=int_arg("--threads", 1, MAX_THREADS),
         metavar="N",
         help="intra-op thread counts (default: all cores)",
     )
     parser.add_argument(
         "--trials",
-        type=int,
+        type=int_arg("--trials", 1, MAX_TRIALS),
         default=6,
         metavar="K",
         help="trials per side and cell (default 6; fewer than 6 can rarely reach significance)",
     )
     parser.add_argument(
         "--confirm",
-        type=int,
+        type=int_arg("--confirm", 0, MAX_TRIALS),
         default=0,
         metavar="N",
         help="re-measure cells found slower with N more trials per side before failing",
@@ -106,14 +117,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="on a board: create missing onnxruntime==X environments there with pip",
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the randomised ABBA order (default: random)"
+        "--seed",
+        type=int_arg("--seed", 0, INT64_MAX),
+        default=None,
+        help="seed of the randomised ABBA order (default: random)",
     )
-    parser.add_argument("--min-time", type=float, default=0.5, metavar="S")
-    parser.add_argument("--max-time", type=float, default=5.0, metavar="S")
-    parser.add_argument("--target-ci", type=float, default=1.0, metavar="PCT")
+    parser.add_argument(
+        "--min-time", type=float_arg("--min-time", high=MAX_TIME_S), default=0.5, metavar="S"
+    )
+    parser.add_argument(
+        "--max-time", type=float_arg("--max-time", high=MAX_TIME_S), default=5.0, metavar="S"
+    )
+    parser.add_argument(
+        "--target-ci", type=float_arg("--target-ci", high=100.0), default=1.0, metavar="PCT"
+    )
     parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threshold_arguments(parser)
+    add_plan_limit_argument(parser)
     add_db_argument(parser)
     add_keep_workdir_argument(parser)
 
@@ -214,10 +235,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
+    settings = settings_from_args(args)
+    for spec in (args.baseline, args.candidate):
+        if spec.startswith("onnxruntime"):
+            parse_spec(spec)  # a malformed release is refused before the store exists
+    specs = specs_from_args(args)
+    check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
     device = resolve(args)
-    settings = RunnerSettings(
-        target_ci=args.target_ci / 100, min_time_s=args.min_time, max_time_s=args.max_time
-    )
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
     with (
@@ -227,14 +251,14 @@ def run(args: argparse.Namespace) -> int:
         py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
         py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
-        models = prepare_models(specs_from_args(args), models_dir, store)
+        models = prepare_models(specs, models_dir, store)
         sweeps = {
             "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
             "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
         }
         sweeps["B"].share_files(sweeps["A"])
         facts = probe_device(device, transport)
-        threads = args.threads or [default_cpu_count(facts)]
+        threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
         runs: dict[str, int] = {}
         kept: str | None = None
         try:

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.validate import run_id_arg
+
 EXAMPLES = """examples:
   mnbench report                              the latest run into ./report
   mnbench report --run 3 5 --out /tmp/cmp     runs 3 and 5 overlaid (devices or runtimes)
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--run",
         nargs="+",
+        type=run_id_arg("--run"),
         default=["latest"],
         metavar="RUN_ID",
         help="run ids or labels, 'latest' (default) or 'all'",

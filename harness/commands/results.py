@@ -9,13 +9,14 @@ can rely on them. pandas is imported only when a verb runs, so ``mnbench --help`
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 from harness.errors import UserError
+from harness.table import json_text, terminal_safe
+from harness.validate import run_id_arg
 from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--run",
+        type=run_id_arg("--run"),
         metavar="RUN",
         default="latest",
         help="run id, run label, 'latest' (default) or 'all'",
@@ -67,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     path = default_db_path() if args.db is None else args.db
     output_format = cast(OutputFormat, args.format)
-    with Store.open(path, create=False) as store:
+    with Store.open(path, readonly=True) as store:
         if args.list:
             runs = store.list_runs()
             if not runs:
@@ -169,6 +171,7 @@ _TABLE_COLUMNS: Final[tuple[Column, ...]] = (
 
 
 def _align(header: Sequence[str], rows: list[list[str]], aligns: Sequence[str]) -> str:
+    rows = [[terminal_safe(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -192,13 +195,13 @@ def _run_heading(record: RunRecord) -> str:
     ]
     if record.label:
         parts.insert(1, repr(record.label))
-    return " | ".join(parts)
+    return terminal_safe(" | ".join(parts))
 
 
 def format_results(frame: pd.DataFrame, runs: Sequence[RunRecord], output: OutputFormat) -> str:
     """Render ``results_frame`` output; csv/json carry exactly ``RESULT_COLUMNS``."""
     if output == "json":
-        return json.dumps(_records(frame, RESULT_COLUMNS), indent=2) + "\n"
+        return json_text(_records(frame, RESULT_COLUMNS)) + "\n"
     if output == "csv":
         text: str = frame[list(RESULT_COLUMNS)].to_csv(index=False, lineterminator="\n")
         return text
@@ -237,7 +240,7 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
         for r in runs
     ]
     if output == "json":
-        return json.dumps(records, indent=2) + "\n"
+        return json_text(records) + "\n"
     if output == "csv":
         import pandas as pd
 

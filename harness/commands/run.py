@@ -13,16 +13,20 @@ from typing import Any
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
+from devices.probe import check_cpu_spec
 from devices.transport import Transport
 from harness import __version__
-from harness.commands.cost import parse_shape
+from harness.commands.cost import parse_shapes
 from harness.commands.generate import (
     add_calibration_argument,
     calibration_from_args,
     default_models_dir,
+    models_dir_flag,
 )
+from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.spec import ModelSpec
 from harness.stored import StoredPlan
 from harness.sweep import (
     ProgressBar,
@@ -39,7 +43,23 @@ from harness.sweep import (
     run_plan,
     sweep_config,
 )
-from harness.table import format_table
+from harness.table import format_table, terminal_safe
+from harness.validate import (
+    INT64_MAX,
+    MAX_PLAN_ITEMS,
+    MAX_THREADS,
+    MAX_TIME_S,
+    MAX_TRIALS,
+    check_plan_size,
+    cpu_arg,
+    creatable_dir,
+    distinct,
+    float_arg,
+    int_arg,
+    label_arg,
+    note,
+    run_id_arg,
+)
 from results.store import Store, default_db_path
 
 EXAMPLES = """examples:
@@ -84,44 +104,56 @@ def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str)
     """--trials, --cpus and the runner's stopping rule: shared by run and layers."""
     parser.add_argument(
         "--trials",
-        type=_positive("--trials", int),
+        type=int_arg("--trials", 1, MAX_TRIALS),
         default=3,
         metavar="K",
         help=f"{trials_what} (default 3)",
     )
     parser.add_argument(
         "--cpus",
+        type=cpu_arg(),
         default=None,
         metavar="LIST",
         help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
     )
     parser.add_argument(
         "--target-ci",
-        type=_positive("--target-ci", float),
+        type=float_arg("--target-ci", high=100.0),
         default=1.0,
         metavar="PCT",
         help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
     )
     parser.add_argument(
         "--min-time",
-        type=_positive("--min-time", float),
+        type=float_arg("--min-time", high=MAX_TIME_S),
         default=0.5,
         metavar="S",
         help="measure at least S seconds per trial (default 0.5)",
     )
     parser.add_argument(
         "--max-time",
-        type=_positive("--max-time", float),
+        type=float_arg("--max-time", high=MAX_TIME_S),
         default=10.0,
         metavar="S",
         help="measure at most S seconds per trial (default 10)",
     )
     parser.add_argument(
         "--timeout",
-        type=_positive("--timeout", float),
+        type=float_arg("--timeout", high=MAX_TIME_S),
         default=None,
         metavar="S",
         help="kill a runner after S seconds (default 4 x max-time + 30)",
+    )
+    add_plan_limit_argument(parser)
+
+
+def add_plan_limit_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-plan",
+        type=int_arg("--max-plan", 1, INT64_MAX),
+        default=MAX_PLAN_ITEMS,
+        metavar="N",
+        help=f"refuse a run of more than N measurements (default {MAX_PLAN_ITEMS:,})",
     )
 
 
@@ -145,20 +177,11 @@ def resolve(args: argparse.Namespace) -> DeviceConfig:
     device = resolve_device(args.device, Path(explicit) if explicit else None)
     if getattr(args, "accept_new_host_key", False) and device.kind == "ssh":
         device = replace(device, accept_new_host_key=True)
+    if device.cpus:
+        check_cpu_spec(device.cpus, f"cpus of device {device.name}")
+    if device.kind == "local" and device.workdir:
+        creatable_dir(Path(device.workdir).expanduser(), f"the workdir of device {device.name}")
     return device
-
-
-def _positive(flag: str, kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r} must be greater than 0")
-        return value
-
-    return parse
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -191,7 +214,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--threads",
         nargs="+",
-        type=_positive("--threads", int),
+        type=int_arg("--threads", 1, MAX_THREADS),
         metavar="N",
         help="intra-op thread counts (default: all cores of the device)",
     )
@@ -209,9 +232,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="where generated models go (default ./models)",
     )
-    parser.add_argument("--label", default=None, help="a note stored with the run")
+    parser.add_argument("--label", type=label_arg, default=None, help="a note stored with the run")
     parser.add_argument(
         "--resume",
+        type=run_id_arg("--resume"),
         default=None,
         metavar="RUN_ID|latest",
         help="finish an interrupted run: measure only what it is missing, on the run's own "
@@ -233,18 +257,35 @@ def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
-    with Store.open(db_path) as store:
-        if args.resume is not None:
+    if args.resume is not None:
+        with Store.open(db_path, create=False) as store:
             return _resume(args, store)
-        device = resolve(args)
-        settings = settings_from_args(args, profile=args.profile)
-        models_dir = args.models_dir or default_models_dir()
+    # Everything the user typed is checked before the store, a model or a process exists.
+    settings = settings_from_args(args, profile=args.profile)
+    threads_given = distinct(args.threads, "--threads")
+    models_dir = creatable_dir(
+        args.models_dir or default_models_dir(), models_dir_flag(args.models_dir, "--models-dir")
+    )
+    specs: list[ModelSpec] = []
+    calibration = None
+    if args.model:
+        paths = _distinct_files(args.model)
+        shapes = parse_shapes(args.shape)
+        for path in paths:
+            analyze_model(load_model_file(path), shapes)  # unknown --shape names, bad files
+        count = len(paths)
+    else:
+        if args.shape:
+            raise UserError("--shape applies to --model files only; leave it out for the grid")
+        specs = specs_from_args(args)
+        calibration = calibration_from_args(args, specs)
+        count = len(specs)
+    check_plan_size(count, threads_given, args.trials, args.max_plan)
+    device = resolve(args)
+    with Store.open(db_path) as store:
         if args.model:
-            shapes = dict(parse_shape(s) for s in args.shape)
-            models = prepare_files(args.model, shapes, store)
+            models = prepare_files(paths, shapes, store)
         else:
-            specs = specs_from_args(args)
-            calibration = calibration_from_args(args, specs)
             models = prepare_models(specs, models_dir, store, calibration)
         transport = open_run_transport(device, args)
         sweep = Sweep(device, store, settings, args.timeout, transport)
@@ -252,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
             facts = probe_device(device, transport)
             sweep.facts = facts
             cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-            threads = args.threads or [len(cpus) if cpus else default_cpu_count(facts)]
+            threads = threads_given or [len(cpus) if cpus else default_cpu_count(facts)]
             config = sweep_config(
                 models, threads, args.trials, cpus, settings, args.device, models_dir, args.timeout
             )
@@ -278,6 +319,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             close_run_transport(transport, sweep)
         return _finish(store, outcome)
+
+
+def _distinct_files(paths: list[Path]) -> list[Path]:
+    """The ``--model`` files, each once (by resolved path), saying so when one repeats."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        seen.setdefault(path.resolve(), path)
+    if len(seen) < len(paths):
+        note("--model names a file more than once; each is measured once")
+    return list(seen.values())
 
 
 def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
@@ -431,7 +482,7 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
     )
     if outcome.failures:
         for what, reason in outcome.failures:
-            print(f"failed: {what}: {reason}", file=sys.stderr)
+            print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
         return 1
     return 0
 

@@ -12,7 +12,8 @@ EXAMPLES = """examples:
   mnbench runtime add onnxruntime==1.30.0     a cached venv with that release and numpy
   mnbench runtime list
   mnbench runtime remove onnxruntime==1.30.0
-  mnbench run --runtime onnxruntime==1.30.0   measure this CPU with that release
+  mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
+                                              A/B two releases on this CPU
 """
 
 

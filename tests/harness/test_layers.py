@@ -290,7 +290,7 @@ def test_report_gains_the_layer_charts(layers_run: Path) -> None:
 def test_bad_block_and_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["layers", "--db", str(tmp_path / "db.sqlite"), "--models-dir", str(tmp_path)]
     assert main([*base, "--block", "14"]) == 2
-    assert "block 14 does not exist" in capsys.readouterr().err
+    assert "--block '14' is out of range: give 1 to 13" in capsys.readouterr().err
     assert main([*base, "--kernel", "4"]) == 2
     assert "--kernel 4" in capsys.readouterr().err
     assert main(["layers", "--db", str(tmp_path / "none.sqlite"), "--from-run", "1"]) == 2

@@ -123,6 +123,9 @@ A step is SQL (one or more statements) or a function given the open connection; 
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+READABLE_SINCE: Final = 1
+"""The oldest schema a read-only open reads without upgrading (version 2 only added the
+lease table, which readers do without)."""
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
@@ -442,7 +445,7 @@ class Store:
         if version == 0:
             raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
-        if version < supported:
+        if version < min(READABLE_SINCE, supported):
             raise UserError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
@@ -837,14 +840,25 @@ class Store:
             )
         return int(row[0])
 
-    _RUN_QUERY: Final = (
+    _RUN_COLUMNS: Final = (
         "SELECT r.id, r.label, r.created_at, r.finished_at, r.status, r.device, "
         "r.device_kind, r.device_facts, r.config, r.harness_version, r.runtime_version, "
         "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id), "
         "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed'), "
-        "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
-        "FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id"
     )
+
+    @property
+    def _run_query(self) -> str:
+        """Runs with their lease (a version-1 file opened read-only has no lease table)."""
+        has_leases = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run_leases'"
+        ).fetchone()
+        if has_leases is None:
+            return self._RUN_COLUMNS + "NULL, NULL, NULL, NULL FROM runs r"
+        return (
+            self._RUN_COLUMNS + "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
+            "FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id"
+        )
 
     @staticmethod
     def _run_record(row: Sequence[Any]) -> RunRecord:
@@ -870,14 +884,14 @@ class Store:
         )
 
     def get_run(self, run_id: int) -> RunRecord:
-        row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
+        row = self._db.execute(self._run_query + " WHERE r.id = ?", (run_id,)).fetchone()
         if row is None:
             raise self._no_run(run_id)
         return self._run_record(row)
 
     def list_runs(self) -> list[RunRecord]:
         """All runs, oldest first."""
-        rows = self._db.execute(self._RUN_QUERY + " ORDER BY r.id")
+        rows = self._db.execute(self._run_query + " ORDER BY r.id")
         return [self._run_record(row) for row in rows]
 
     def runs_frame(self) -> pd.DataFrame:

@@ -294,6 +294,12 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
             reason="kept too",
             document=None,
         )
+    before = db.read_bytes()
+    with Store.open(db, readonly=True) as reader:  # read verbs read it without upgrading
+        assert reader.schema_version == 1
+        assert reader.get_run(run_id).label == "kept"
+        assert [r.id for r in reader.list_runs()] == [run_id]
+    assert db.read_bytes() == before
     with Store.open(db) as store:
         assert store.schema_version == len(MIGRATIONS) >= 2
         run = store.get_run(run_id)

@@ -123,9 +123,9 @@ A step is SQL (one or more statements) or a function given the open connection; 
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-READABLE_SINCE: Final = 1
-"""The oldest schema a read-only open reads without upgrading (version 2 only added the
-lease table, which readers do without)."""
+READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES_V2,)
+"""Steps a read-only open does without: a file that lacks only these is read as it is
+(the lease table; readers treat a missing one as no leases)."""
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
@@ -428,7 +428,7 @@ class Store:
         store = cls(db_path, connection)
         try:
             if readonly:
-                store._prepare_readonly(len(migrations))
+                store._prepare_readonly(list(migrations))
             else:
                 store._prepare(list(migrations))
         except BaseException:
@@ -436,7 +436,8 @@ class Store:
             raise
         return store
 
-    def _prepare_readonly(self, supported: int) -> None:
+    def _prepare_readonly(self, migrations: list[Migration]) -> None:
+        supported = len(migrations)
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             version = self._schema_version()
@@ -445,7 +446,9 @@ class Store:
         if version == 0:
             raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
-        if version < min(READABLE_SINCE, supported):
+        if version < supported and not all(
+            step in READER_OPTIONAL for step in migrations[version:]
+        ):
             raise UserError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "

@@ -27,7 +27,7 @@ from tests.fixtures.adb import AdbPhone
 from tests.fixtures.sshd import SshServer
 
 TRIALS = 2
-MIN_TIME_S = 1.0
+MIN_TIME_S = 1.5
 """Each runner measures at least this long, so one outliving the harness is still there
 when the process table is read a moment after the harness is gone."""
 
@@ -152,7 +152,11 @@ def _stop_and_resume(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == rc, err
-    time.sleep(0.5)  # the kernel's SIGKILL of the children is immediate; shorter than MIN_TIME_S
+    # An orphan would still be measuring for at least MIN_TIME_S after the signal (it had
+    # only just started): wait for less than that for the device side to kill it.
+    deadline = time.monotonic() + 0.75 * MIN_TIME_S
+    while _runners(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not _runners(marker), "a runner outlived the harness"
     with Store.open(db) as store:
         run = store.get_run(1)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devices.transport import (
     ClosingContext,
@@ -43,6 +44,9 @@ from devices.transport import (
     describe_failure,
     die_with_parent,
 )
+
+if TYPE_CHECKING:
+    from devices.interactive import InteractiveProcess
 
 DEFAULT_WORKDIR = "/data/local/tmp/mnbench"
 RC_MARKER = "__MNBENCH_RC="
@@ -333,6 +337,35 @@ class AdbTransport(ClosingContext):
                 err,
             )
         return _Ran(proc.returncode, out, err, time.perf_counter() - start)
+
+    # -- interactive processes (devices/interactive.py) ----------------------------------
+
+    def start_interactive(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> InteractiveProcess:
+        """Needs the shell protocol v2: only then does ``adb shell`` forward stdin."""
+        from devices.interactive import prologue_argv, spawn
+
+        if not self.shell_v2:
+            raise TransportError(
+                f"{self.name} does not speak the adb shell protocol v2, so a command there "
+                "cannot read its stdin; update the device's adbd (Android 7 or newer)"
+            )
+        command = shell_command(prologue_argv(argv), env=env, cwd=cwd)
+        return spawn(
+            [*self._device_argv(), "shell", command],
+            self.name,
+            os.path.basename(argv[0]),
+            self.signal_group,
+        )
+
+    def signal_group(self, pgid: int, signal_name: str) -> None:
+        from devices.interactive import signal_remote_group
+
+        signal_remote_group(self.run, self.name, pgid, signal_name)
 
 
 def shell_command(

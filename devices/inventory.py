@@ -1,6 +1,6 @@
 """The device inventory (a TOML file, default ``./devices.toml``) and device URLs.
 
-A device is named in the inventory or given as a URL (ARCHITECTURE.md, "Device"):
+A device is named in the inventory or given as a URL (docs/devices.md, "Naming a device"):
 
 - ``local`` -- this machine (always exists; an inventory entry named ``local`` overrides it);
 - ``ssh://[user@]host[:port][?python=...&cpus=big&accept_new_host_key=1&identity_file=...]``;

@@ -1,6 +1,6 @@
 """Device facts, read from the device itself through any Transport, in one remote call.
 
-What is collected (docs/devices-adb-ssh.md sections 4.1-4.3 and 6.3): the board model
+What is collected (docs/devices.md, "Device facts"): the board model
 (``/proc/device-tree/model``), CPU model and per-core ARM core types (``/proc/cpuinfo``
 "CPU implementer"/"CPU part", named with the MIDR part numbers of Linux's
 ``arch/arm64/include/asm/cputype.h``), per-core ``cpuinfo_max_freq``/``scaling_cur_freq``/

@@ -1,8 +1,8 @@
 """``SshTransport``: an ARM board (or any POSIX host) reached with the OpenSSH client binaries.
 
 Using ``ssh`` itself rather than a Python SSH library means the user's ``~/.ssh/config``,
-keys, agent and ``ProxyJump`` work unchanged (docs/devices-adb-ssh.md section 5.1, the
-same choice as Ansible's default ``ssh`` connection plugin). Per ssh(1) and ssh_config(5)
+keys, agent and ``ProxyJump`` work unchanged (docs/devices.md, the same
+choice as Ansible's default ``ssh`` connection plugin). Per ssh(1) and ssh_config(5)
 of OpenSSH 9.2:
 
 - one ControlMaster per transport, its socket in a private temporary directory, kept
@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from devices.ssh_options import UnsafeSshOption, check_ssh_options, valid_host, valid_user
 from devices.transport import (
@@ -52,6 +52,9 @@ from devices.transport import (
     mark_owner,
     remove_orphaned_workdirs,
 )
+
+if TYPE_CHECKING:
+    from devices.interactive import InteractiveProcess
 
 log = logging.getLogger(__name__)
 
@@ -502,6 +505,39 @@ class SshTransport(ClosingContext):
         if getattr(self, "_control_dir", None) is not None:
             with contextlib.suppress(Exception):
                 self.close()
+
+    # -- interactive processes (devices/interactive.py) ----------------------------------
+    # The command runs without the EOF watcher of ``run`` (its stdin is the channel itself):
+    # a command that reads its stdin ends when the channel closes, and ``close()``/``kill()``
+    # of the interactive process also kill its group on the board.
+
+    def start_interactive(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> InteractiveProcess:
+        from devices.interactive import prologue_argv, spawn
+
+        parts: list[str] = ["cd", shlex.quote(cwd), "&&"] if cwd is not None else []
+        parts += ["exec", "env"]
+        for key, value in (env or {}).items():
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"invalid environment variable name {key!r}")
+            parts.append(shlex.quote(f"{key}={value}"))
+        parts += [shlex.quote(arg) for arg in prologue_argv(argv)]
+        self.connect()
+        return spawn(
+            self._remote_argv(" ".join(parts)),
+            self.name,
+            os.path.basename(argv[0]),
+            self.signal_group,
+        )
+
+    def signal_group(self, pgid: int, signal_name: str) -> None:
+        from devices.interactive import signal_remote_group
+
+        signal_remote_group(self.run, self.name, pgid, signal_name)
 
 
 def _ssh_option_value(value: str) -> str:

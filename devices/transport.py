@@ -4,7 +4,7 @@ A transport runs an argv on the device, moves files both ways and owns a work di
 ``LocalTransport`` implements the same interface as the SSH and adb transports, so sweep
 orchestration never branches on where the device is.
 
-Contract (ARCHITECTURE.md):
+Contract (docs/architecture.md):
 - ``run(argv, timeout_s, env=None, cwd=None) -> Completed``; argv is a list and is never
   joined into a shell string unquoted; every call has a timeout; a non-zero exit raises
   ``CommandFailed`` carrying stdout/stderr unless ``check=False``.
@@ -38,11 +38,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from harness.errors import UserError
 
 _PR_SET_PDEATHSIG = 1
+
+if TYPE_CHECKING:
+    from devices.interactive import InteractiveProcess
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,22 @@ class LocalTransport(ClosingContext):
         with contextlib.suppress(OSError):
             shutil.rmtree(created)
         self._workdir = None
+
+    def start_interactive(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> InteractiveProcess:
+        """``argv`` here, in its own session, spoken to line by line (devices/interactive.py)."""
+        from devices.interactive import signal_local_group, spawn
+
+        return spawn(argv, self.name, os.path.basename(argv[0]), signal_local_group, env, cwd, True)
+
+    def signal_group(self, pgid: int, signal_name: str) -> None:
+        from devices.interactive import signal_local_group
+
+        signal_local_group(pgid, signal_name)
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

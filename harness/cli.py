@@ -1,6 +1,6 @@
 """The ``mnbench`` command line: ``main(argv) -> int`` that tests call directly.
 
-Exit codes (ARCHITECTURE.md): 0 ok; 1 a finding the user asked to fail on (a regression,
+Exit codes (docs/architecture.md): 0 ok; 1 a finding the user asked to fail on (a regression,
 failed measurements); 2 usage or harness error, printed as one line that says what to do.
 """
 

@@ -1,7 +1,7 @@
 """Errors a user can act on.
 
 A ``UserError`` carries one line that says what happened and what to do; the CLI prints it
-and exits with its ``exit_code`` (2 for usage and harness errors, see ARCHITECTURE.md).
+and exits with its ``exit_code`` (2 for usage and harness errors, see docs/architecture.md).
 Anything else that escapes is a bug and keeps its traceback.
 """
 

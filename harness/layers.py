@@ -76,13 +76,24 @@ LAYER_COLUMNS: tuple[str, ...] = (
     "separable_intensity",
     "depthwise_intensity",
     "pointwise_intensity",
+    "standard_params",
+    "separable_params",
+    "standard_weight_bytes",
+    "separable_weight_bytes",
+    "standard_peak_rss_bytes",
+    "separable_peak_rss_bytes",
     "peak_gflop_s",
     "bandwidth_gb_s",
 )
 """Columns of ``layer_table``: one row per run × threads × α × resolution × D_K × block.
 
 ``*_intensity`` is FLOP per byte of the probe's convs (weights + inputs + outputs);
-``*_ci_rel`` the half-width of the 95 % CI of the median over the median."""
+``*_ci_rel`` the half-width of the 95 % CI of the median over the median; ``*_params``,
+``*_weight_bytes`` the probe graph's parameters and weight bytes (cost model) and
+``*_peak_rss_bytes`` the measuring process's peak resident memory, for the standard layer
+and its factorisation."""
+MEMORY_ROLES: tuple[str, ...] = ("standard", "separable")
+"""The roles whose parameters, weight bytes and peak RSS the table carries."""
 ROLES: tuple[str, ...] = ("standard", "separable", "depthwise", "pointwise")
 
 
@@ -298,6 +309,9 @@ def layer_table(probes: pd.DataFrame) -> pd.DataFrame:
             row[f"{role}_gflop_s"] = gflop_per_s(macs, p50)
             row[f"{role}_ci_rel"] = (high - low) / 2 / p50 if _positive(p50) else math.nan
             row[f"{role}_intensity"] = _number(record.get("intensity_flop_per_byte"))
+            if role in MEMORY_ROLES:
+                for column in ("params", "weight_bytes", "peak_rss_bytes"):
+                    row[f"{role}_{column}"] = _number(record.get(column))
         row["mac_ratio"] = (
             row["separable_macs"] / row["standard_macs"]
             if _positive(row["standard_macs"])

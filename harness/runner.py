@@ -5,7 +5,7 @@ This file is the only code that runs on a device. It is pushed as a single file 
 only, and runs on Python 3.8 (no imports from the mnbench packages, no 3.9+ syntax at
 runtime). Tests import it and call ``main(argv)``.
 
-What it does, in order (ARCHITECTURE.md, "Runner"):
+What it does, in order (docs/measurement.md, "One trial"):
 
 1. Parse flags; pin the process to ``--cpus`` with ``os.sched_setaffinity`` *before*
    numpy and onnxruntime are imported and the session exists, so every thread they start
@@ -31,6 +31,22 @@ What it does, in order (ARCHITECTURE.md, "Runner"):
 7. Optionally (``--profile``) create a second session with onnxruntime's profiler on, run
    it ``--profile-runs`` times, summarise the per-node ``*_kernel_time`` events (the first
    run is left out) and delete the profile file.
+
+Agent mode (``--serve``): steps 1-4 as above, then the document (``samples_ms`` empty, plus
+``"agent": {"pid": int, "pgid": int}``) is printed as the first line and the runner serves
+line-delimited JSON commands on stdin, one reply line each on stdout, until ``exit`` or
+end of input; the session stays loaded, so bursts measure one process over time::
+
+    {"cmd": "warmup"}          -> {"ok": true, "warmup_iterations": int, "warmup_s": float}
+    {"cmd": "burst", "n": K}   -> {"ok": true, "samples_ms": [float] * K,
+                                    "start_unix": float, "burst_s": float}
+    {"cmd": "facts"}           -> {"ok": true, "facts": FACTS, "peak_rss_bytes": int | null}
+    {"cmd": "exit"}            -> {"ok": true}, then exit 0
+    anything else / a failure  -> {"ok": false, "error": "one line"}
+
+A burst times K inferences back to back with the garbage collector off, as the measuring
+loop does. The harness suspends the process group between bursts (SIGSTOP/SIGCONT), so
+the agent holds no lock and keeps no timer that a pause could break.
 
 Exit codes: 0 ok; 1 the model failed (onnxruntime rejected it, or inference failed);
 2 usage or setup error (bad flag, missing model file, unavailable provider, bad CPU list,
@@ -384,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="exactly N timed iterations, no adaptive stopping",
+    )
+    limits.add_argument(
+        "--serve",
+        action="store_true",
+        help="agent mode: load the model, then serve JSON commands on stdin (see the module "
+        "docstring)",
     )
     limits.add_argument(
         "--profile",
@@ -957,6 +979,85 @@ def profile_nodes(ort: Any, args: argparse.Namespace, arrays: list[tuple[str, An
     return summary
 
 
+# --------------------------------------------------------------------------- agent mode
+
+
+def burst(run: Any, binding: Any, count: int) -> list[int]:
+    """``count`` inferences back to back, each timed in ns, the garbage collector off."""
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    append = samples.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(count):
+            t0 = clock()
+            run(binding)
+            t1 = clock()
+            append(t1 - t0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+def _reply(stream: Any, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(_finite(message), separators=(",", ":"), allow_nan=False) + "\n")
+    stream.flush()
+
+
+def _answer(run: Any, binding: Any, args: argparse.Namespace, request: Any) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        raise UsageError("a command is a JSON object with a 'cmd' key")
+    command = request.get("cmd")
+    if command == "burst":
+        count = request.get("n")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise UsageError("burst needs 'n', a positive integer")
+        start_unix = time.time()
+        t0 = time.perf_counter_ns()
+        samples = burst(run, binding, count)
+        return {
+            "ok": True,
+            "samples_ms": [_ms(ns) for ns in samples],
+            "start_unix": start_unix,
+            "burst_s": (time.perf_counter_ns() - t0) / 1e9,
+        }
+    if command == "warmup":
+        count, seconds = warm_up(run, binding, max(args.warmup_max, 1), args.warmup_max_time)
+        return {"ok": True, "warmup_iterations": count, "warmup_s": round(seconds, 6)}
+    if command == "facts":
+        rss, _source = peak_rss()
+        return {"ok": True, "facts": collect_host_facts(), "peak_rss_bytes": rss}
+    if command == "exit":
+        return {"ok": True}
+    raise UsageError(f"unknown command {command!r} (burst, warmup, facts, exit)")
+
+
+def serve(
+    run: Any, binding: Any, args: argparse.Namespace, doc: dict[str, Any], stdin: Any, stdout: Any
+) -> None:
+    """Print the document as the ready line, then answer one command per input line."""
+    doc["status"] = "ok"
+    doc["agent"] = {"pid": os.getpid(), "pgid": os.getpgrp()}
+    doc["host_after"] = collect_host_facts()
+    _reply(stdout, doc)
+    for line in stdin:
+        if not line.strip():
+            continue
+        request: Any = None
+        try:
+            request = json.loads(line)
+            reply = _answer(run, binding, args, request)
+        except (ValueError, UsageError) as error:
+            reply = {"ok": False, "error": one_line(error)}
+        except Exception as error:  # inference failed mid-run: say so, keep serving
+            reply = {"ok": False, "error": f"inference failed: {one_line(error)}"}
+        _reply(stdout, reply)
+        if isinstance(request, dict) and request.get("cmd") == "exit" and reply.get("ok"):
+            break
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1048,6 +1149,12 @@ def _run(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         t1 = time.perf_counter_ns()
         doc["timings"]["first_inference_ms"] = _ms(t1 - t0)
         _keep_outputs = rebind_outputs(session, binding)
+        if args.serve:
+            rss, source = peak_rss()
+            doc["memory"]["peak_rss_end_bytes"] = rss
+            doc["memory"]["source"] = source
+            serve(run, binding, args, doc, sys.stdin, sys.stdout)
+            return
         if args.warmup_max > 0:
             count, seconds = warm_up(run, binding, args.warmup_max, args.warmup_max_time)
             doc["timings"]["warmup_iterations"] = count
@@ -1089,6 +1196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         doc["model"]["path"] = args.model
         _run(args, doc)
+        if doc.get("agent"):
+            return EXIT_OK  # agent mode: its document was the ready line
         doc["status"] = "ok"
     except SystemExit as exit_request:  # --help
         return int(exit_request.code or 0)

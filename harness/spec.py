@@ -1,6 +1,6 @@
 """ModelSpec: the frozen value that names one MobileNetV1 variant.
 
-Fields follow ARCHITECTURE.md: width multiplier alpha, input resolution (or rho =
+Fields (docs/architecture.md): width multiplier alpha, input resolution (or rho =
 resolution / 224), variant (``separable`` = MobileNet, ``standard`` = the paper's "Conv
 MobileNet" of Table 4), kernel D_K, activation, batch-norm folding, precision and classes.
 Validation happens at construction so a bad value never reaches the generator.

@@ -28,6 +28,7 @@ from harness.errors import UserError
 from harness.layers import PROBE_VARIANT_PREFIX, layer_table
 from harness.validate import creatable_dir
 from reports.accuracy import accuracy_table
+from reports.answers import Answers, report_answers
 from reports.charts import (
     Chart,
     latency_accuracy,
@@ -42,10 +43,12 @@ from reports.charts import (
     time_share_chart,
 )
 from reports.html import render_html
+from reports.mission import mission_chart
 from reports.summary import render_summary
 from results.store import Store
 
 CHART_NAMES: tuple[str, ...] = (
+    "mission",
     "latency_heatmap",
     "latency_vs_macs",
     "latency_accuracy",
@@ -78,6 +81,8 @@ class ReportFiles:
     data: tuple[Path, ...]
     skipped: tuple[tuple[str, str], ...]
     """(chart title, why it has no data) for each chart left out."""
+    answers: Answers
+    """The findings the report leads with (``Answers.headline`` for a terminal)."""
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -164,12 +169,14 @@ def draw_charts(
     profiles: pd.DataFrame | None = None,
     layers: pd.DataFrame | None = None,
 ) -> list[Chart]:
-    """All charts of the report, in report order (charts without data included).
+    """All charts of the report, in report order (charts without data included): the
+    mission chart first.
 
     The layer-probe charts are part of the report when ``layers`` is given (an empty frame
     gives them as charts without data); ``build_report`` always gives it."""
     labels = series_labels(runs)
     charts = [
+        mission_chart(results, layers),
         latency_heatmap(results, labels),
         latency_vs_macs(results, labels),
         latency_accuracy(results, labels, accuracy, accuracy_note),
@@ -204,6 +211,7 @@ def render_report(
     charts = draw_charts(
         runs, results, accuracy, accuracy_note=accuracy_note, profiles=profiles, layers=layers
     )
+    answers = report_answers(results, charts)
     contents: dict[str, bytes | None] = {}
     for chart in charts:
         contents[f"{chart.name}.png"] = chart.png
@@ -219,9 +227,10 @@ def render_report(
         accuracy_note=accuracy_note,
         measurements=measurements,
         generated_at=generated_at,
+        answers=answers,
     ).encode("utf-8")
     contents["summary.md"] = render_summary(
-        runs, results, charts, harness_version=__version__
+        runs, results, charts, harness_version=__version__, answers=answers
     ).encode("utf-8")
     written = [name for name, content in contents.items() if content is not None]
     foreign = sorted(n for n in written if n not in owned and (out_dir / n).exists())
@@ -263,6 +272,7 @@ def render_report(
         images=tuple(images),
         data=tuple(data),
         skipped=tuple((c.title, c.missing) for c in charts if not c.has_image),
+        answers=answers,
     )
 
 
@@ -304,7 +314,7 @@ def build_report(
         runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
         results = store.results_frame(run_ids)  # carries the failure reasons per result
         profiles = store.profiles_frame(run_ids)
-        layers = layer_table(store.probes_frame(run_ids))
+        layers = layer_table(store.probes_frame(run_ids, results))
     variants = results["variant"].astype(object).fillna("").astype(str)
     results = results[~variants.str.startswith(PROBE_VARIANT_PREFIX)].reset_index(drop=True)
     return render_report(

@@ -5,7 +5,7 @@ frame (written as CSV), and a one-paragraph reading generated from the data. Whe
 nothing to draw, the chart carries no image but the reason and the command that would
 produce the data, so the report never shows an empty or broken image.
 
-Charts follow ARCHITECTURE.md (Reports): latency heatmap over α × resolution, latency vs
+Charts (docs/architecture.md, "The report"): latency heatmap over α × resolution, latency vs
 MACs on log–log axes with the fitted power-law slope against the ideal slope 1, latency vs
 ImageNet top-1 with the Pareto frontier, memory against parameters, measured vs MAC
 separable/standard ratio (Howard et al. 2017, eq. 5: 1/N + 1/D_K² per layer), and per-layer

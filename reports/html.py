@@ -1,14 +1,18 @@
 """The self-contained HTML report: one file, images as base64 data URIs, inline CSS, no script.
 
 The page opens offline and from an e-mail attachment: nothing in it refers to another file
-or host (every ``src`` is a ``data:`` URI, every ``href`` a ``#`` anchor). Sections: the runs
-and the devices with their facts, each chart with its reading (or why it is missing and
-what to run), the results table, and the failed or unstable measurements.
+or host (every ``src`` is a ``data:`` URI, every ``href`` a ``#`` anchor). It leads with
+answers, then shows the evidence, then the detail: the summary (``reports.answers``: the
+cell for a latency budget, the latency range, the separable/standard finding, the noise),
+the table of contents, each chart with its reading (or why it is missing and what to run;
+the mission chart first), then the runs, the devices (compact facts, the raw JSON folded
+away), the results table and the failed or unstable measurements.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -17,6 +21,7 @@ from typing import cast
 
 import pandas as pd
 
+from reports.answers import Answers, picks_by_series
 from reports.charts import Chart, config_text
 
 MIB = 1024.0 * 1024.0
@@ -77,7 +82,9 @@ figure{margin:.6em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd
 .reading{max-width:75em}.files{color:#555;font-size:.85em}
 .nodata{border:2px dashed #D55E00;background:#fff8f3;padding:.7em 1em;border-radius:6px}
 code{background:#f2f2f2;padding:0 .25em;border-radius:3px}
-nav ul{columns:2;margin:.3em 0}.allok{color:#006b4f}.bad{color:#b33c00;font-weight:bold}
+nav ul{columns:2;margin:.3em 0}.answers{border-left:4px solid #0072B2;background:#f4f8fb;
+padding:.5em 1.1em;margin:.8em 0}.answers li{margin:.25em 0}details pre{font-size:.78em;
+max-height:24em;overflow:auto;background:#f7f7f7;padding:.5em}.allok{color:#006b4f}.bad{color:#b33c00;font-weight:bold}
 """
 
 
@@ -163,6 +170,122 @@ def flatten_facts(facts: object, prefix: str = "") -> list[tuple[str, str]]:
     )
 
 
+CORE_LISTS: tuple[str, ...] = ("cores", "cpus")
+"""Facts holding one record per core: shown as one line per distinct kind of core."""
+REDUNDANT_FACTS: frozenset[str] = frozenset(
+    {
+        "core_types",  # the cores line says it
+        "device.name",
+        "device.kind",  # the box's title says both
+        "psutil.memory_total_bytes",
+        "psutil.memory_available_bytes",
+        "psutil.logical_cores",
+        "psutil.boot_time_unix",
+    }
+)
+
+
+def _empty(key: str, value: object) -> bool:
+    """A fact with nothing to say on this device: None, '', [], {} or a zero frequency."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    if isinstance(value, (str, list, tuple, Mapping)) and len(value) == 0:
+        return True
+    return (
+        "freq" in key
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (value == 0)
+    )
+
+
+def _prune(facts: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """The facts without empty values, nested dicts pruned too (and dropped when empty)."""
+    kept: dict[str, object] = {}
+    for key, value in facts.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        pruned = _prune(value, name) if isinstance(value, Mapping) else value
+        if not _empty(name, pruned):
+            kept[str(key)] = pruned
+    return kept
+
+
+def core_lines(cores: Sequence[Mapping[str, object]]) -> str:
+    """Per-core records as one line per distinct kind: '2 × AMD EPYC, no cpufreq'."""
+    counts: dict[str, int] = {}
+    for core in cores:
+        name = str(core.get("core_type") or core.get("part") or core.get("model") or "core")
+        max_khz = core.get("max_freq_khz", core.get("max_khz"))
+        governor = core.get("governor")
+        text = name
+        if isinstance(max_khz, (int, float)) and not isinstance(max_khz, bool) and max_khz > 0:
+            text += f", up to {float(max_khz) / 1000:.0f} MHz"
+        else:
+            text += ", no cpufreq"
+        if governor:
+            text += f", {governor}"
+        counts[text] = counts.get(text, 0) + 1
+    return "; ".join(f"{count} × {text}" for text, count in counts.items())
+
+
+def compact_facts(facts: object) -> list[tuple[str, str]]:
+    """Device facts for the report: no empty rows, the per-core lists collapsed into one line
+    per distinct kind of core, facts said twice said once (``flatten_facts`` for the rest)."""
+    if not isinstance(facts, Mapping):
+        return flatten_facts(facts)
+    rows: list[tuple[str, str]] = []
+    rest: dict[str, object] = {}
+    for key, value in _prune(facts).items():
+        if (
+            key in CORE_LISTS
+            and isinstance(value, (list, tuple))
+            and all(isinstance(item, Mapping) for item in value)
+        ):
+            rows.append((key, core_lines([cast(Mapping[str, object], v) for v in value])))
+        else:
+            rest[key] = value
+    rows += [
+        (k, v)
+        for k, v in flatten_facts(rest)
+        if not any(k == r or k.startswith(f"{r}.") for r in REDUNDANT_FACTS) and v != "–"
+    ]
+    order = {key: index for index, key in enumerate(PREFERRED_FACTS)}
+    return sorted(
+        rows, key=lambda kv: (order.get(kv[0].split(".")[0].split("[")[0], len(order)), kv[0])
+    )
+
+
+def _summary_section(answers: Answers) -> str:
+    """The answers first: budget table, latency range, separable/standard, noise."""
+    items: list[str] = []
+    grouped = picks_by_series(answers.picks)
+    for series, picks in grouped.items():
+        budgets = "".join(f'<td class="num">{pick.budget_ms:.3g}</td>' for pick in picks)
+        cells = "".join(f"<td>{escape(pick.cell)}</td>" for pick in picks)
+        top1 = "".join(f'<td class="num">{pick.top1:.1f}</td>' for pick in picks)
+        who = f" ({escape(series)})" if len(grouped) > 1 else ""
+        items.append(
+            f"<li><strong>For a latency budget</strong>{who}, the most accurate cell that "
+            "fits: from each budget on (median latency) up to the next, pick the cell below "
+            "it (top-1 as in the accuracy chart)."
+            '<div class="scroll"><table><tbody>'
+            f"<tr><th>budget ≥ (ms)</th>{budgets}</tr><tr><th>cell α/resolution</th>{cells}"
+            f"</tr><tr><th>top-1 (%)</th>{top1}</tr></tbody></table></div></li>"
+        )
+    if answers.latency_range:
+        items.append(f"<li><strong>Latency range:</strong> {escape(answers.latency_range)}</li>")
+    if answers.separable_standard:
+        items.append(
+            "<li><strong>Separable vs standard:</strong> "
+            f"{escape(answers.separable_standard)} (see the first chart).</li>"
+        )
+    if answers.noise:
+        items.append(f"<li><strong>Noise:</strong> {escape(answers.noise)}.</li>")
+    if not items:
+        return '<div class="answers"><p>The selected runs hold no measured model.</p></div>'
+    return f'<div class="answers" id="summary"><ul>{"".join(items)}</ul></div>'
+
+
 def _table(
     headers: Sequence[str],
     rows: Iterable[Sequence[str]],
@@ -233,7 +356,8 @@ def _devices_section(runs: pd.DataFrame) -> str:
         if device in seen:
             continue
         seen.add(device)
-        facts = flatten_facts(getattr(run, "device_facts", None))
+        raw = getattr(run, "device_facts", None)
+        facts = compact_facts(raw)
         kind = str(getattr(run, "device_kind", "") or "")
         title = escape(device) + (f" <small>({escape(kind)})</small>" if kind else "")
         if facts:
@@ -241,6 +365,12 @@ def _devices_section(runs: pd.DataFrame) -> str:
             note = (
                 f'<p class="files">facts recorded with run #{_fmt(getattr(run, "run_id", ""))}</p>'
             )
+            if isinstance(raw, Mapping):
+                text = json.dumps(raw, indent=1, sort_keys=True, default=str)
+                note += (
+                    "<details><summary>raw facts (JSON)</summary>"
+                    f"<pre>{escape(text)}</pre></details>"
+                )
         else:
             table = "<p>No device facts were recorded for this device.</p>"
             note = ""
@@ -419,8 +549,10 @@ def render_html(
     accuracy_note: str,
     measurements: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
+    answers: Answers | None = None,
 ) -> str:
-    """The whole report as one HTML string (UTF-8, no external references, no script)."""
+    """The whole report as one HTML string (UTF-8, no external references, no script):
+    the answers, the table of contents, the charts, then the detail."""
     when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     runtimes = sorted(
         {
@@ -437,6 +569,8 @@ def render_html(
         for c in charts
     )
     nav += (
+        '<li><a href="#runs">Runs</a></li>'
+        '<li><a href="#devices">Devices</a></li>'
         '<li><a href="#results">Results table</a></li>'
         '<li><a href="#problems">Failed or unstable measurements</a></li>'
     )
@@ -450,14 +584,15 @@ def render_html(
         f'<p class="meta">Runs {escape(run_ids or "–")} on {escape(", ".join(devices) or "–")}'
         f" · onnxruntime {escape(', '.join(runtimes) or '–')} · report by mnbench "
         f"{escape(harness_version)} · {escape(when)}</p>",
+        _summary_section(answers) if answers is not None else "",
         f"<nav><ul>{nav}</ul></nav>",
+    ]
+    parts.extend(_chart_section(chart) for chart in charts)
+    parts += [
         '<h2 id="runs">Runs</h2>',
         _runs_section(runs, results),
         '<h2 id="devices">Devices</h2>',
         _devices_section(runs),
-    ]
-    parts.extend(_chart_section(chart) for chart in charts)
-    parts += [
         '<h2 id="results">Results</h2>',
         "<p>One row per run × model × configuration, aggregated over trials (fresh process "
         "per trial). p50 is the median latency; the interval is a bootstrap 95 % confidence "

@@ -1,7 +1,8 @@
 """The markdown summary: a few lines fit for a CI log or a pull-request comment.
 
-Runs with their device and runtime, one compact table of median latency per model (a column
-per run and configuration), and the count of failed and unstable results.
+The report's answers first (``reports.answers``), then the runs with their device and
+runtime, one compact table of median latency per model (a column per run and
+configuration), and the count of failed and unstable results.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from harness.table import markdown_text
+from reports.answers import Answers, budget_text, picks_by_series
 from reports.charts import Chart, cell_text, config_text, measured, series_labels
 
 
@@ -27,12 +29,36 @@ def _sort_key(alpha: float, resolution: float, name: str) -> tuple[float, float,
     )
 
 
+def _answer_lines(answers: Answers) -> list[str]:
+    lines: list[str] = []
+    for series, picks in picks_by_series(answers.picks).items():
+        lines.append(f"- For a latency budget ({series}), the most accurate cell that fits:")
+        lines += [
+            f"  - {budget_text(pick, picks[i + 1] if i + 1 < len(picks) else None)}"
+            for i, pick in enumerate(picks)
+        ]
+    if answers.latency_range:
+        lines.append(f"- Latency range: {answers.latency_range}")
+    if answers.separable_standard:
+        lines.append(f"- Separable vs standard: {answers.separable_standard}.")
+    if answers.noise:
+        lines.append(f"- Noise: {answers.noise}.")
+    return [*lines, ""] if lines else []
+
+
 def render_summary(
-    runs: pd.DataFrame, results: pd.DataFrame, charts: Sequence[Chart], *, harness_version: str
+    runs: pd.DataFrame,
+    results: pd.DataFrame,
+    charts: Sequence[Chart],
+    *,
+    harness_version: str,
+    answers: Answers | None = None,
 ) -> str:
     """Markdown text ending in a newline."""
     labels = series_labels(runs)
     lines = ["## mnbench report", ""]
+    if answers is not None:
+        lines += _answer_lines(answers)
     for run in runs.to_dict("records"):
         run_id = int(run["run_id"])
         created = str(run.get("created_at") or "")[:19].replace("T", " ")

@@ -1,7 +1,7 @@
 """Comparison of two stored runs: ratio of medians with a bootstrap CI, Mann–Whitney U on
 per-trial medians, Benjamini–Hochberg across the grid, and a verdict per cell.
 
-Design after asv (Mann–Whitney plus a relative factor, measurement-methods.md §1.2) and
+Design after asv (Mann–Whitney plus a relative factor; docs/measurement.md) and
 Criterion.rs / conbench (a noise threshold on the CI of the change): a cell is
 
 - ``slower`` when the adjusted p-value is below ``alpha`` and the whole 95 % CI of the ratio
@@ -57,6 +57,10 @@ class CellComparison:
     candidate_trials: int
     verdict: Verdict
     note: str = ""
+    design: str = "trials"  # "pairs": interleaved process pairs (results/paired.py)
+    within_sd: float | None = None  # pairs: log-ratio sd of a burst pair inside a pair
+    between_sd: float | None = None  # pairs: log-ratio sd between process pairs
+    confidence: float = 0.95  # of the CI (pairs: the level spent at the deciding look)
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,11 @@ def compare_frames(
         cand_cells = {(g["name"].iloc[0], k[1]): g for k, g in cand_cells.items()}
         warnings.append("--force: cells are paired by model name, not by model file")
 
+    if not set(base_cells) & set(cand_cells):
+        by_model = _pair_by_model(base_cells, cand_cells, force)
+        if by_model is not None:
+            base_cells, cand_cells, note = by_model
+            warnings.append(note)
     rows: list[dict[str, Any]] = []
     failed: list[FailedCell] = []
     missing: list[str] = []
@@ -263,6 +272,35 @@ def compare_frames(
     )
 
 
+def _pair_by_model(
+    base_cells: dict[Any, pd.DataFrame], cand_cells: dict[Any, pd.DataFrame], force: bool
+) -> tuple[dict[Any, pd.DataFrame], dict[Any, pd.DataFrame], str] | None:
+    """Runs with no configuration in common (threads 2 vs 1, other --cpus): pair the cells
+    by model when each model has one configuration in each run (None otherwise)."""
+    index = 0  # the key part that names the model: sha256, or the name with --force
+
+    def by_model(cells: dict[Any, pd.DataFrame]) -> dict[Any, pd.DataFrame] | None:
+        out: dict[Any, pd.DataFrame] = {}
+        for key, group in cells.items():
+            if key[index] in out:
+                return None
+            out[key[index]] = group
+        return out
+
+    base, cand = by_model(base_cells), by_model(cand_cells)
+    if not base or not cand or not set(base) & set(cand):
+        return None
+    differ = sorted(
+        {f"{k[1]} vs {c[1]}" for k in base_cells for c in cand_cells if k[index] == c[index]}
+    )
+    note = "configurations differ (baseline vs candidate: " + "; ".join(differ[:3]) + ")"
+    note += ": cells are paired by model"
+    keyed_base = {(k, "by model"): g for k, g in base.items()}
+    keyed_cand = {(k, "by model"): g for k, g in cand.items()}
+    del force
+    return keyed_base, keyed_cand, note
+
+
 def compare_runs(
     store: object,
     baseline_run: int,
@@ -280,6 +318,8 @@ def compare_runs(
             f"run {baseline_run} is on {base.device} and run {candidate_run} on {cand.device}: "
             "runs from different devices are not comparable; pass --force to compare anyway"
         )
+    if is_paired(base.config, cand.config):
+        return paired_comparison(store, baseline_run, candidate_run, threshold)
     frame = store.measurements_frame([baseline_run, candidate_run])
     return compare_frames(
         frame[frame["run_id"] == baseline_run],
@@ -288,6 +328,122 @@ def compare_runs(
         candidate_run,
         threshold,
         force=force,
+    )
+
+
+def is_paired(baseline_config: Mapping[str, Any], candidate_config: Mapping[str, Any]) -> bool:
+    """Both runs are the two sides of one interleaved ``mnbench regress`` (pairs design)."""
+    token = baseline_config.get("pairing")
+    return (
+        bool(token)
+        and token == candidate_config.get("pairing")
+        and baseline_config.get("regress_role") == "baseline"
+        and candidate_config.get("regress_role") == "candidate"
+    )
+
+
+def paired_log_ratios(
+    baseline: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], list[list[float]]]:
+    """Per cell (sha256, config_key), per pair in order: the burst log ratios B/A."""
+    from results.paired import Burst, burst_log_ratios
+
+    grouped: dict[tuple[str, str], dict[int, list[Burst]]] = {}
+    for row in [*baseline, *candidate]:
+        cell = (str(row["model_sha256"]), str(row["config_key"]))
+        grouped.setdefault(cell, {}).setdefault(int(row["pair"]), []).append(
+            Burst(
+                int(row["pair"]),
+                int(row["position"]),
+                row["side"],
+                float(row["start_unix"] or 0.0),
+                tuple(row["samples_ms"]),
+            )
+        )
+    return {
+        cell: [burst_log_ratios(pairs[k]) for k in sorted(pairs)] for cell, pairs in grouped.items()
+    }
+
+
+def paired_comparison(
+    store: object, baseline_run: int, candidate_run: int, threshold: float = DEFAULT_THRESHOLD
+) -> Comparison:
+    """The paired, sequential analysis of an interleaved regress (results/paired.py),
+    replayed from the stored bursts: the verdicts the run reached (at this threshold)."""
+    from results.paired import DEFAULT_MAX_PAIRS, DEFAULT_MIN_PAIRS, replay
+    from results.store import Store
+
+    assert isinstance(store, Store)
+    config = store.get_run(candidate_run).config
+    alpha = float(config.get("alpha") or DEFAULT_ALPHA)
+    max_pairs = int(config.get("max_pairs") or DEFAULT_MAX_PAIRS)
+    min_pairs = int(config.get("min_pairs") or DEFAULT_MIN_PAIRS)
+    ratios = paired_log_ratios(store.bursts(baseline_run), store.bursts(candidate_run))
+    frame = store.measurements_frame([baseline_run, candidate_run])
+    failed: list[FailedCell] = []
+    names: dict[tuple[str, str], str] = {}
+    threads: dict[tuple[str, str], int | None] = {}
+    medians: dict[tuple[tuple[str, str], int], float] = {}
+    for (sha, key), group in frame.groupby(["sha256", "config_key"]) if len(frame) else []:
+        cell = (str(sha), str(key))
+        names[cell] = str(group["name"].iloc[0])
+        threads[cell] = int(group["threads"].iloc[0]) if "threads" in group else None
+        bad = group[group["status"] != "ok"]
+        if len(bad):
+            sides = {int(r) for r in bad["run_id"]}
+            side: Literal["baseline", "candidate", "both"] = (
+                "both" if len(sides) == 2 else "candidate" if candidate_run in sides else "baseline"
+            )
+            failed.append(FailedCell(names[cell], cell[1], side, str(bad["reason"].iloc[0])))
+            ratios.pop(cell, None)
+            continue
+        for run_id in (baseline_run, candidate_run):
+            ok = group[group["run_id"] == run_id]
+            trials = _trials(ok)
+            if trials:
+                medians[(cell, run_id)] = float(np.median(np.concatenate(trials)))
+    keys = {f"{sha}|{key}": (sha, key) for sha, key in ratios}
+    analysis = replay(
+        {k: ratios[cell] for k, cell in keys.items()}, threshold, alpha, max_pairs, min_pairs
+    )
+    cells: list[CellComparison] = []
+    for k, cell in sorted(keys.items(), key=lambda item: names.get(item[1], "")):
+        state = analysis.cells[k]
+        est = state.estimate
+        if est is None:
+            continue
+        note = f"{est.pairs} pairs"
+        if not state.decided:
+            note += ", budget ran out" if len(state.pairs) < max_pairs else ", max pairs"
+        cells.append(
+            CellComparison(
+                name=names.get(cell, cell[0][:12]),
+                sha256=cell[0],
+                config_key=cell[1],
+                threads=threads.get(cell),
+                baseline_ms=medians.get((cell, baseline_run), math.nan),
+                candidate_ms=medians.get((cell, candidate_run), math.nan),
+                ratio=est.ratio,
+                ci_low=est.ci_low,
+                ci_high=est.ci_high,
+                p_value=est.p_value,
+                p_adjusted=state.p_adjusted,
+                baseline_trials=est.pairs,
+                candidate_trials=est.pairs,
+                verdict=state.verdict,
+                note=note,
+                design="pairs",
+                within_sd=est.within_sd,
+                between_sd=est.between_sd,
+                confidence=est.confidence,
+            )
+        )
+    return Comparison(
+        baseline_run,
+        candidate_run,
+        threshold,
+        tuple(cells),
+        tuple(failed),
     )
 
 
@@ -318,6 +474,10 @@ def comparison_records(comparison: Comparison) -> list[Mapping[str, object]]:
             "candidate_trials": c.candidate_trials,
             "verdict": c.verdict,
             "note": c.note,
+            "design": c.design,
+            "within_sd": c.within_sd,
+            "between_sd": c.between_sd,
+            "confidence": c.confidence,
         }
         for c in comparison.cells
     ]

@@ -2,7 +2,7 @@
 
 Owns ``Summary`` and the two ways to make one: from raw samples (``summarize``) and from a
 runner document that only carries summaries, such as Android's ``onnxruntime_perf_test``
-output (``summarize_reported``). Sources: measurement-methods.md §9.3 (median as the
+output (``summarize_reported``). Sources: docs/measurement.md (median as the
 headline, bootstrap CI of the median, Tukey outliers counted and never dropped, pyperf-style
 instability warnings); Criterion.rs (Tukey fences at 1.5·IQR); pyperf (CV and min/max
 distance warnings).

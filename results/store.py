@@ -2,9 +2,9 @@
 
 Owns the schema (``MIGRATIONS``, ``SCHEMA_VERSION``), opening and upgrading a database,
 writing runs and measurements, resume keys, and reading everything back as pandas frames.
-Sources: ARCHITECTURE.md "Store" (stdlib sqlite3 in WAL mode; each measurement commits on
+Sources: docs/architecture.md (stdlib sqlite3 in WAL mode; each measurement commits on
 its own so an interrupted sweep loses at most the one in flight; a versioned schema with
-migrations); STYLE.md (asv: a schema version with upgrade steps, files from a newer version
+migrations); asv (a schema version with upgrade steps, files from a newer version
 refused); the runner's JSON document, schema ``mnbench.runner/1``, stored verbatim.
 
 pandas and the statistics (scipy) are imported only by the methods that build frames, so a
@@ -102,7 +102,7 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
-_RUN_LEASES_V2: Final = """
+_RUN_LEASES: Final = """
 CREATE TABLE run_leases (
     run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
     token TEXT NOT NULL,
@@ -116,14 +116,34 @@ CREATE TABLE run_leases (
 """
 """Who is measuring a run now (see ``Store.lease``): one row per leased run."""
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _RUN_LEASES_V2]
+
+_BURSTS: Final = """
+CREATE TABLE bursts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    model_sha256 TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    pair INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('A', 'B')),
+    start_unix REAL,
+    n_samples INTEGER NOT NULL,
+    samples TEXT NOT NULL,
+    UNIQUE (run_id, model_sha256, config_key, pair, position)
+);
+CREATE INDEX bursts_by_run ON bursts (run_id, model_sha256, config_key, pair);
+"""
+"""Interleaved bursts of ``mnbench regress``: each row is one side's burst inside a process
+pair (``position`` orders the bursts of both sides of the pair; ``side`` A = baseline)."""
+
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS, _RUN_LEASES]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES_V2,)
+READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES,)
 """Steps a read-only open does without: a file that lacks only these is read as it is
 (the lease table; readers treat a missing one as no leases)."""
 
@@ -802,6 +822,52 @@ class Store:
             zip(("holder", "pid", "host", "heartbeat_unix_s", "stale_after_s"), row, strict=True)
         )
 
+    def add_bursts(
+        self,
+        *,
+        run_id: int,
+        model_sha256: str,
+        config: Mapping[str, object],
+        pair: int,
+        bursts: Sequence[tuple[int, str, float | None, Sequence[float]]],
+    ) -> None:
+        """Record one side's bursts of one process pair: (position, side, start, samples_ms)."""
+        key = config_key(config)
+        rows = [
+            (run_id, model_sha256, key, pair, position, side, start, len(samples),
+             json.dumps([float(v) for v in samples]))
+            for position, side, start, samples in bursts
+        ]  # fmt: skip
+        with self._write() as db:
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO bursts (run_id, model_sha256, config_key, pair, "
+                    "position, side, start_unix, n_samples, samples) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise self._no_run(run_id) from None
+                raise
+
+    def bursts(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's bursts in measuring order: run_id, model_sha256, config_key, pair,
+        position, side, start_unix, samples_ms."""
+        query = (
+            "SELECT run_id, model_sha256, config_key, pair, position, side, start_unix, samples "
+            "FROM bursts WHERE run_id = ? ORDER BY model_sha256, config_key, pair, position"
+        )
+        names = (
+            "run_id", "model_sha256", "config_key", "pair", "position", "side", "start_unix"
+        )  # fmt: skip
+        out: list[dict[str, Any]] = []
+        for row in self._db.execute(query, (run_id,)):
+            record: dict[str, Any] = dict(zip(names, row[:7], strict=True))
+            record["samples_ms"] = [float(v) for v in json.loads(row[7])]
+            out.append(record)
+        return out
+
     # -- reading ---------------------------------------------------------------------------
 
     def completed_keys(
@@ -1097,15 +1163,21 @@ class Store:
             limits[int(run_id)] = _mapping(_mapping(facts).get("limits"))
         return limits
 
-    def probes_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    def probes_frame(
+        self, run_ids: Sequence[int] | None = None, results: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """One row per run × layer probe × configuration (``harness.probes``): the columns of
         ``results_frame`` plus the probe's facts from its cost card (``role, block,
         in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
         its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
-        the device facts' ``limits``, NaN when not measured)."""
+        the device facts' ``limits``, NaN when not measured).
+
+        ``results``: the ``results_frame(run_ids)`` the caller already holds (aggregating
+        bootstraps every cell, so a report computes it once)."""
         import pandas as pd
 
-        results = self.results_frame(run_ids)
+        if results is None:
+            results = self.results_frame(run_ids)
         variants = results["variant"].astype(object).fillna("").astype(str)
         results = results[variants.str.startswith("probe-")].reset_index(drop=True)
         cards = self.model_costs(list(results["sha256"]))

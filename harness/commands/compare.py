@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands.run import add_db_argument
@@ -29,10 +31,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "compare",
         help="compare two stored runs with a statistical verdict per cell",
-        description="For each cell in both runs (same model file and configuration): the "
-        "medians, the ratio candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U "
-        "p-value on per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, "
-        "faster, unchanged (CI within +-threshold) or inconclusive.",
+        description="For each cell in both runs (same model file and configuration; cells "
+        "are paired by model when the configurations differ): the medians, the ratio "
+        "candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U p-value on "
+        "per-trial medians (Benjamini-Hochberg adjusted), and a verdict: slower, faster, "
+        "unchanged (CI within +-threshold) or inconclusive. The two runs of an interleaved "
+        "`mnbench regress` are analysed paired instead: geometric-mean burst ratios per "
+        "process pair, a t CI across pairs, and the sequential rule replayed from the "
+        "stored bursts.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,6 +57,14 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
         help="smallest change that matters, in %% (default 5)",
     )
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the regression chart (DIR/regression.png, .svg, .csv): ratio and "
+        "CI per cell, the threshold band, the verdict",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -79,13 +93,14 @@ def render(comparison: Comparison, fmt: str) -> str:
                 "warnings": list(comparison.warnings),
             }
         )
+    paired = any(r["design"] == "pairs" for r in records)
     headers = [
         "model",
         "threads",
         "baseline ms",
         "candidate ms",
         "ratio",
-        "95% CI",
+        "CI" if paired else "95% CI",
         "p (BH)",
         "verdict",
     ]
@@ -118,6 +133,12 @@ def render(comparison: Comparison, fmt: str) -> str:
         if f.side != "candidate"
     ]
     footer += [f"not compared: {m}" for m in comparison.missing]
+    if paired:
+        footer.append(
+            "paired design: ratio = geometric mean of burst ratios over process pairs; the CI "
+            "is at the level spent at the cell's last look (alpha 0.05 over all looks); "
+            "sd = log-ratio sd within a pair (one burst pair) / between pairs"
+        )
     footer += [f"warning: {w}" for w in comparison.warnings]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -149,10 +170,24 @@ def run(args: argparse.Namespace) -> int:
             f"configuration measured in both){'; ' + why if why else ''}; compare runs of "
             "the same models and thread counts"
         )
+    write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return exit_code(comparison)
 
 
+def write_chart(comparison: Comparison, out_dir: Path | None) -> None:
+    """``--chart DIR``: the regression chart (reports/regression.py), paths on stderr."""
+    if out_dir is None:
+        return
+    from reports.regression import write_regression_chart
+
+    for path in write_regression_chart(comparison, out_dir):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _verdict_text(record: Mapping[str, object]) -> str:
-    note = record["note"]
+    note = str(record["note"])
+    within, between = record.get("within_sd"), record.get("between_sd")
+    if isinstance(within, float) and isinstance(between, float):
+        note += f", sd {within:.3f}/{between:.3f}"
     return f"{record['verdict']} ({note})" if note else str(record["verdict"])

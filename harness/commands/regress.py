@@ -1,8 +1,15 @@
-"""``mnbench regress``: two runtimes on one device, trials interleaved, a verdict, exit codes.
+"""``mnbench regress``: two runtimes on one device, measured side by side, a verdict, exit codes.
 
-Both runtimes measure the same models in one session; for every cell the trials alternate
-in ABBA order with a random start (so drift and warm caches fall on both sides alike), each
-trial a fresh process. Both runs are stored, then compared as ``mnbench compare`` does.
+Design ``pairs`` (the default): per cell, process pairs -- one baseline and one candidate
+runner in agent mode, started together -- alternate bursts while the idle one is suspended
+(harness/paired.py); pairs are added round by round to every undecided cell until the
+sequential rule of results/paired.py decides it or the cell's budget (``--max-pairs``,
+``--budget`` seconds) runs out. Every burst is stored, and the verdicts printed are those
+of ``mnbench compare`` on the two runs, which replays the same rule from the store.
+
+Design ``trials`` (phones measured with onnxruntime_perf_test, or ``--design trials``):
+for every cell the trials alternate in ABBA order with a random start, each trial a fresh
+process; the runs are compared unpaired, as ``mnbench compare`` does.
 """
 
 from __future__ import annotations
@@ -10,18 +17,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import random
+import secrets
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devices.device import DeviceConfig
 from devices.facts import probe_device
-from devices.transport import Transport
+from devices.interactive import InteractiveTransport
+from devices.transport import Transport, TransportError
 from harness import __version__
-from harness.commands.compare import add_threshold_arguments, render
+from harness.commands.compare import add_threshold_arguments, render, write_chart
 from harness.commands.generate import default_models_dir
 from harness.commands.run import (
     add_db_argument,
@@ -34,6 +45,14 @@ from harness.commands.run import (
 )
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.paired import (
+    AgentFailed,
+    PairSettings,
+    SideCommand,
+    burst_rows,
+    measure_pair,
+    pair_document,
+)
 from harness.runtimes import ensure_runtime, parse_spec, remote_runtime_python
 from harness.sweep import (
     PlanItem,
@@ -59,16 +78,22 @@ from harness.validate import (
     float_arg,
     int_arg,
 )
-from results.store import Store, default_db_path
+from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
+from results.store import Store, config_key, default_db_path
 
 if TYPE_CHECKING:
     from results.compare import Comparison
+    from results.paired import SequentialAnalysis
 
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1 \\
-      --alpha 0.25 0.5 --resolution 128 --trials 8 --confirm 4
+      --alpha 0.5 1.0 --resolution 160 --budget 60 --chart out/ --format markdown
+  mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1 \\
+      --design trials --trials 8 --confirm 4
   mnbench regress --device pi4 --baseline /opt/ort-a/bin/python --candidate /opt/ort-b/bin/python
+design: pairs of processes alternate bursts (the idle one suspended) until each cell is
+decided: unchanged, slower or faster, or inconclusive when --budget/--max-pairs run out.
 exit codes: 0 no confirmed regression; 1 a confirmed regression, or a model that fails only
 under the candidate; 2 a usage or harness error; 3 inconclusive (a CI job can retry);
 --warn-only always exits 0.
@@ -97,18 +122,56 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op thread counts (default: all cores)",
     )
     parser.add_argument(
+        "--design",
+        choices=("pairs", "trials"),
+        default="pairs",
+        help="pairs: interleaved bursts in process pairs with sequential stopping (default); "
+        "trials: fresh processes in ABBA order, fixed count (--trials)",
+    )
+    parser.add_argument(
+        "--max-pairs",
+        type=int,
+        default=30,
+        metavar="N",
+        help="pairs design: at most N process pairs per cell (default 30; the first look is "
+        "at 3, or at N when smaller)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="pairs design: at most S seconds of measuring per cell (default 120)",
+    )
+    parser.add_argument(
+        "--bursts",
+        type=int,
+        default=16,
+        metavar="M",
+        help="pairs design: bursts per side in each pair (default 16)",
+    )
+    parser.add_argument(
+        "--burst-ms",
+        type=float,
+        default=75.0,
+        metavar="MS",
+        help="pairs design: target duration of one burst (default 75)",
+    )
+    parser.add_argument(
         "--trials",
         type=int_arg("--trials", 1, MAX_TRIALS),
         default=6,
         metavar="K",
-        help="trials per side and cell (default 6; fewer than 6 can rarely reach significance)",
+        help="trials design: trials per side and cell (default 6; fewer than 6 can rarely "
+        "reach significance)",
     )
     parser.add_argument(
         "--confirm",
         type=int_arg("--confirm", 0, MAX_TRIALS),
         default=0,
         metavar="N",
-        help="re-measure cells found slower with N more trials per side before failing",
+        help="trials design: re-measure cells found slower with N more trials per side "
+        "before failing",
     )
     parser.add_argument("--warn-only", action="store_true", help="always exit 0")
     parser.add_argument(
@@ -230,11 +293,27 @@ def abba_order(
     return order
 
 
+def _check_pair_args(args: argparse.Namespace) -> None:
+    checks = [
+        (args.max_pairs >= 2, "--max-pairs must be at least 2"),
+        (math.isfinite(args.budget) and args.budget > 0, "--budget must be a positive number"),
+        (args.bursts >= 2, "--bursts must be at least 2"),
+        (
+            math.isfinite(args.burst_ms) and 1 <= args.burst_ms <= 10000,
+            "--burst-ms must be between 1 and 10000",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
 def run(args: argparse.Namespace) -> int:
     from results.compare import compare_runs, exit_code
 
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
+    _check_pair_args(args)
     settings = settings_from_args(args)
     for spec in (args.baseline, args.candidate):
         if spec.startswith("onnxruntime"):
@@ -259,6 +338,16 @@ def run(args: argparse.Namespace) -> int:
         sweeps["B"].share_files(sweeps["A"])
         facts = probe_device(device, transport)
         threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
+        design = args.design
+        if design == "pairs" and (
+            sweeps["A"].uses_perf_test or not isinstance(transport, InteractiveTransport)
+        ):
+            print(
+                "regress: this device's runner cannot serve bursts; using --design trials",
+                file=sys.stderr,
+            )
+            design = "trials"
+        pairing = secrets.token_hex(8) if design == "pairs" else None
         runs: dict[str, int] = {}
         kept: str | None = None
         try:
@@ -272,6 +361,18 @@ def run(args: argparse.Namespace) -> int:
                 )
                 config["runtime"] = spec
                 config["regress_role"] = role
+                config["design"] = design
+                if pairing is not None:
+                    config.update(
+                        pairing=pairing,
+                        max_pairs=args.max_pairs,
+                        min_pairs=DEFAULT_MIN_PAIRS,
+                        alpha=DEFAULT_ALPHA,
+                        budget_s=args.budget,
+                        bursts_per_side=args.bursts,
+                        burst_target_s=args.burst_ms / 1000,
+                        seed=args.seed,
+                    )
                 runs[side] = store.create_run(
                     device=device.name,
                     device_kind=device.kind,
@@ -289,9 +390,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
-            plan = make_plan(models, threads, args.trials, None)
-            pairs = [(item, item) for item in plan]
-            progress = None if args.quiet else ProgressBar()
             hint = resume_hint(store, runs["A"], runs["B"])
             for sweep in sweeps.values():
                 sweep.resume_command = hint
@@ -301,11 +399,19 @@ def run(args: argparse.Namespace) -> int:
                 store.lease(runs["B"], "mnbench regress", stale_s),
                 stopping_marks(store, list(runs.values()), hint),
             ):
-                _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
+                if design == "pairs":
+                    assert isinstance(transport, InteractiveTransport)
+                    plan = make_plan(models, threads, 1, None)
+                    _run_pairs(args, store, sweeps, runs, outcomes, plan, transport, rng)
+                else:
+                    plan = make_plan(models, threads, args.trials, None)
+                    pairs = [(item, item) for item in plan]
+                    progress = None if args.quiet else ProgressBar()
+                    _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
                 comparison = compare_runs(
                     store, runs["A"], runs["B"], args.threshold / 100, force=args.force
                 )
-                if args.confirm > 0 and comparison.count("slower"):
+                if design == "trials" and args.confirm > 0 and comparison.count("slower"):
                     comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
                 for run_id in runs.values():
                     store.set_run_status(run_id, "complete")
@@ -323,8 +429,168 @@ def run(args: argparse.Namespace) -> int:
     if kept and args.keep_workdir:
         where = kept if transport.name == "local" else f"{transport.name}:{kept}"
         print(f"kept the work directory {where}", file=sys.stderr)
+    write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
+
+
+def _cell_key(item: PlanItem) -> str:
+    return f"{item.model.sha256}|{config_key(item.config)}"
+
+
+def _side_command(sweep: Sweep, item: PlanItem) -> SideCommand:
+    argv = [
+        *sweep.device.python_argv,
+        sweep.push_runner(),
+        sweep.push_model(item.model),
+        "--threads",
+        str(item.threads),
+        "--opt-level",
+        sweep.settings.opt_level,
+    ]
+    if item.cpus:
+        argv += ["--cpus", ",".join(map(str, item.cpus))]
+    for shape in item.model.shapes:
+        argv += ["--shape", shape]
+    return SideCommand(tuple(argv), dict(sweep.device.env) or None)
+
+
+def _run_pairs(
+    args: argparse.Namespace,
+    store: Store,
+    sweeps: dict[str, Sweep],
+    runs: dict[str, int],
+    outcomes: dict[str, SweepOutcome],
+    plan: list[PlanItem],
+    transport: InteractiveTransport,
+    rng: random.Random,
+) -> None:
+    """Rounds of one process pair per undecided cell until every cell is decided or out of
+    budget (results/paired.py ``SequentialAnalysis``); every burst goes to the store."""
+    from results.paired import SequentialAnalysis, burst_log_ratios
+
+    settings = PairSettings(bursts_per_side=args.bursts, burst_target_s=args.burst_ms / 1000)
+    items = {_cell_key(item): item for item in plan}
+    analysis = SequentialAnalysis(
+        list(items), args.threshold / 100, DEFAULT_ALPHA, args.max_pairs, DEFAULT_MIN_PAIRS
+    )
+    spent_s = dict.fromkeys(items, 0.0)
+    burst_sizes: dict[str, int] = {}
+    failed: set[str] = set()
+    round_index = 0
+    while True:
+        todo = [k for k in analysis.undecided() if k not in failed]
+        if not todo:
+            break
+        round_index += 1
+        rng.shuffle(todo)
+        for key in todo:
+            item = items[key]
+            if spent_s[key] >= args.budget:
+                analysis.stop(key)
+                continue
+            pair = len(analysis.cells[key].pairs) + 1
+            commands: dict[Side, SideCommand] = {
+                side: _side_command(sweeps[side], item) for side in ("A", "B")
+            }
+            started = time.monotonic()
+            try:
+                result = measure_pair(transport, commands, rng, settings, burst_sizes.get(key))
+            except AgentFailed as exc:
+                if exc.transport_error:
+                    _check_reachable(transport, runs, exc)
+                _record_failure(store, runs, outcomes, item, pair, exc)
+                failed.add(key)
+                analysis.stop(key)
+                continue
+            finally:
+                spent_s[key] += time.monotonic() - started
+            burst_sizes[key] = result.burst_size
+            for side in ("A", "B"):
+                doc = pair_document(result, side)
+                store.add_bursts(
+                    run_id=runs[side],
+                    model_sha256=item.model.sha256,
+                    config=item.config,
+                    pair=pair,
+                    bursts=burst_rows(result, side),
+                )
+                store.add_measurement(
+                    run_id=runs[side],
+                    model_sha256=item.model.sha256,
+                    config=item.config,
+                    trial=pair,
+                    status="ok",
+                    reason=None,
+                    document=doc,
+                )
+                outcomes[side].measured += 1
+                version = (doc.get("runtime") or {}).get("version")
+                if not outcomes[side].runtime_version and version:
+                    store.set_runtime_version(runs[side], str(version))
+                    outcomes[side].runtime_version = str(version)
+            bursts = [
+                Burst(pair, b.position, b.side, b.start_unix or 0.0, b.samples_ms)
+                for b in result.bursts
+            ]
+            analysis.add(key, burst_log_ratios(bursts))
+        analysis.look()
+        if not args.quiet:
+            _progress(round_index, analysis, items, spent_s)
+
+
+def _check_reachable(
+    transport: InteractiveTransport, runs: dict[str, int], exc: AgentFailed
+) -> None:
+    """A side failed on a transport error: if the device is gone, stop (nothing is blamed
+    on either runtime); if it answers, the side itself failed."""
+    try:
+        transport.run(["true"], timeout_s=30)
+    except TransportError as lost:
+        raise UserError(
+            f"lost {transport.name} during a process pair ({lost.message}); the pairs "
+            f"measured are kept in runs {runs['A']} and {runs['B']}: fix the device and run "
+            "regress again"
+        ) from exc
+
+
+def _record_failure(
+    store: Store,
+    runs: dict[str, int],
+    outcomes: dict[str, SweepOutcome],
+    item: PlanItem,
+    pair: int,
+    exc: AgentFailed,
+) -> None:
+    store.add_measurement(
+        run_id=runs[exc.side],
+        model_sha256=item.model.sha256,
+        config=item.config,
+        trial=pair,
+        status="failed",
+        reason=exc.reason,
+        document=dict(exc.document) if exc.document else None,
+    )
+    outcomes[exc.side].failures.append((f"{item.model.name} threads={item.threads}", exc.reason))
+
+
+def _progress(
+    round_index: int,
+    analysis: SequentialAnalysis,
+    items: dict[str, PlanItem],
+    spent_s: dict[str, float],
+) -> None:
+    parts = []
+    for key, state in analysis.cells.items():
+        item = items[key]
+        est = state.estimate
+        ratio = f" {est.ratio:.3f} [{est.ci_low:.3f}, {est.ci_high:.3f}]" if est else ""
+        status = state.verdict if state.decided else "..."
+        parts.append(
+            f"{item.model.name} t{item.threads}: {len(state.pairs)} pairs{ratio} "
+            f"{status} ({spent_s[key]:.0f} s)"
+        )
+    print(f"round {round_index}: " + "; ".join(parts), file=sys.stderr)
 
 
 def _interleave(

@@ -29,10 +29,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "report",
         help="write the HTML report, charts and markdown summary of runs",
-        description="Report on measured runs: latency heatmap, latency vs MACs, latency vs "
-        "ImageNet top-1 with the Pareto frontier, memory, separable vs standard ratio, the "
-        "results table and the failed or unstable measurements. Several runs overlay in one "
-        "chart, one series each.",
+        description="Report on measured runs. It opens with answers (the most accurate cell "
+        "for a latency budget, the latency range, separable vs standard, the noise), then "
+        "the mission chart (measured latency, memory and FLOPs ratios against 1/N + 1/D_K²), "
+        "latency heatmap, latency vs MACs, latency vs ImageNet top-1 with the Pareto "
+        "frontier, memory, separable vs standard, the per-layer charts, the results table "
+        "and the failed or unstable measurements. Several runs overlay in one chart, one "
+        "series each; the last lines printed are the three headline findings.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -78,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {len(files.images)} images, {len(files.data)} CSV files and {files.summary}",
         file=sys.stderr,
     )
+    for line in files.answers.headline():
+        print(line, file=sys.stderr)
     print(files.html)
     return 0

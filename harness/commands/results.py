@@ -1,8 +1,8 @@
 """The ``mnbench results`` verb: print a run's results from the store as a table, CSV or JSON.
 
-A thin layer over ``results.store.Store`` (asv's one-small-module-per-verb shape, STYLE.md):
+A thin layer over ``results.store.Store`` (asv's one-small-module-per-verb shape):
 the store aggregates, this module only selects runs and formats. Tables carry units in the
-header (ARCHITECTURE.md "CLI"); CSV and JSON carry exactly ``RESULT_COLUMNS`` so scripts
+header (docs/architecture.md); CSV and JSON carry exactly ``RESULT_COLUMNS`` so scripts
 can rely on them. pandas is imported only when a verb runs, so ``mnbench --help`` stays fast.
 """
 

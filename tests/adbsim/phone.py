@@ -1,6 +1,6 @@
 """A simulated phone: its properties, CPU/thermal/battery facts and its sandbox on the host.
 
-The fixture mirrors what a real device exposes (research notes ``devices-adb-ssh.md`` §4):
+The fixture mirrors what a real device exposes (docs/devices.md, "Device facts"):
 ``getprop`` keys, ``/sys/devices/system/cpu/cpuN/cpufreq/*`` in kHz,
 ``/sys/class/thermal/thermal_zoneN/{type,temp}`` in milli-degrees C, ``dumpsys battery``
 (temperature in tenths of a degree C), ``/proc/cpuinfo`` and ``/proc/meminfo``.

@@ -23,7 +23,7 @@ import pytest
 from harness.cli import main
 from harness.runtimes import ensure_runtime
 from harness.sweep import RunnerSettings
-from results.store import MIGRATIONS, LeaseHeld, Store, config_key
+from results.store import MIGRATIONS, READER_OPTIONAL, LeaseHeld, Store, config_key
 from tests.fixtures.sshd import SshServer
 
 FAST = ["--min-time", "0.05", "--max-time", "0.2", "--quiet"]
@@ -294,12 +294,6 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
             reason="kept too",
             document=None,
         )
-    before = db.read_bytes()
-    with Store.open(db, readonly=True) as reader:  # read verbs read it without upgrading
-        assert reader.schema_version == 1
-        assert reader.get_run(run_id).label == "kept"
-        assert [r.id for r in reader.list_runs()] == [run_id]
-    assert db.read_bytes() == before
     with Store.open(db) as store:
         assert store.schema_version == len(MIGRATIONS) >= 2
         run = store.get_run(run_id)
@@ -309,6 +303,31 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
         }
         with store.lease(run_id, "mnbench run", 60):
             assert store.lease_holder(run_id) is not None
+
+
+def test_file_without_the_lease_table_is_read_without_upgrading(tmp_path: Path) -> None:
+    db = tmp_path / "before-leases.sqlite"
+    lease_step = MIGRATIONS.index(READER_OPTIONAL[0])
+    with Store.open(db, migrations=MIGRATIONS[:lease_step]) as old:
+        run_id = _crafted_db_in(old)
+    before = db.read_bytes()
+    with Store.open(db, readonly=True) as reader:  # read verbs read it as it is
+        assert reader.schema_version == lease_step
+        assert reader.get_run(run_id).label == "crafted"
+        assert [r.id for r in reader.list_runs()] == [run_id]
+    assert db.read_bytes() == before
+
+
+def _crafted_db_in(store: Store) -> int:
+    return store.create_run(
+        device="local",
+        device_kind="local",
+        device_facts={},
+        config=_config("local"),
+        harness_version="0",
+        runtime_version=None,
+        label="crafted",
+    )
 
 
 @pytest.mark.parametrize(

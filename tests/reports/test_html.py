@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from harness.cli import main
 from reports.accuracy import reference_accuracy
-from reports.build import ReportFiles, render_report
+from reports.build import CHART_NAMES, ReportFiles, build_report, render_report
 from reports.html import flatten_facts
 from tests.reports.frames import grid_rows, results_frame, run_row, runs_frame, two_device_frames
 from tests.tooling import require_tool
@@ -54,7 +56,7 @@ def test_self_contained(tmp_path: Path) -> None:
     assert "<script" not in html.lower()
     assert "<link" not in html.lower() and "@import" not in html and "url(" not in html
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == 5  # heatmap, vs MACs, accuracy, memory, prediction
+    assert len(images) == 6  # mission, heatmap, vs MACs, accuracy, memory, prediction
     for data in images:
         image = Image.open(io.BytesIO(base64.b64decode(data)))
         assert image.format == "PNG" and image.width > 0
@@ -218,7 +220,7 @@ def test_report_in_chromium(tmp_path: Path, http_dir: tuple[str, list[str]]) -> 
     files = build(tmp_path)
     html = files.html.read_text(encoding="utf-8")
     sizes = probe(tmp_path, base_url, html, "probe.html")
-    assert len(sizes) == 5
+    assert len(sizes) == 6
     assert all(width > 0 and height > 0 for width, height in sizes)
     assert page_requests(requested) == ["/probe.html"]  # nothing else fetched
     # the same probe tells a broken image and an extra fetch apart
@@ -259,3 +261,113 @@ def test_runs_frame_with_missing_columns(tmp_path: Path, columns_dropped: list[s
         runs.drop(columns=columns_dropped), results, reference_accuracy(), tmp_path / "r"
     )
     assert "MobileNetV1 benchmark report" in files.html.read_text(encoding="utf-8")
+
+
+TOC_PROBE = """<script>
+window.addEventListener('load', () => {
+  const charts = [];
+  for (const link of document.querySelectorAll('nav a')) {
+    const head = document.getElementById(link.getAttribute('href').slice(1));
+    if (!head || head.tagName !== 'H2') continue;
+    const imgs = [];
+    let node = head.nextElementSibling;
+    while (node && node.tagName !== 'H2') {
+      for (const img of node.querySelectorAll('img')) {
+        imgs.push([img.naturalWidth, img.naturalHeight]);
+      }
+      node = node.nextElementSibling;
+    }
+    charts.push({id: head.id, title: link.textContent, imgs: imgs});
+  }
+  const first = document.querySelector('h2 + figure img');
+  const out = document.createElement('pre');
+  out.textContent = 'PROBE_' + 'BEGIN' + JSON.stringify({charts: charts,
+    first: first ? first.parentElement.previousElementSibling.id : null}) + 'PROBE_' + 'FINISH';
+  document.body.appendChild(out);
+});
+</script></body>"""
+MEASURE_FAST = ["--min-time", "0.05", "--max-time", "0.3", "--quiet", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``make demo`` measures, in miniature and for real: two cells in both variants
+    with per-node profiles, and two blocks as layer probes."""
+    tmp = tmp_path_factory.mktemp("demo")
+    common = ["--db", str(tmp / "db.sqlite"), "--models-dir", str(tmp / "models")]
+    grid = ["--alpha", "0.25", "--resolution", "128", "160", "--trials", "1"]
+    assert (
+        main(
+            [
+                "run",
+                *common,
+                *grid,
+                "--variant",
+                "separable",
+                "standard",
+                "--profile",
+                "--label",
+                "pairs",
+                *MEASURE_FAST,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "layers",
+                *common,
+                "--alpha",
+                "0.25",
+                "--resolution",
+                "128",
+                "--block",
+                "2",
+                "13",
+                "--trials",
+                "1",
+                *MEASURE_FAST,
+            ]
+        )
+        == 0
+    )
+    return tmp
+
+
+def test_every_chart_in_the_contents_has_data_in_chromium(
+    demo_store: Path, tmp_path: Path, http_dir: tuple[str, list[str]]
+) -> None:
+    base_url, _ = http_dir
+    files = build_report(demo_store / "db.sqlite", ["pairs", "layers"], None, tmp_path / "r")
+    assert files.skipped == ()
+    html = files.html.read_text(encoding="utf-8")
+    # the page leads with answers: the summary comes before the contents and the charts
+    assert html.index('id="summary"') < html.index("<nav>") < html.index('id="mission"')
+    (tmp_path / "toc.html").write_text(html.replace("</body>", TOC_PROBE), encoding="utf-8")
+    done = chromium(tmp_path, "--dump-dom", f"{base_url}/toc.html")
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r"PROBE_BEGIN(.*?)PROBE_FINISH", done.stdout.replace("&quot;", '"'))
+    assert found is not None, done.stdout[-2000:]
+    seen = json.loads(found.group(1))
+    sections = seen["charts"]
+    details = ["runs", "devices", "results", "problems"]
+    assert [c["id"] for c in sections if c["id"] not in CHART_NAMES] == details
+    charts = [c for c in sections if c["id"] in CHART_NAMES]
+    assert charts[0]["id"] == "mission" and seen["first"] == "mission"
+    assert [c["id"] for c in charts] == list(CHART_NAMES)
+    for chart in charts:
+        assert chart["imgs"], f"{chart['title']} has no image"
+        assert all(w > 200 and h > 200 for w, h in chart["imgs"]), chart
+    # each image holds a drawing, not a blank canvas
+    for data in re.findall(r'<img src="data:image/png;base64,([^"]+)"', html):
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    answers = files.answers
+    assert answers.separable_standard and answers.noise and answers.fastest
+    points = pd.read_csv(files.out_dir / "mission.csv")
+    assert set(points["level"]) == {"block", "model"}
+    assert {"latency", "flops", "params", "weight_bytes", "peak_rss"} <= set(points["series"])
+    flops = points[points["series"] == "flops"]
+    # counted FLOPs follow the formula exactly: the generator and the cost model agree
+    assert (flops["ratio"] / flops["predicted_ratio"]).to_numpy() == pytest.approx(1.0, rel=1e-3)

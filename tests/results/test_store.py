@@ -221,8 +221,8 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
     finally:
         connection.close()
     newer_message = (
-        rf"newer mnbench \(schema version {SCHEMA_VERSION + 2}, this one reads up to "
-        rf"{SCHEMA_VERSION}\)"
+        rf"newer mnbench \(schema version {SCHEMA_VERSION + 2}, "
+        rf"this one reads up to {SCHEMA_VERSION}\)"
     )
     with pytest.raises(UserError, match=newer_message):
         Store.open(db_path)

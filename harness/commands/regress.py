@@ -43,7 +43,7 @@ from harness.commands.run import (
     resolve,
     settings_from_args,
 )
-from harness.errors import UserError
+from harness.errors import UserError, check_stop
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.paired import (
     AgentFailed,
@@ -485,6 +485,7 @@ def _run_pairs(
         round_index += 1
         rng.shuffle(todo)
         for key in todo:
+            check_stop()  # a stop signal whose exception was swallowed still stops here
             item = items[key]
             if spent_s[key] >= args.budget:
                 analysis.stop(key)

@@ -221,6 +221,7 @@ def test_stopped_regress_says_how_to_finish_both_sides(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "harness", "regress", "--baseline", oldest]
     argv += ["--candidate", newest, "--db", str(db), "--models-dir", str(tmp_path / "models")]
     argv += ["--alpha", "0.25", "--resolution", "96", "--threads", "1", "--trials", "4"]
+    argv += ["--design", "trials"]
     argv += ["--min-time", str(MIN_TIME_S), "--max-time", str(MIN_TIME_S + 1), "--quiet"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)

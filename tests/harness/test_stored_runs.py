@@ -166,7 +166,7 @@ def test_resumed_regress_side_uses_its_own_runtime(
     db = tmp_path / "db.sqlite"
     argv = ["regress", "--baseline", OLDEST, "--candidate", NEWEST, "--db", str(db)]
     argv += ["--models-dir", str(tmp_path / "models"), "--threads", "1", "--trials", "2"]
-    argv += ["--alpha", "0.25", "--resolution", "96", "--seed", "1", *FAST]
+    argv += ["--alpha", "0.25", "--resolution", "96", "--seed", "1", "--design", "trials", *FAST]
     assert main(argv) in (0, 1, 3)
     capsys.readouterr()
     from harness.commands.regress import resume_hint

@@ -42,6 +42,7 @@ from devices.transport import (
     TransportError,
     communicate_or_kill,
     describe_failure,
+    die_with_parent,
 )
 
 if TYPE_CHECKING:
@@ -75,8 +76,12 @@ class AdbTransport(ClosingContext):
         server_port: int | None = None,
         workdir: str | None = None,
     ) -> None:
-        if not serial:
-            raise TransportError("no adb serial given; list devices with 'adb devices'")
+        if not serial or serial.startswith("-") or re.search(r"[\s\x00-\x1f\x7f]", serial):
+            raise TransportError(
+                f"invalid adb serial {serial!r}; list devices with 'adb devices'"
+                if serial
+                else "no adb serial given; list devices with 'adb devices'"
+            )
         self.serial = serial
         self._adb = adb
         self._server_host = server_host
@@ -314,6 +319,7 @@ class AdbTransport(ClosingContext):
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
             )
         except FileNotFoundError:
             raise TransportError(

@@ -11,6 +11,7 @@ Python externally managed (PEP 668); then the fix is a venv, and the error says 
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,15 +68,32 @@ def pip_install_argv(python_argv: Sequence[str], in_venv: bool) -> list[str]:
     return [*python_argv, "-m", "pip", "install", *user, *RUNTIME_PACKAGES]
 
 
+def shell_path(path: str) -> str:
+    """``path`` as one word for ``sh``: quoted, with a leading ``~/`` kept as ``"$HOME"/``."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def _word(text: str) -> str:
+    """``text`` quoted for a shell only when it needs it (``~`` is shown as typed)."""
+    return text if re.fullmatch(r"[\w@%+=:,./~-]+", text) else shlex.quote(text)
+
+
 def venv_fix(config: DeviceConfig) -> str:
     """How to make a venv with the runtime on the device when pip --user is refused."""
     venv = f"{config.workdir or '~/.cache/mnbench'}/venv"
     python = config.python_argv
     script = (
-        f"{shlex.join([*python, '-m', 'venv'])} {venv} && "
-        f"{venv}/bin/python -m pip install {' '.join(RUNTIME_PACKAGES)}"
+        f"{shlex.join([*python, '-m', 'venv'])} {shell_path(venv)} && "
+        f"{shell_path(venv + '/bin/python')} -m pip install {shlex.join(RUNTIME_PACKAGES)}"
     )
-    return device_command(config, ["sh", "-c", script]) + f"  # then set python = {venv}/bin/python"
+    return (
+        device_command(config, ["sh", "-c", script])
+        + f"  # then set python = {_word(venv + '/bin/python')}"
+    )
 
 
 def check_device(
@@ -234,7 +252,14 @@ def _check_workdir(config: DeviceConfig, transport: Transport) -> CheckItem:
             "workdir",
             False,
             str(exc),
-            device_command(config, ["sh", "-c", f"mkdir -p {target} && touch {target}/x"])
+            device_command(
+                config,
+                [
+                    "sh",
+                    "-c",
+                    f"mkdir -p -- {shell_path(target)} && touch -- {shell_path(target + '/x')}",
+                ],
+            )
             + "  # or set workdir = a writable directory",
         )
     return CheckItem("workdir", True, f"{workdir} is writable")

@@ -57,10 +57,13 @@ class DeviceConfig:
         return ["python3"]
 
 
-def open_transport(config: DeviceConfig) -> Transport:
-    """A live transport for the device (imports the back end only when it is used)."""
+def open_transport(config: DeviceConfig, keep_workdir: bool = False) -> Transport:
+    """A live transport for the device (imports the back end only when it is used).
+
+    ``keep_workdir`` keeps the temporary work directory a local transport makes.
+    """
     if config.kind == "local":
-        return LocalTransport(config.workdir)
+        return LocalTransport(config.workdir, keep_workdir=keep_workdir)
     if config.kind == "ssh":
         from devices.ssh import SshTransport  # type: ignore[import-not-found,unused-ignore]
 

@@ -31,7 +31,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Protocol, runtime_checkable
 
-from devices.transport import CommandTimeout, Completed, TransportError, kill_group
+from devices.transport import (
+    CommandTimeout,
+    Completed,
+    TransportError,
+    die_with_parent,
+    kill_group,
+)
 
 GROUP_MARKER = "__MNBENCH_PGID="
 GROUP_PROLOGUE = 'printf "%s%s\\n" "$0" "$(cut -d " " -f 5 /proc/$$/stat)" && exec "$@"'
@@ -273,6 +279,7 @@ def spawn(
             env=full_env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
         )
     except OSError as exc:
         stderr_file.close()

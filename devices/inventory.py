@@ -25,7 +25,9 @@ perf_test_libs) are relative to the inventory file's directory.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DEVICE_KINDS, DeviceConfig, DeviceKind
+from devices.ssh_options import UnsafeSshOption, check_ssh_options, valid_host, valid_user
 from harness.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -110,8 +113,15 @@ def _fail(device: str, message: str) -> InventoryError:
     return InventoryError(f"device {device!r}: {message}")
 
 
+def _is_device_file(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # not there yet: ssh creates it
+
+
 def _check_host(device: str, host: str) -> str:
-    if not host or _BAD_CHARS.search(host) or host.startswith("-") or "@" in host:
+    if not host or not valid_host(host):
         raise _fail(device, f"invalid host {host!r}; give a host name or address")
     return host
 
@@ -183,11 +193,21 @@ def config_from_table(
         if "host" not in table:
             raise _fail(name, 'an ssh device needs host = "..."')
         user = table.get("user")
-        if user is not None and (not user or _BAD_CHARS.search(user) or "@" in user):
-            raise _fail(name, f"invalid user {user!r}")
-        for option in table.get("ssh_options", []):
-            if not option or "\n" in option or option.startswith("-"):
-                raise _fail(name, f"ssh option {option!r} must look like 'Key=Value'")
+        if user is not None and not valid_user(user):
+            raise _fail(name, f"invalid user {user!r}; give a plain login name")
+        try:
+            ssh_options = check_ssh_options(table.get("ssh_options", []))
+        except UnsafeSshOption as exc:
+            raise _fail(name, exc.message) from None
+        known_hosts = (
+            _local_path(base, table["known_hosts_file"]) if "known_hosts_file" in table else None
+        )
+        if known_hosts is not None and _is_device_file(known_hosts):
+            raise _fail(
+                name,
+                f"known_hosts_file {known_hosts} is not a regular file; host keys would never "
+                "be recorded or checked; give a file path",
+            )
         fields.update(
             host=_check_host(name, table["host"]),
             user=user,
@@ -196,16 +216,12 @@ def config_from_table(
                 _local_path(base, table["identity_file"]) if "identity_file" in table else None
             ),
             accept_new_host_key=table.get("accept_new_host_key", False),
-            known_hosts_file=(
-                _local_path(base, table["known_hosts_file"])
-                if "known_hosts_file" in table
-                else None
-            ),
-            ssh_options=tuple(table.get("ssh_options", ())),
+            known_hosts_file=known_hosts,
+            ssh_options=ssh_options,
         )
     elif kind == "adb":
         serial = table.get("serial")
-        if not serial or _BAD_CHARS.search(serial):
+        if not serial or _BAD_CHARS.search(serial) or serial.startswith("-"):
             raise _fail(name, 'an adb device needs serial = "..." (see `adb devices`)')
         fields.update(serial=serial, adb_path=table.get("adb", "adb"))
         if "adb_server" in table:

@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from devices.ssh_options import UnsafeSshOption, check_ssh_options, valid_host, valid_user
 from devices.transport import (
     ClosingContext,
     CommandFailed,
@@ -47,6 +48,9 @@ from devices.transport import (
     TransportError,
     communicate_or_kill,
     describe_failure,
+    die_with_parent,
+    mark_owner,
+    remove_orphaned_workdirs,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +63,6 @@ CONTROL_PERSIST_S = 60
 SERVER_ALIVE_INTERVAL_S = 15
 DEFAULT_WORKDIR = "~/.cache/mnbench"
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_BAD_HOST_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 
 # Runs "$@" in the background and, as soon as its stdin -- the SSH channel -- reaches EOF,
 # kills the command: the whole process group when this shell leads it (OpenSSH's sshd makes
@@ -107,8 +110,9 @@ def classify_ssh_error(
         "Host key verification failed" in text and "Offending" not in text
     ):
         return (
-            f"the host key of {hostport} is not known and strict checking is on; connect once "
-            f"with `ssh -p {port or 22} {destination}` to verify and record it, or pass "
+            f"the host key of {hostport} is not known and strict checking is on; connect "
+            f"once with `ssh -p {port or 22} {shlex.quote(destination)}` to verify and record "
+            "it, or pass "
             "accept_new_host_key / --accept-new-host-key (accept-new) to trust it on first use"
         )
     if "Permission denied" in text:
@@ -116,7 +120,7 @@ def classify_ssh_error(
             f"ssh to {destination} at {hostport} was refused: permission denied (publickey); "
             f"check {key}, or install the key on the board with "
             f"`ssh-copy-id{' -i ' + shlex.quote(identity_file) if identity_file else ''} "
-            f"-p {port or 22} {destination}`"
+            f"-p {port or 22} {shlex.quote(destination)}`"
         )
     if "Connection refused" in text:
         return f"connection refused by {hostport}: is sshd running on {hostport}?"
@@ -154,19 +158,18 @@ class SshTransport(ClosingContext):
         connect_timeout_s: float = 10.0,
         ssh_options: Sequence[str] = (),
     ) -> None:
-        if not host or _BAD_HOST_CHARS.search(host) or host.startswith("-"):
+        if not host or not valid_host(host):
             raise TransportError(f"invalid SSH host {host!r}; give a host name or address")
-        if user is not None and (not user or _BAD_HOST_CHARS.search(user) or "@" in user):
+        if user is not None and not valid_user(user):
             raise TransportError(f"invalid SSH user {user!r}; give a plain login name")
         if port is not None and not 1 <= port <= 65535:
             raise TransportError(f"invalid SSH port {port}; use 1-65535")
         if connect_timeout_s <= 0:
             raise TransportError("connect_timeout_s must be positive")
-        for option in ssh_options:
-            if not option or "\n" in option or option.startswith("-"):
-                raise TransportError(
-                    f"invalid ssh option {option!r}; give ssh_config options as 'Key=Value'"
-                )
+        try:
+            options = check_ssh_options(list(ssh_options))
+        except UnsafeSshOption as exc:
+            raise TransportError(exc.message) from None
         if identity_file is not None:
             identity_file = os.path.expanduser(identity_file)
             if not os.path.isfile(identity_file):
@@ -181,7 +184,7 @@ class SshTransport(ClosingContext):
         self.accept_new_host_key = accept_new_host_key
         self.known_hosts_file = known_hosts_file
         self.connect_timeout_s = connect_timeout_s
-        self.ssh_options = tuple(ssh_options)
+        self.ssh_options = options
         self._requested_workdir = workdir
         self._workdir: str | None = None
         self._control_dir: str | None = None
@@ -218,7 +221,9 @@ class SshTransport(ClosingContext):
             base = tempfile.gettempdir()
             if len(base) > 60:
                 base = "/tmp"
+            remove_orphaned_workdirs(base)
             self._control_dir = tempfile.mkdtemp(prefix="mnbench-ssh-", dir=base)
+            mark_owner(self._control_dir)
         return self._control_dir
 
     def ssh_argv(self, *extra: str) -> list[str]:
@@ -377,6 +382,7 @@ class SshTransport(ClosingContext):
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
             )
         except OSError as exc:
             os.close(stdin_write)
@@ -467,6 +473,7 @@ class SshTransport(ClosingContext):
             stdout=stdout if stdout is not None else subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
         )
         out, err_bytes, timed_out = communicate_or_kill(proc, timeout_s)
         if timed_out:

@@ -12,23 +12,37 @@ Contract (docs/architecture.md):
   directories are created on the receiving side.
 - ``workdir``: a directory on the device the harness may write to.
 - ``close()``: release connections; transports are context managers.
+
+Every child a transport starts (the runner locally, the ``ssh``/``adb`` clients for remote
+devices) leads its own process group and, on Linux, is killed by the kernel when the harness
+dies, even by SIGKILL (``die_with_parent``, ``prctl(PR_SET_PDEATHSIG)``); the ssh and adb
+wrappers on the device kill the remote command when that client's channel closes.
+``LocalTransport`` removes the temporary work directory it created when it is closed unless
+asked to keep it, and removes those of earlier harness processes that were killed outright.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from harness.errors import UserError
+
+_PR_SET_PDEATHSIG = 1
 
 if TYPE_CHECKING:
     from devices.interactive import InteractiveProcess
@@ -128,11 +142,95 @@ class ClosingContext:
         self.close()
 
 
-class LocalTransport(ClosingContext):
-    """This machine, through the same interface as a remote device."""
+WORKDIR_PREFIX = "mnbench-"
+OWNER_FILE = ".mnbench-owner"
+"""In a temporary work directory: ``PID HOST`` of the process that made it."""
 
-    def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
+
+def mark_owner(directory: str) -> None:
+    """Write ``OWNER_FILE`` into a temporary directory this process made."""
+    with contextlib.suppress(OSError):
+        Path(directory, OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}")
+
+
+def remove_orphaned_workdirs(base: str | None = None) -> list[str]:
+    """Remove temporary work directories whose maker died without cleaning up (SIGKILL).
+
+    Only directories that carry an ``OWNER_FILE`` naming a dead process on this host are
+    touched; the removed paths are returned.
+    """
+    root = Path(base or tempfile.gettempdir())
+    removed: list[str] = []
+    host = socket.gethostname()
+    for path in root.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid_text, _, owner_host = (path / OWNER_FILE).read_text().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if owner_host != host or pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Any:
+    """libc's ``prctl`` (looked up once: the harness's own process already has libc)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when this process dies.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG, SIGKILL)`` through libc); None elsewhere. A parent
+    that died between ``fork`` and ``prctl`` is caught by comparing ``getppid``. The
+    function runs in the forked child before ``exec`` and only makes three system calls
+    (``prctl``, ``getppid``, ``kill``) through an already loaded libc, taking no lock another
+    thread could hold, which is what makes ``preexec_fn`` safe here.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = _prctl()
+    if prctl is None:  # pragma: no cover
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+class LocalTransport(ClosingContext):
+    """This machine, through the same interface as a remote device.
+
+    With no ``workdir`` it makes a private ``/tmp/mnbench-*`` directory on first use and
+    removes it on ``close()`` (``keep_workdir=True`` keeps it: ``created_workdir`` says where).
+    """
+
+    def __init__(
+        self, workdir: str | os.PathLike[str] | None = None, keep_workdir: bool = False
+    ) -> None:
         self._workdir = str(workdir) if workdir is not None else None
+        self._created: str | None = None
+        self.keep_workdir = keep_workdir
 
     @property
     def name(self) -> str:
@@ -141,9 +239,17 @@ class LocalTransport(ClosingContext):
     @property
     def workdir(self) -> str:
         if self._workdir is None:
-            self._workdir = tempfile.mkdtemp(prefix="mnbench-")
+            remove_orphaned_workdirs()
+            self._workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
+            self._created = self._workdir
+            mark_owner(self._workdir)
         Path(self._workdir).mkdir(parents=True, exist_ok=True)
         return self._workdir
+
+    @property
+    def created_workdir(self) -> str | None:
+        """The temporary work directory this transport made (None when given one)."""
+        return self._created
 
     def run(
         self,
@@ -168,6 +274,7 @@ class LocalTransport(ClosingContext):
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]!r} on local: {exc.strerror}") from exc
@@ -191,7 +298,14 @@ class LocalTransport(ClosingContext):
         _copy(Path(remote), Path(local), "pull")
 
     def close(self) -> None:
-        return None
+        created, self._created = self._created, None
+        if created is None:
+            return
+        if self.keep_workdir:
+            return
+        with contextlib.suppress(OSError):
+            shutil.rmtree(created)
+        self._workdir = None
 
     def start_interactive(
         self,

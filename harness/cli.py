@@ -7,15 +7,20 @@ failed measurements); 2 usage or harness error, printed as one line that says wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
+import sqlite3
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Protocol, cast
 
 from harness import __version__
 from harness.commands import COMMANDS
-from harness.errors import UserError
+from harness.errors import Interrupted, UserError, disk_full_message, request_stop, reset_stop
 
 
 class CommandModule(Protocol):
@@ -56,33 +61,82 @@ RESUMABLE = ("run", "layers", "regress")
 """Verbs that store a run as they go, so an interrupted one can be resumed."""
 
 
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``Interrupted`` (once) as Ctrl-C raises KeyboardInterrupt,
+    so every verb stops the same way: children killed, runs marked, one line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            request_stop(signum)
+            raise Interrupted(signum)
+
+    previous = {}
+    for name in _STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+        reset_stop()
+
+
+def _interrupted_line(signum: int, hint: str | None, command: str | None) -> str:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    if hint is not None:
+        return f"mnbench: interrupted ({name}); what was measured is kept; {hint}"
+    if command in RESUMABLE:
+        return (
+            f"mnbench: interrupted ({name}); what was measured is kept, resume with --resume latest"
+        )
+    return (
+        f"mnbench: interrupted ({name}); nothing of {command or 'it'} was left half-written, "
+        "run it again"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command = None
     try:
-        parser = build_parser()
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        command = args.command
-        module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
-        return module.run(args)
+        with _stop_signals_interrupt():
+            parser = build_parser()
+            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+            command = args.command
+            module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
+            return module.run(args)
     except UserError as exc:
         print(f"mnbench: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except Interrupted as exc:
+        print(_interrupted_line(exc.signum, exc.hint, command), file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # the reader went away (`mnbench results | head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (OSError, sqlite3.OperationalError) as exc:
+        full = disk_full_message(exc)
+        if full is None:
+            raise
+        print(f"mnbench: error: {full}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        if command in RESUMABLE:
-            print(
-                "mnbench: interrupted; what was measured is kept, resume with --resume latest",
-                file=sys.stderr,
-            )
-        else:
-            print(
-                f"mnbench: interrupted; nothing of {command or 'it'} was left half-written, "
-                "run it again",
-                file=sys.stderr,
-            )
+        print(_interrupted_line(signal.SIGINT, None, command), file=sys.stderr)
         return 130
 
 

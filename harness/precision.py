@@ -30,10 +30,12 @@ rounding and the fidelity numbers say how much the rounding costs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -287,9 +289,16 @@ def quantize_int8(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mnbench-int8-", dir=out_path.parent) as tmp:
         partial = Path(tmp) / "model.onnx"
-        with _quiet_quantizer():
+        # The quantizer writes "<input>-inferred.onnx" beside its input and leaves it there
+        # when it fails (a full disk): give it a link inside the temporary directory.
+        source = Path(tmp) / "fp32.onnx"
+        try:
+            source.symlink_to(Path(fp32_model_path).resolve())
+        except OSError:
+            shutil.copyfile(fp32_model_path, source)
+        with _quiet_quantizer(), _space_errors(Path(tmp), Path(fp32_model_path).stat().st_size):
             quantize_static(
-                str(fp32_model_path),
+                str(source),
                 str(partial),
                 reader,
                 quant_format=QuantFormat.QDQ,
@@ -305,6 +314,29 @@ def quantize_int8(
         drop_unused_constants(quantized)
         onnx.save(quantized, str(partial))
         os.replace(partial, out_path)
+
+
+@contextlib.contextmanager
+def _space_errors(directory: Path, needed_bytes: int) -> Iterator[None]:
+    """Turn the quantizer's failure on a full disk into ``ENOSPC``.
+
+    ONNX's shape inference ignores a failed write and the quantizer then fails to parse the
+    truncated file (a protobuf DecodeError); with less free space left than the model needs,
+    that failure is reported for what it is.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        try:
+            stats = os.statvfs(directory)
+            free = stats.f_bavail * stats.f_frsize
+        except OSError:
+            raise exc from None
+        if free < needed_bytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from exc
+        raise
 
 
 def drop_unused_constants(model: onnx.ModelProto) -> None:

@@ -10,15 +10,17 @@ order) so slow drift of the machine spreads over all cells instead of biasing on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import secrets
 import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import onnx
 from devices.device import DeviceConfig, open_transport
 from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
 from harness.cost import analyze_model, load_model_file
-from harness.errors import UserError
+from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
 from harness.precision import CalibrationSource
@@ -263,17 +265,58 @@ class Sweep:
         self.device = device
         self.store = store
         self.settings = settings
-        self.timeout_s = timeout_s or max(60.0, 4 * settings.max_time_s + 30.0)
+        self.timeout_s = measurement_timeout_s(settings, timeout_s)
         self.transport = transport or open_transport(device)
         self._remote_runner: str | None = None
         self._pushed: dict[str, str] = {}
+        self._session: str | None = None
         self.facts: dict[str, Any] = {}
 
+    resume_command: str | None = None
+    """Overrides ``resume_hint`` (``regress`` resumes differently)."""
+
+    def resume_hint(self, run_id: int) -> str:
+        """What to type to finish the run after it stopped."""
+        return self.resume_command or f"resume with `mnbench run --resume {run_id}`"
+
+    keep_files: bool = False
+    """Leave what this sweep pushed on the device (``--keep-workdir``)."""
+
     def close(self) -> None:
+        self.remove_files()
         self.transport.close()
 
+    @property
+    def session_dir(self) -> str | None:
+        """The directory on the device holding what this sweep pushed (None before a push)."""
+        return self._session
+
     def remote_path(self, name: str) -> str:
-        return f"{self.transport.workdir.rstrip('/')}/{name}"
+        """Where ``name`` goes on the device: a directory of this sweep's own inside the
+        device's work directory, so sweeps sharing a board never remove each other's files."""
+        return f"{self._session_dir()}/{name}"
+
+    def _session_dir(self) -> str:
+        if self._session is None:
+            workdir = self.transport.workdir.rstrip("/")
+            self._session = f"{workdir}/session-{os.getpid()}-{secrets.token_hex(4)}"
+        return self._session
+
+    def share_files(self, other: Sweep) -> None:
+        """Use the files ``other`` pushes (same device, same models): one copy for both."""
+        self._session = other._session_dir()
+        self._pushed = other._pushed
+
+    def remove_files(self) -> None:
+        """Remove the runner and model copies this sweep pushed (best effort: a lost device
+        keeps them), unless ``keep_files``."""
+        session, self._session = self._session, None
+        if session is None or self.keep_files:
+            return
+        self._remote_runner = None
+        self._pushed.clear()
+        with contextlib.suppress(TransportError, OSError):
+            self.transport.run(["rm", "-rf", "--", session], timeout_s=60, check=False)
 
     def push_runner(self) -> str:
         if self._remote_runner is None:
@@ -402,13 +445,15 @@ def measure_into(
     sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
 ) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
+    check_stop()
+    sweep.store.heartbeat(run_id)
     try:
         status, reason, doc = sweep.measure(item)
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "
             f"({exc.message}); what was measured is kept: fix the device, then "
-            f"`mnbench run --resume {run_id}`"
+            f"{sweep.resume_hint(run_id)}"
         ) from exc
     sweep.store.add_measurement(
         run_id=run_id,
@@ -443,29 +488,61 @@ def run_plan(
     run_id: int,
     plan: Sequence[PlanItem],
     progress: ProgressFn | None = None,
+    holder: str = "mnbench run",
 ) -> SweepOutcome:
-    """Measure every planned item not yet in the store for this run."""
+    """Measure every planned item not yet in the store for this run, holding its lease."""
     store = sweep.store
-    outcome = SweepOutcome(run_id)
-    todo = pending(store, run_id, plan)
-    outcome.skipped = len(plan) - len(todo)
-    store.set_run_status(run_id, "running")
-    outcome.runtime_version = store.get_run(run_id).runtime_version
-    last_ms: float | None = None
-    try:
-        for index, item in enumerate(todo):
+    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s)):
+        outcome = SweepOutcome(run_id)
+        todo = pending(store, run_id, plan)
+        outcome.skipped = len(plan) - len(todo)
+        store.set_run_status(run_id, "running")
+        outcome.runtime_version = store.get_run(run_id).runtime_version
+        last_ms: float | None = None
+        with stopping_marks(store, [run_id], sweep.resume_hint(run_id)):
+            for index, item in enumerate(todo):
+                if progress:
+                    progress(index, len(todo), item, last_ms)
+                doc = measure_into(sweep, run_id, item, outcome)
+                samples = (doc or {}).get("samples_ms") or []
+                last_ms = statistics.median(samples) if samples else None
             if progress:
-                progress(index, len(todo), item, last_ms)
-            doc = measure_into(sweep, run_id, item, outcome)
-            samples = (doc or {}).get("samples_ms") or []
-            last_ms = statistics.median(samples) if samples else None
-        if progress:
-            progress(len(todo), len(todo), None, last_ms)
-    except BaseException:
-        store.set_run_status(run_id, "interrupted")
-        raise
-    store.set_run_status(run_id, "complete")
+                progress(len(todo), len(todo), None, last_ms)
+        store.set_run_status(run_id, "complete")
     return outcome
+
+
+def lease_stale_after_s(timeout_s: float) -> float:
+    """How old a lease's heartbeat may get: two measurements' timeouts and the pushes."""
+    return 2 * timeout_s + 300.0
+
+
+def measurement_timeout_s(settings: RunnerSettings, timeout_s: float | None) -> float:
+    """The runner's kill timeout: given, else 4 x max-time + 30 s (at least 60 s)."""
+    return timeout_s or max(60.0, 4 * settings.max_time_s + 30.0)
+
+
+@contextlib.contextmanager
+def stopping_marks(store: Store, run_ids: Sequence[int], hint: str) -> Iterator[None]:
+    """On any way out but success, mark the runs interrupted and say how to resume.
+
+    Ctrl-C, SIGTERM and SIGHUP (``Interrupted``) come out as ``Interrupted`` carrying
+    ``hint``; a full disk as one ``UserError`` line; anything else unchanged.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        for run_id in run_ids:
+            with contextlib.suppress(Exception):
+                store.set_run_status(run_id, "interrupted")
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(signal.SIGINT, hint) from None
+        if isinstance(exc, Interrupted):
+            raise Interrupted(exc.signum, exc.hint or hint) from None
+        full = disk_full_message(exc)
+        if full is not None:
+            raise UserError(f"{full}; what was measured is kept: {hint}") from None
+        raise
 
 
 class ProgressBar:
@@ -527,10 +604,14 @@ def sweep_config(
     }
 
 
-def models_from_config(config: Mapping[str, Any], store: Store) -> list[ModelEntry]:
-    """The models of a stored sweep, regenerated if their files are gone."""
+def models_from_config(
+    config: Mapping[str, Any], store: Store, models_dir: Path | None = None
+) -> list[ModelEntry]:
+    """The models of a stored sweep, regenerated (into ``models_dir``, else the stored
+    directory) if their files are gone."""
     entries = []
-    models_dir = Path(str(config.get("models_dir", "models")))
+    if models_dir is None:
+        models_dir = Path(str(config.get("models_dir", "models")))
     for item in config["models"]:
         path = Path(item["path"])
         spec = ModelSpec.from_json(json.dumps(item["spec"])) if item.get("spec") else None

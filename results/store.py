@@ -17,11 +17,15 @@ file at once wait for each other instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import statistics
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +102,21 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_model ON measurements (model_sha256);
 """
 
+_RUN_LEASES: Final = """
+CREATE TABLE run_leases (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    token TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    heartbeat_unix_s REAL NOT NULL,
+    stale_after_s REAL NOT NULL
+);
+"""
+"""Who is measuring a run now (see ``Store.lease``): one row per leased run."""
+
+
 _BURSTS: Final = """
 CREATE TABLE bursts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -135,13 +154,16 @@ CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precisi
 threads × precision; ``run_ids`` (JSON list) are the runs whose measurements it was fitted
 from (refitting from them gives the same model), ``model`` its JSON."""
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS, _LATENCY_MODELS]
+MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS, _LATENCY_MODELS, _RUN_LEASES]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES,)
+"""Steps a read-only open does without: a file that lacks only these is read as it is
+(the lease table; readers treat a missing one as no leases)."""
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
@@ -226,6 +248,37 @@ _FLOAT_COLUMNS: Final = (
 )
 
 
+class LeaseHeld(UserError):
+    """Another live process is measuring this run (exit code 2)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lease_is_stale(pid: int, host: str, heartbeat_unix_s: float, stale_after_s: float) -> bool:
+    if time.time() - float(heartbeat_unix_s) > float(stale_after_s):
+        return True
+    return host == socket.gethostname() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
+
+
+def _held_message(
+    run_id: int, holder: str, pid: int, host: str, heartbeat_unix_s: float, stale_after_s: float
+) -> str:
+    age_s = max(0.0, time.time() - float(heartbeat_unix_s))
+    return (
+        f"run {run_id} is being measured by {holder} (pid {pid} on {host}, last heartbeat "
+        f"{age_s:.0f} s ago); wait for it to finish or stop it, a lease older than "
+        f"{float(stale_after_s):.0f} s is taken over"
+    )
+
+
 def default_db_path() -> Path:
     """``$MNBENCH_DB`` when set, else ``./mnbench.sqlite``."""
     configured = os.environ.get(DB_ENV_VAR, "").strip()
@@ -272,6 +325,8 @@ class RunRecord:
     created_at: str
     finished_at: str | None
     status: RunStatus
+    """As stored, except that a ``running`` run no live process holds the lease of (see
+    ``Store.lease``) reads ``interrupted``."""
     device: str
     device_kind: str
     device_facts: Mapping[str, Any]
@@ -348,6 +403,7 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._leases: dict[int, str] = {}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -410,7 +466,7 @@ class Store:
         store = cls(db_path, connection)
         try:
             if readonly:
-                store._prepare_readonly(len(migrations))
+                store._prepare_readonly(list(migrations))
             else:
                 store._prepare(list(migrations))
         except BaseException:
@@ -418,7 +474,8 @@ class Store:
             raise
         return store
 
-    def _prepare_readonly(self, supported: int) -> None:
+    def _prepare_readonly(self, migrations: list[Migration]) -> None:
+        supported = len(migrations)
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             version = self._schema_version()
@@ -427,7 +484,9 @@ class Store:
         if version == 0:
             raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
-        if version < supported:
+        if version < supported and not all(
+            step in READER_OPTIONAL for step in migrations[version:]
+        ):
             raise UserError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
@@ -507,6 +566,8 @@ class Store:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        for run_id in list(self._leases):
+            self.release_lease(run_id)
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -536,8 +597,14 @@ class Store:
         harness_version: str,
         runtime_version: str | None,
         label: str | None,
+        lease_holder: str | None = None,
+        lease_stale_after_s: float = 900.0,
     ) -> int:
-        """Record a new sweep (status ``running``) and return its id."""
+        """Record a new sweep (status ``running``) and return its id.
+
+        With ``lease_holder`` the run is leased to this store in the same transaction, so no
+        ``--resume`` can take it before its sweep starts (see ``lease``).
+        """
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO runs (label, created_at, status, device, device_kind, "
@@ -555,7 +622,9 @@ class Store:
                 ),
             )
             run_id = cursor.lastrowid
-        assert run_id is not None
+            assert run_id is not None
+            if lease_holder is not None:
+                self._acquire(db, run_id, lease_holder, lease_stale_after_s)
         return run_id
 
     def set_run_status(self, run_id: int, status: RunStatus) -> None:
@@ -652,6 +721,7 @@ class Store:
             p50_ms,
         )
         with self._write() as db:
+            self._check_lease(db, run_id)
             try:
                 db.execute(
                     "INSERT INTO measurements (run_id, model_sha256, config_key, threads, "
@@ -674,6 +744,101 @@ class Store:
                 (run_id, model_sha256, key, trial),
             ).fetchone()
         return int(found[0])
+
+    # -- leases ----------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, run_id: int, holder: str, stale_after_s: float) -> Iterator[None]:
+        """Hold the run's measuring lease for the block; ``LeaseHeld`` if someone else has it.
+
+        A lease records holder, pid, host and a heartbeat (``heartbeat``). It is taken over
+        when its holder is a dead process on this host or its heartbeat is older than the
+        holder's own ``stale_after_s``; the check and the take-over are one ``BEGIN
+        IMMEDIATE`` transaction, so of two measurers starting at once exactly one wins. A
+        lease this store already holds (``create_run(lease_holder=...)``) is adopted and
+        released at the end of the block.
+        """
+        if run_id not in self._leases:
+            with self._write() as db:
+                self._acquire(db, run_id, holder, stale_after_s)
+        try:
+            yield
+        finally:
+            self.release_lease(run_id)
+
+    def _acquire(
+        self, db: sqlite3.Connection, run_id: int, holder: str, stale_after_s: float
+    ) -> None:
+        row = db.execute(
+            "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is not None and not _lease_is_stale(*row[1:]):
+            raise LeaseHeld(_held_message(run_id, *row))
+        token = uuid.uuid4().hex
+        db.execute(
+            "INSERT OR REPLACE INTO run_leases (run_id, token, holder, pid, host, "
+            "acquired_at, heartbeat_unix_s, stale_after_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                token,
+                holder,
+                os.getpid(),
+                socket.gethostname(),
+                _now(),
+                time.time(),
+                float(stale_after_s),
+            ),
+        )
+        self._leases[run_id] = token
+
+    def release_lease(self, run_id: int) -> None:
+        """Give the run's lease back (best effort: a full disk leaves a stale row)."""
+        token = self._leases.pop(run_id, None)
+        if token is None:
+            return
+        with contextlib.suppress(sqlite3.Error), self._write() as db:
+            db.execute("DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token))
+
+    def heartbeat(self, run_id: int) -> None:
+        """Say the lease holder is alive (no-op without a lease); ``LeaseHeld`` if it was lost."""
+        token = self._leases.get(run_id)
+        if token is None:
+            return
+        with self._write() as db:
+            self._check_lease(db, run_id)
+            db.execute(
+                "UPDATE run_leases SET heartbeat_unix_s = ? WHERE run_id = ? AND token = ?",
+                (time.time(), run_id, token),
+            )
+
+    def _check_lease(self, db: sqlite3.Connection, run_id: int) -> None:
+        token = self._leases.get(run_id)
+        if token is None:
+            return
+        row = db.execute(
+            "SELECT token, holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None or row[0] != token:
+            self._leases.pop(run_id, None)
+            taken = f" to {_held_message(run_id, *row[1:])}" if row is not None else ""
+            raise LeaseHeld(f"this measurer lost its lease on run {run_id}{taken}")
+
+    def lease_holder(self, run_id: int) -> Mapping[str, object] | None:
+        """The current lease row of a run (None when nobody holds it)."""
+        row = self._db.execute(
+            "SELECT holder, pid, host, heartbeat_unix_s, stale_after_s FROM run_leases "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return dict(
+            zip(("holder", "pid", "host", "heartbeat_unix_s", "stale_after_s"), row, strict=True)
+        )
 
     def add_bursts(
         self,
@@ -762,22 +927,39 @@ class Store:
             )
         return int(row[0])
 
-    _RUN_QUERY: Final = (
+    _RUN_COLUMNS: Final = (
         "SELECT r.id, r.label, r.created_at, r.finished_at, r.status, r.device, "
         "r.device_kind, r.device_facts, r.config, r.harness_version, r.runtime_version, "
         "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id), "
-        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed') "
-        "FROM runs r"
+        "(SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id AND m.status = 'failed'), "
     )
+
+    @property
+    def _run_query(self) -> str:
+        """Runs with their lease (a version-1 file opened read-only has no lease table)."""
+        has_leases = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run_leases'"
+        ).fetchone()
+        if has_leases is None:
+            return self._RUN_COLUMNS + "NULL, NULL, NULL, NULL FROM runs r"
+        return (
+            self._RUN_COLUMNS + "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
+            "FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id"
+        )
 
     @staticmethod
     def _run_record(row: Sequence[Any]) -> RunRecord:
+        status = cast(RunStatus, row[4])
+        # "running" is only true while a live process holds the lease: a harness killed
+        # outright, or one that could not write its status on a full disk, stopped the run.
+        if status == "running" and (row[13] is None or _lease_is_stale(*row[13:17])):
+            status = "interrupted"
         return RunRecord(
             id=int(row[0]),
             label=row[1],
             created_at=row[2],
             finished_at=row[3],
-            status=cast(RunStatus, row[4]),
+            status=status,
             device=row[5],
             device_kind=row[6],
             device_facts=json.loads(row[7]),
@@ -789,14 +971,14 @@ class Store:
         )
 
     def get_run(self, run_id: int) -> RunRecord:
-        row = self._db.execute(self._RUN_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
+        row = self._db.execute(self._run_query + " WHERE r.id = ?", (run_id,)).fetchone()
         if row is None:
             raise self._no_run(run_id)
         return self._run_record(row)
 
     def list_runs(self) -> list[RunRecord]:
         """All runs, oldest first."""
-        rows = self._db.execute(self._RUN_QUERY + " ORDER BY r.id")
+        rows = self._db.execute(self._run_query + " ORDER BY r.id")
         return [self._run_record(row) for row in rows]
 
     def runs_frame(self) -> pd.DataFrame:

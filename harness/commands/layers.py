@@ -30,6 +30,7 @@ from harness.commands.run import (
     add_device_arguments,
     add_measurement_arguments,
     resolve,
+    resume_hint,
     settings_from_args,
 )
 from harness.errors import UserError
@@ -42,6 +43,7 @@ from harness.sweep import (
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
     run_plan,
     sweep_config,
@@ -249,7 +251,10 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
             harness_version=__version__,
             runtime_version=None,
             label=args.label,
+            lease_holder="mnbench layers",
+            lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
         )
+        sweep.resume_command = resume_hint(run_id, args)
         print(
             f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "
             f"{threads} thread{'s' if threads != 1 else ''}, on {device.name} -> {db_path}",

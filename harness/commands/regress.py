@@ -20,13 +20,14 @@ import json
 import math
 import random
 import secrets
+import shlex
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devices.device import DeviceConfig, open_transport
+from devices.device import DeviceConfig
 from devices.facts import probe_device
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
@@ -36,11 +37,13 @@ from harness.commands.generate import default_models_dir
 from harness.commands.run import (
     add_db_argument,
     add_device_arguments,
+    add_keep_workdir_argument,
     add_plan_limit_argument,
+    open_run_transport,
     resolve,
     settings_from_args,
 )
-from harness.errors import UserError
+from harness.errors import UserError, check_stop
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.paired import (
     AgentFailed,
@@ -57,10 +60,12 @@ from harness.sweep import (
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
     measure_into,
     models_from_config,
     prepare_models,
+    stopping_marks,
     sweep_config,
 )
 from harness.validate import (
@@ -194,6 +199,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_threshold_arguments(parser)
     add_plan_limit_argument(parser)
     add_db_argument(parser)
+    add_keep_workdir_argument(parser)
 
 
 def runtime_python(
@@ -214,6 +220,55 @@ def runtime_python(
         python = remote_runtime_python(transport, device.python_argv, spec, install)
         return python, spec
     return spec, spec
+
+
+def regress_command(store: Store, run_id: int) -> str:
+    """The ``mnbench regress`` command that measures a stored regress run's pair again."""
+    record = store.get_run(run_id)
+    config = record.config
+    role = config.get("regress_role")
+    sibling_id = run_id + 1 if role == "baseline" else run_id - 1
+    runtimes = {str(role): str(config.get("runtime"))}
+    with contextlib.suppress(UserError):
+        sibling = store.get_run(sibling_id).config
+        if (
+            sibling.get("regress_role") in ("baseline", "candidate")
+            and sibling.get("regress_role") != role
+        ):
+            runtimes[str(sibling["regress_role"])] = str(sibling.get("runtime"))
+    argv = ["mnbench", "regress", "--device", str(config.get("device") or record.device)]
+    argv += ["--baseline", runtimes.get("baseline", "RUNTIME")]
+    argv += ["--candidate", runtimes.get("candidate", "RUNTIME")]
+    specs = [m.get("spec") for m in config.get("models") or []]
+    if specs and all(isinstance(spec, dict) for spec in specs):
+        for flag, key in (
+            ("--alpha", "alpha"),
+            ("--resolution", "resolution"),
+            ("--variant", "variant"),
+            ("--kernel", "kernel"),
+            ("--precision", "precision"),
+        ):
+            values = list(dict.fromkeys(str(spec.get(key)) for spec in specs))
+            argv += [flag, *values]
+    argv += ["--threads", *map(str, config.get("threads") or [])]
+    argv += ["--trials", str(config.get("trials"))]
+    return shlex.join(argv)
+
+
+def resume_hint(store: Store, baseline_id: int, candidate_id: int) -> str:
+    """How to finish a stopped regress: resume both sides with their own runtimes and compare,
+    or (a side measured with an interpreter path) run the same regress again."""
+    from harness.stored import is_managed_runtime
+
+    runtimes = [store.get_run(r).config.get("runtime") for r in (baseline_id, candidate_id)]
+    if all(r == "current" or (isinstance(r, str) and is_managed_runtime(r)) for r in runtimes):
+        return (
+            f"finish both sides with `mnbench run --resume {baseline_id}` and "
+            f"`mnbench run --resume {candidate_id}` (each with its own runtime), then "
+            f"`mnbench compare {baseline_id} {candidate_id}`, or start again with "
+            f"`{regress_command(store, baseline_id)}`"
+        )
+    return f"measure again with `{regress_command(store, baseline_id)}`"
 
 
 def abba_order(
@@ -268,7 +323,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve(args)
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
-    with contextlib.closing(open_transport(device)) as transport, Store.open(db_path) as store:
+    with (
+        contextlib.closing(open_run_transport(device, args)) as transport,
+        Store.open(db_path) as store,
+    ):
         py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
         py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
@@ -277,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
             "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
             "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
         }
+        sweeps["B"].share_files(sweeps["A"])
         facts = probe_device(device, transport)
         threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
         design = args.design
@@ -290,6 +349,7 @@ def run(args: argparse.Namespace) -> int:
             design = "trials"
         pairing = secrets.token_hex(8) if design == "pairs" else None
         runs: dict[str, int] = {}
+        kept: str | None = None
         try:
             for side, label, spec in (
                 ("A", label_a, args.baseline),
@@ -321,6 +381,8 @@ def run(args: argparse.Namespace) -> int:
                     harness_version=__version__,
                     runtime_version=None,
                     label=f"{role} {label}",
+                    lease_holder="mnbench regress",
+                    lease_stale_after_s=lease_stale_after_s(sweeps["A"].timeout_s),
                 )
             print(
                 f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
@@ -328,26 +390,45 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
-            if design == "pairs":
-                assert isinstance(transport, InteractiveTransport)
-                plan = make_plan(models, threads, 1, None)
-                _run_pairs(args, store, sweeps, runs, outcomes, plan, transport, rng)
-            else:
-                plan = make_plan(models, threads, args.trials, None)
-                pairs = [(item, item) for item in plan]
-                progress = None if args.quiet else ProgressBar()
-                _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
-            comparison = compare_runs(
-                store, runs["A"], runs["B"], args.threshold / 100, force=args.force
-            )
-            if design == "trials" and args.confirm > 0 and comparison.count("slower"):
-                comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
-            for run_id in runs.values():
-                store.set_run_status(run_id, "complete")
+            hint = resume_hint(store, runs["A"], runs["B"])
+            for sweep in sweeps.values():
+                sweep.resume_command = hint
+            stale_s = lease_stale_after_s(sweeps["A"].timeout_s)
+            with (
+                store.lease(runs["A"], "mnbench regress", stale_s),
+                store.lease(runs["B"], "mnbench regress", stale_s),
+                stopping_marks(store, list(runs.values()), hint),
+            ):
+                if design == "pairs":
+                    assert isinstance(transport, InteractiveTransport)
+                    plan = make_plan(models, threads, 1, None)
+                    _run_pairs(args, store, sweeps, runs, outcomes, plan, transport, rng)
+                else:
+                    plan = make_plan(models, threads, args.trials, None)
+                    pairs = [(item, item) for item in plan]
+                    progress = None if args.quiet else ProgressBar()
+                    _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
+                comparison = compare_runs(
+                    store, runs["A"], runs["B"], args.threshold / 100, force=args.force
+                )
+                if design == "trials" and args.confirm > 0 and comparison.count("slower"):
+                    comparison = _confirm(args, store, sweeps, runs, outcomes, comparison, rng)
+                for run_id in runs.values():
+                    store.set_run_status(run_id, "complete")
         except BaseException:
             for run_id in runs.values():
-                store.set_run_status(run_id, "interrupted")
+                with contextlib.suppress(Exception):
+                    if store.get_run(run_id).status == "running":
+                        store.set_run_status(run_id, "interrupted")
             raise
+        finally:
+            for sweep in sweeps.values():
+                sweep.keep_files = args.keep_workdir
+                kept = sweep.session_dir or kept
+                sweep.remove_files()
+    if kept and args.keep_workdir:
+        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
+        print(f"kept the work directory {where}", file=sys.stderr)
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
@@ -404,6 +485,7 @@ def _run_pairs(
         round_index += 1
         rng.shuffle(todo)
         for key in todo:
+            check_stop()  # a stop signal whose exception was swallowed still stops here
             item = items[key]
             if spent_s[key] >= args.budget:
                 analysis.stop(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.probe import check_cpu_spec
+from devices.transport import Transport
 from harness import __version__
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import (
@@ -25,13 +27,16 @@ from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
 from harness.spec import ModelSpec
+from harness.stored import StoredPlan
 from harness.sweep import (
     ProgressBar,
     RunnerSettings,
     Sweep,
     SweepOutcome,
     default_cpu_count,
+    lease_stale_after_s,
     make_plan,
+    measurement_timeout_s,
     models_from_config,
     prepare_files,
     prepare_models,
@@ -233,9 +238,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=run_id_arg("--resume"),
         default=None,
         metavar="RUN_ID|latest",
-        help="finish an interrupted run: measure only what it is missing",
+        help="finish an interrupted run: measure only what it is missing, on the run's own "
+        "device (give --device again when its URL names a program: python=, adb=)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_keep_workdir_argument(parser)
+
+
+def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the runner and model copies on the device (a local run's temporary "
+        "work directory) and print where they are; by default they are removed when the "
+        "run ends",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -270,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
             models = prepare_files(paths, shapes, store)
         else:
             models = prepare_models(specs, models_dir, store, calibration)
-        transport = open_transport(device)
+        transport = open_run_transport(device, args)
         sweep = Sweep(device, store, settings, args.timeout, transport)
         try:
             facts = probe_device(device, transport)
@@ -288,7 +305,10 @@ def run(args: argparse.Namespace) -> int:
                 harness_version=__version__,
                 runtime_version=None,
                 label=args.label,
+                lease_holder="mnbench run",
+                lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
             )
+            sweep.resume_command = resume_hint(run_id, args)
             print(
                 f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
                 f"{args.trials} trials on {device.name} -> {db_path}",
@@ -297,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(models, threads, args.trials, cpus)
             outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
         finally:
-            sweep.close()
+            close_run_transport(transport, sweep)
         return _finish(store, outcome)
 
 
@@ -324,24 +344,98 @@ def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
 
 
 def _resume(args: argparse.Namespace, store: Store) -> int:
+    from harness.stored import check_same_device, check_stored_config, check_stored_device
+
     run_id = store.resolve_run_id(args.resume)
     record = store.get_run(run_id)
     config = record.config
     if not config.get("models"):
         raise UserError(f"run {run_id} has no stored plan to resume; start a new run")
-    args.device = str(config.get("device") or record.device)
-    device = resolve(args)
-    settings = RunnerSettings(**config["settings"])
-    models = models_from_config(config, store)
-    plan = make_plan(models, config["threads"], int(config["trials"]), config.get("cpus"))
-    sweep = Sweep(device, store, settings, config.get("timeout_s"))
-    sweep.facts = dict(record.device_facts)
-    try:
-        print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-        outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
-    finally:
-        sweep.close()
+    # Everything below comes from the database file: checked like the command line.
+    stored = check_stored_config(run_id, config, record.device)
+    if args.device == "local":  # not given: the run's own device, checked
+        args.device = check_stored_device(run_id, stored.device)
+        device = resolve(args)
+    else:  # the user names it (an inventory entry for a URL that named a program)
+        device = resolve(args)
+        check_same_device(run_id, stored.device, record.device_kind, device)
+    settings = RunnerSettings(**stored.settings)
+    stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
+    with store.lease(run_id, "mnbench run --resume", stale_s):
+        transport = open_run_transport(device, args)
+        sweep: Sweep | None = None
+        try:
+            if stored.runtime is not None:
+                device = _regress_side_device(store, run_id, stored, device, transport)
+            models = models_from_config(config, store, args.models_dir)
+            plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
+            sweep = Sweep(device, store, settings, stored.timeout_s, transport)
+            sweep.facts = dict(record.device_facts)
+            sweep.resume_command = resume_hint(run_id, args)
+            print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
+            outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+        finally:
+            close_run_transport(transport, sweep)
     return _finish(store, outcome)
+
+
+def _regress_side_device(
+    store: Store, run_id: int, stored: StoredPlan, device: DeviceConfig, transport: Transport
+) -> DeviceConfig:
+    """The device running one side of a ``regress`` run with that side's own runtime.
+
+    A managed ``onnxruntime==X.Y.Z`` environment (built by the harness) or ``current`` is
+    used again; an interpreter path read from the database is never run: refused with the
+    ``regress`` command that measures it again.
+    """
+    from harness.commands.regress import regress_command, runtime_python
+    from harness.stored import is_managed_runtime
+
+    runtime = stored.runtime
+    assert runtime is not None
+    if runtime != "current" and not is_managed_runtime(runtime):
+        raise UserError(
+            f"run {run_id} is the {stored.regress_role or 'one'} side of a `mnbench regress` "
+            f"measured with the interpreter {runtime!r}; a database never names a command to "
+            f"run, so measure it again with `{regress_command(store, run_id)}`"
+        )
+    python, _ = runtime_python(runtime, device, transport)
+    return replace(device, python=python)
+
+
+def resume_hint(run_id: int, args: argparse.Namespace) -> str:
+    """``resume with `mnbench run --resume N ...``` with the options that find the same
+    database and device again (a device URL that names a program is never read back from
+    the database, so it is given again)."""
+    from harness.stored import names_program
+
+    argv = ["mnbench", "run", "--resume", str(run_id)]
+    if names_program(str(args.device)):
+        argv += ["--device", str(args.device)]
+    if args.inventory is not None:
+        argv += ["--inventory", str(args.inventory)]
+    if args.db is not None:
+        argv += ["--db", str(args.db)]
+    return f"resume with `{shlex.join(argv)}`"
+
+
+def open_run_transport(device: DeviceConfig, args: argparse.Namespace) -> Transport:
+    """The device's transport, keeping its temporary work directory with --keep-workdir."""
+    return open_transport(device, keep_workdir=bool(getattr(args, "keep_workdir", False)))
+
+
+def close_run_transport(transport: Transport, sweep: Sweep | None = None) -> None:
+    """Remove what the sweep pushed and close the transport; with --keep-workdir, say
+    where the kept files are instead."""
+    keep = bool(getattr(transport, "keep_workdir", False))
+    kept = sweep.session_dir if sweep is not None else None
+    if sweep is not None:
+        sweep.keep_files = keep
+        sweep.remove_files()
+    transport.close()
+    if keep and kept:
+        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
+        print(f"kept the work directory {where}", file=sys.stderr)
 
 
 def _finish(store: Store, outcome: SweepOutcome) -> int:

@@ -4,6 +4,7 @@ client. The same runner, the same JSON, the same store as on this machine."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import time
@@ -285,7 +286,11 @@ def test_adb_connection_dropped_mid_sweep_then_resumed(tmp_path: Path, adb_phone
     )
     assert _count(db) >= 1
     assert rc == 2 and "--resume" in err and "kept" in err, err
-    done = _resume(db)
+    # The URL names the phone's python: the hint gives it again, a resume without it refuses.
+    assert f"--device {shlex.quote(url)}" in err
+    refused = _resume(db)
+    assert refused.returncode == 2 and "names a program (adb=, python=)" in refused.stderr
+    done = _resume(db, "--device", url)
     assert done.returncode == 0, done.stderr
     assert _count(db) == 6
 

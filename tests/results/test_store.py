@@ -263,7 +263,12 @@ def test_runs_and_resolve(store: Store) -> None:
         store.resolve_run_id("nope")
 
     record = store.get_run(first)
-    assert (record.status, record.finished_at, record.runtime_version) == ("running", None, None)
+    # Stored as running, but no live process holds its lease: nobody is measuring it.
+    assert (record.status, record.finished_at, record.runtime_version) == (
+        "interrupted",
+        None,
+        None,
+    )
     assert record.device_facts["cpu_model"] == "Test CPU"
     assert record.config["trials"] == 3
     store.set_runtime_version(first, "1.30.0")

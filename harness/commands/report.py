@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.table import terminal_safe
 from harness.validate import run_id_arg
 
 EXAMPLES = """examples:
@@ -82,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for line in files.answers.headline():
-        print(line, file=sys.stderr)
+        print(terminal_safe(line), file=sys.stderr)
     print(files.html)
     return 0

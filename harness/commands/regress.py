@@ -251,7 +251,10 @@ def regress_command(store: Store, run_id: int) -> str:
             values = list(dict.fromkeys(str(spec.get(key)) for spec in specs))
             argv += [flag, *values]
     argv += ["--threads", *map(str, config.get("threads") or [])]
-    argv += ["--trials", str(config.get("trials"))]
+    if config.get("design") == "pairs":
+        argv += ["--design", "pairs"]
+    else:
+        argv += ["--design", "trials", "--trials", str(config.get("trials"))]
     return shlex.join(argv)
 
 
@@ -260,7 +263,11 @@ def resume_hint(store: Store, baseline_id: int, candidate_id: int) -> str:
     or (a side measured with an interpreter path) run the same regress again."""
     from harness.stored import is_managed_runtime
 
-    runtimes = [store.get_run(r).config.get("runtime") for r in (baseline_id, candidate_id)]
+    configs = [store.get_run(r).config for r in (baseline_id, candidate_id)]
+    runtimes = [config.get("runtime") for config in configs]
+    if any(config.get("design") == "pairs" for config in configs):
+        # Pairs time both sides inside one pair of processes: one side alone cannot resume.
+        return f"measure again with `{regress_command(store, baseline_id)}`"
     if all(r == "current" or (isinstance(r, str) and is_managed_runtime(r)) for r in runtimes):
         return (
             f"finish both sides with `mnbench run --resume {baseline_id}` and "

@@ -359,6 +359,14 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
     else:  # the user names it (an inventory entry for a URL that named a program)
         device = resolve(args)
         check_same_device(run_id, stored.device, record.device_kind, device)
+    if stored.regress_role is not None and config.get("design") == "pairs":
+        from harness.commands.regress import regress_command
+
+        raise UserError(
+            f"run {run_id} is the {stored.regress_role} side of a paired `mnbench regress` "
+            "(both sides timed in one pair of processes), so it cannot be resumed alone; "
+            f"measure again with `{regress_command(store, run_id)}`"
+        )
     settings = RunnerSettings(**stored.settings)
     stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
     with store.lease(run_id, "mnbench run --resume", stale_s):

@@ -152,6 +152,22 @@ def test_stored_interpreter_is_never_run(
     assert not canary.exists()
 
 
+def test_paired_regress_side_is_not_resumed_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "pairs.sqlite"
+    base = _config("local", regress_role="baseline", runtime="current", design="pairs")
+    run_id = _crafted_db(db, base)
+    _crafted_db(db, _config("local", regress_role="candidate", runtime=NEWEST, design="pairs"))
+    before = _snapshot(db)
+    rc = main(["run", "--db", str(db), "--resume", str(run_id), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "cannot be resumed alone" in err
+    assert f"--baseline current --candidate {NEWEST}" in err and "--design pairs" in err
+    assert _snapshot(db) == before
+
+
 # -- a regress side resumes with its own runtime --------------------------------------------
 
 

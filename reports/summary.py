@@ -32,17 +32,19 @@ def _sort_key(alpha: float, resolution: float, name: str) -> tuple[float, float,
 def _answer_lines(answers: Answers) -> list[str]:
     lines: list[str] = []
     for series, picks in picks_by_series(answers.picks).items():
-        lines.append(f"- For a latency budget ({series}), the most accurate cell that fits:")
+        lines.append(
+            f"- For a latency budget ({markdown_text(series)}), the most accurate cell that fits:"
+        )
         lines += [
-            f"  - {budget_text(pick, picks[i + 1] if i + 1 < len(picks) else None)}"
+            f"  - {markdown_text(budget_text(pick, picks[i + 1] if i + 1 < len(picks) else None))}"
             for i, pick in enumerate(picks)
         ]
     if answers.latency_range:
-        lines.append(f"- Latency range: {answers.latency_range}")
+        lines.append(f"- Latency range: {markdown_text(answers.latency_range)}")
     if answers.separable_standard:
-        lines.append(f"- Separable vs standard: {answers.separable_standard}.")
+        lines.append(f"- Separable vs standard: {markdown_text(answers.separable_standard)}.")
     if answers.noise:
-        lines.append(f"- Noise: {answers.noise}.")
+        lines.append(f"- Noise: {markdown_text(answers.noise)}.")
     return [*lines, ""] if lines else []
 
 

@@ -34,6 +34,7 @@ from typing import IO, Protocol, runtime_checkable
 from devices.transport import (
     CommandTimeout,
     Completed,
+    Transport,
     TransportError,
     die_with_parent,
     kill_group,
@@ -52,20 +53,8 @@ SignalGroup = Callable[[int, str], None]
 
 
 @runtime_checkable
-class InteractiveTransport(Protocol):
+class InteractiveTransport(Transport, Protocol):
     """A transport that can also start interactive processes (local, SSH, adb)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def run(
-        self,
-        argv: Sequence[str],
-        timeout_s: float,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        check: bool = True,
-    ) -> Completed: ...
 
     def start_interactive(
         self,

@@ -898,12 +898,7 @@ def measure(
     try:
         start = clock()
         if args.fixed is not None:
-            for _ in range(args.fixed):
-                t0 = clock()
-                run(binding)
-                t1 = clock()
-                append(t1 - t0)
-            return samples, "fixed", (clock() - start) / 1e9
+            return burst(run, binding, args.fixed), "fixed", (clock() - start) / 1e9
         min_ns = int(args.min_time * 1e9)
         max_ns = int(args.max_time * 1e9)
         deadline = start + max_ns

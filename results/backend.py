@@ -8,7 +8,8 @@ write transaction already excludes every other writer), the DDL translation of a
 migration step, the table listing and how a server's errors read. The SQL the store writes
 is otherwise common to both: ``INSERT ... ON CONFLICT ... DO UPDATE``, ``RETURNING id``.
 
-``SQLiteDatabase`` (stdlib sqlite3, WAL, one file) lives here.
+``SQLiteDatabase`` (stdlib sqlite3, WAL, one file) lives here; the PostgreSQL backend in
+``results.postgres`` (psycopg) is imported only for a ``postgresql://`` location.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from results.schema import Migration, split_sql
 
 BUSY_TIMEOUT_S: Final = 60.0
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 
 
 class Cursor(Protocol):
@@ -109,8 +111,23 @@ class Database(abc.ABC):
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
+def is_server_url(location: Path | str) -> bool:
+    """Whether ``location`` names a database server (``postgresql://...``), not a file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def parse_location(text: str) -> Path | str:
+    """A ``--db`` value or ``$MNBENCH_DB``: a server URL kept as text, else a file path."""
+    text = text.strip()
+    return text if is_server_url(text) else Path(text).expanduser()
+
+
 def connect(location: Path | str, *, create: bool, readonly: bool) -> Database:
-    """The backend for ``location``: an SQLite file path."""
+    """The backend for ``location``: a ``postgresql://`` URL or an SQLite file path."""
+    if is_server_url(location):
+        from results.postgres import PostgresDatabase
+
+        return PostgresDatabase.connect(str(location), readonly=readonly)
     return SQLiteDatabase.connect(Path(location), create=create, readonly=readonly)
 
 

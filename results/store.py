@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
 from harness.errors import UserError
 from results import views
-from results.backend import Database, connect, not_mnbench
+from results.backend import Database, connect, not_mnbench, parse_location
 from results.schema import MIGRATIONS, READER_OPTIONAL, SCHEMA_VERSION, Migration
 from results.views import RESULT_COLUMNS, RESULT_EXTRA_COLUMNS
 
@@ -97,10 +97,11 @@ def _held_message(
     )
 
 
-def default_db_path() -> Path:
-    """``$MNBENCH_DB`` when set, else ``./mnbench.sqlite``."""
+def default_db_path() -> Path | str:
+    """``$MNBENCH_DB`` when set (a file path, or a ``postgresql://`` URL), else
+    ``./mnbench.sqlite``."""
     configured = os.environ.get(DB_ENV_VAR, "").strip()
-    return Path(configured).expanduser() if configured else Path(DEFAULT_DB_NAME)
+    return parse_location(configured) if configured else Path(DEFAULT_DB_NAME)
 
 
 def config_key(config: Mapping[str, object]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.table import terminal_safe
 from harness.validate import run_id_arg
+from results.backend import parse_location
 
 EXAMPLES = """examples:
   mnbench report                              the latest run into ./report
@@ -42,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--db",
-        type=Path,
+        type=parse_location,
         default=None,
         metavar="PATH",
         help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",

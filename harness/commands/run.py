@@ -60,6 +60,7 @@ from harness.validate import (
     note,
     run_id_arg,
 )
+from results.backend import parse_location
 from results.store import Store, default_db_path
 
 EXAMPLES = """examples:
@@ -93,10 +94,11 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        type=Path,
+        type=parse_location,
         default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
+        metavar="PATH|URL",
+        help="results database: an SQLite file or postgresql://user@host:port/dbname "
+        "(password from ~/.pgpass or PGPASSWORD; default $MNBENCH_DB, else ./mnbench.sqlite)",
     )
 
 
@@ -311,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
             sweep.resume_command = resume_hint(run_id, args)
             print(
                 f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
-                f"{args.trials} trials on {device.name} -> {db_path}",
+                f"{args.trials} trials on {device.name} -> {store.path}",
                 file=sys.stderr,
             )
             plan = make_plan(models, threads, args.trials, cpus)

@@ -31,6 +31,10 @@ _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 
 
+class StoreUnavailable(UserError):
+    """The database server cannot be reached (any more): down, or the connection dropped."""
+
+
 class Cursor(Protocol):
     """What a query returns (sqlite3 and psycopg cursors both are one)."""
 

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from harness.errors import UserError
-from results.backend import Cursor, Database
+from results.backend import Cursor, Database, StoreUnavailable
 from results.schema import Migration, split_sql
 
 CONNECT_TIMEOUT_S: Final = 10
@@ -35,10 +35,6 @@ _DDL_TYPES: Final = (
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
 )
-
-
-class StoreUnavailable(UserError):
-    """The database server cannot be reached (any more): down, or the connection dropped."""
 
 
 def redact(url: str) -> str:

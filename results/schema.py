@@ -118,16 +118,61 @@ CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precisi
 threads × precision; ``run_ids`` (JSON list) are the runs whose measurements it was fitted
 from (refitting from them gives the same model), ``model`` its JSON."""
 
-MIGRATIONS: Final[list[Migration]] = [_SCHEMA_V1, _BURSTS, _LATENCY_MODELS, _RUN_LEASES]
+_LAB: Final = """
+CREATE TABLE lab_devices (
+    device TEXT PRIMARY KEY,
+    token TEXT,
+    holder TEXT,
+    host TEXT,
+    pid INTEGER,
+    campaign TEXT,
+    acquired_at TEXT,
+    heartbeat_unix_s REAL,
+    lease_s REAL
+);
+CREATE TABLE work_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    campaign TEXT NOT NULL,
+    device TEXT NOT NULL REFERENCES lab_devices (device),
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    model_sha256 TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'claimed', 'done')),
+    token TEXT,
+    holder TEXT,
+    host TEXT,
+    pid INTEGER,
+    claimed_at TEXT,
+    heartbeat_unix_s REAL,
+    lease_s REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    measurement_id INTEGER REFERENCES measurements (id),
+    finished_at TEXT,
+    UNIQUE (run_id, model_sha256, config_key, trial)
+);
+CREATE INDEX work_items_next ON work_items (device, state, campaign, id);
+"""
+"""The lab's work queue (``results.lab``): a campaign's plan as one row per measurement
+(``work_items``, claimed under a lease and done when its measurement commits) and the
+devices workers hold (``lab_devices``: who measures on a device now, with a heartbeat)."""
+
+MIGRATIONS: Final[list[Migration]] = [
+    _SCHEMA_V1,
+    _BURSTS,
+    _LATENCY_MODELS,
+    _RUN_LEASES,
+    _LAB,
+]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
 A step is SQL (one or more statements) or a function given the open connection; every
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES,)
+READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES, _LAB)
 """Steps a read-only open does without: a file that lacks only these is read as it is
-(the lease table; readers treat a missing one as no leases)."""
+(the lease table, the lab's queue; readers treat a missing one as no leases, no items)."""
 
 
 def split_sql(script: str) -> list[str]:

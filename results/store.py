@@ -265,10 +265,13 @@ class Store:
             )
 
     @contextmanager
-    def _write(self) -> Iterator[Database]:
-        """One write transaction, taken up front so concurrent writers queue on the lock."""
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction, taken up front so concurrent writers queue on the lock;
+        the database to write through inside it (``insert_measurement``, ``results.lab``)."""
         with self.database.transaction():
             yield self.database
+
+    _write = transaction
 
     def close(self) -> None:
         for run_id in list(self._leases):
@@ -396,10 +399,36 @@ class Store:
         Recording the same (run, model, configuration, trial) again replaces the earlier
         row, so a resumed sweep can retry a failed trial.
         """
+        with self._write() as db:
+            self._check_lease(db, run_id)
+            return self.insert_measurement(
+                db,
+                run_id=run_id,
+                model_sha256=model_sha256,
+                config_key=config_key(config),
+                trial=trial,
+                status=status,
+                reason=reason,
+                document=document,
+            )
+
+    def insert_measurement(
+        self,
+        db: Database,
+        *,
+        run_id: int,
+        model_sha256: str,
+        config_key: str,
+        trial: int,
+        status: MeasurementStatus,
+        reason: str | None,
+        document: Mapping[str, Any] | None,
+    ) -> int:
+        """``add_measurement`` inside a write transaction the caller holds (``results.lab``
+        commits a measurement and its work item together); the configuration as its key."""
         if status not in get_args(MeasurementStatus):
             raise ValueError(f"unknown measurement status {status!r}")
-        key = config_key(config)
-        threads = config.get("threads")
+        threads = json.loads(config_key).get("threads")
         n_samples: int | None = None
         p50_ms: float | None = None
         if document is not None:
@@ -414,7 +443,7 @@ class Store:
         row = (
             run_id,
             model_sha256,
-            key,
+            config_key,
             threads if isinstance(threads, int) else None,
             trial,
             status,
@@ -424,24 +453,22 @@ class Store:
             n_samples,
             p50_ms,
         )
-        with self._write() as db:
-            self._check_lease(db, run_id)
-            try:
-                found = db.one(
-                    "INSERT INTO measurements (run_id, model_sha256, config_key, threads, "
-                    "trial, status, reason, created_at, document, n_samples, p50_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (run_id, model_sha256, config_key, trial) DO UPDATE SET "
-                    "threads = excluded.threads, status = excluded.status, "
-                    "reason = excluded.reason, created_at = excluded.created_at, "
-                    "document = excluded.document, n_samples = excluded.n_samples, "
-                    "p50_ms = excluded.p50_ms RETURNING id",
-                    row,
-                )
-            except db.errors as exc:
-                if db.is_foreign_key_error(exc):
-                    raise self._no_run(run_id) from None
-                raise
+        try:
+            found = db.one(
+                "INSERT INTO measurements (run_id, model_sha256, config_key, threads, "
+                "trial, status, reason, created_at, document, n_samples, p50_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, model_sha256, config_key, trial) DO UPDATE SET "
+                "threads = excluded.threads, status = excluded.status, "
+                "reason = excluded.reason, created_at = excluded.created_at, "
+                "document = excluded.document, n_samples = excluded.n_samples, "
+                "p50_ms = excluded.p50_ms RETURNING id",
+                row,
+            )
+        except db.errors as exc:
+            if db.is_foreign_key_error(exc):
+                raise self._no_run(run_id) from None
+            raise
         return int(found[0])
 
     # -- leases ----------------------------------------------------------------------------

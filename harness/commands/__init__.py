@@ -19,4 +19,6 @@ COMMANDS: dict[str, str] = {
     "report": "harness.commands.report",
     "layers": "harness.commands.layers",
     "predict": "harness.commands.predict",
+    "lab": "harness.commands.lab",
+    "db": "harness.commands.db",
 }

@@ -1,0 +1,265 @@
+"""``mnbench lab``: a campaign's plan as work items in a shared store, and workers for it.
+
+``lab plan`` probes each device once and stores one run per device, its plan inserted as
+work items (``results.lab``); ``lab work`` claims and measures a device's items until none
+is left (``harness.measure.lab``), from any host that reaches the device, as many workers
+at once as there are; ``lab status`` shows the devices, who holds them and what is left.
+The store is usually PostgreSQL (``--db postgresql://...``), which many hosts share; an
+SQLite file serves the workers of one host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.commands.run import add_db_argument, add_measurement_arguments
+from harness.errors import UserError
+from harness.grid import add_grid_arguments
+from harness.table import format_table, terminal_safe
+from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg
+
+EXAMPLES = """examples:
+  mnbench lab plan --campaign nightly --devices pi4 pixel7 local --alpha 0.25 0.5
+  mnbench lab work --devices pi4 pixel7        on each host that reaches those devices
+  mnbench lab status --campaign nightly
+"""
+
+if TYPE_CHECKING:
+    from devices.device import DeviceConfig
+
+DEFAULT_LEASE_S = 120.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "lab",
+        help="plan a campaign as work items in a shared store, work it from many hosts",
+        description="A campaign is one run per device whose plan is stored as work items. "
+        "Workers on any host claim a device's next item under a lease, measure it and "
+        "commit it; an item whose worker died is claimed again when its lease ends.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=type(parser))
+    verbs.required = True
+
+    plan = verbs.add_parser("plan", help="store a campaign: one run per device, its items")
+    plan.add_argument("--campaign", required=True, type=label_arg, help="the campaign's name")
+    _add_devices(plan)
+    add_grid_arguments(plan)
+    plan.add_argument(
+        "--threads",
+        nargs="+",
+        type=int_arg("--threads", 1, MAX_THREADS),
+        metavar="N",
+        help="intra-op thread counts (default: all cores of each device)",
+    )
+    add_measurement_arguments(plan, "fresh-process trials per model and thread count")
+    plan.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
+    plan.add_argument("--label", type=label_arg, default=None, help="stored with each run")
+    _add_common(plan)
+
+    work = verbs.add_parser("work", help="measure the devices' items until none is left")
+    _add_devices(work)
+    work.add_argument("--campaign", type=label_arg, default=None, help="only this campaign")
+    work.add_argument(
+        "--lease",
+        type=float_arg("--lease", high=86_400.0),
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help="an item whose worker is silent for S seconds is claimed again (default "
+        f"{DEFAULT_LEASE_S:g}); the worker beats every S/3",
+    )
+    work.add_argument(
+        "--reconnect",
+        type=float_arg("--reconnect", high=86_400.0),
+        default=60.0,
+        metavar="S",
+        help="retry a lost database connection for S seconds before stopping (default 60)",
+    )
+    work.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
+    _add_common(work)
+
+    status = verbs.add_parser("status", help="devices, who holds them, items left")
+    status.add_argument("--campaign", type=label_arg, default=None, help="only this campaign")
+    _add_common(status)
+
+
+def _add_devices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        required=True,
+        metavar="NAME|URL",
+        help="inventory names or URLs (local, ssh://..., adb://...)",
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_db_argument(parser)
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        metavar="TOML",
+        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.lab_command == "plan":
+        return _plan(args)
+    if args.lab_command == "work":
+        return _work(args)
+    return _status(args)
+
+
+def _resolve_devices(args: argparse.Namespace) -> list[DeviceConfig]:
+    from devices.inventory import resolve_device
+
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    inventory = Path(explicit) if explicit else None
+    devices = []
+    seen: set[str] = set()
+    for name in args.devices:
+        device = resolve_device(name, inventory)
+        if device.name in seen:
+            raise UserError(f"--devices names {device.name} twice; name each device once")
+        seen.add(device.name)
+        devices.append(device)
+    return devices
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from devices.device import open_transport
+    from devices.facts import probe_device
+    from harness import __version__
+    from harness.commands.generate import default_models_dir
+    from harness.commands.run import _resolve_cpus, settings_from_args
+    from harness.grid import specs_from_args
+    from harness.sweep import default_cpu_count, make_plan, prepare_models, sweep_config
+    from harness.validate import check_plan_size, creatable_dir, distinct
+    from results.lab import Lab
+    from results.store import Store, config_key, default_db_path
+
+    settings = settings_from_args(args)
+    threads_given = distinct(args.threads, "--threads")
+    models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+    specs = specs_from_args(args)
+    check_plan_size(len(specs) * len(args.devices), threads_given, args.trials, args.max_plan)
+    devices = _resolve_devices(args)
+    with Store.open(args.db or default_db_path()) as store:
+        lab = Lab(store)
+        if lab.campaign_exists(args.campaign):
+            raise UserError(
+                f"campaign {args.campaign!r} is already planned in {store.path}; work it with "
+                "`mnbench lab work` or plan another --campaign"
+            )
+        models = prepare_models(specs, models_dir, store)
+        for device in devices:
+            transport = open_transport(device)
+            try:
+                facts = probe_device(device, transport)
+            finally:
+                transport.close()
+            cpus = _resolve_cpus(args.cpus or device.cpus, facts)
+            threads = threads_given or [len(cpus) if cpus else default_cpu_count(facts)]
+            config = {
+                **sweep_config(
+                    models, threads, args.trials, cpus, settings, device.name, models_dir,
+                    args.timeout,
+                ),
+                "campaign": args.campaign,
+            }  # fmt: skip
+            run_id = store.create_run(
+                device=device.name,
+                device_kind=device.kind,
+                device_facts=facts,
+                config=config,
+                harness_version=__version__,
+                runtime_version=None,
+                label=args.label or args.campaign,
+            )
+            plan = make_plan(models, threads, args.trials, cpus)
+            added = lab.enqueue(
+                args.campaign,
+                device.name,
+                run_id,
+                [(item.model.sha256, config_key(item.config), item.trial) for item in plan],
+            )
+            print(
+                f"campaign {args.campaign}: run {run_id} on {device.name}, {added} items",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def _work(args: argparse.Namespace) -> int:
+    from harness.measure.lab import Worker
+    from results.store import default_db_path
+
+    devices = _resolve_devices(args)
+    worker = Worker(
+        args.db or default_db_path(),
+        devices,
+        campaign=args.campaign,
+        lease_s=args.lease,
+        reconnect_s=args.reconnect,
+        models_dir=args.models_dir,
+    )
+    outcomes = worker.run()
+    errors = [outcome for outcome in outcomes if outcome.error]
+    failed = sum(outcome.failed for outcome in outcomes)
+    if errors:
+        return 2
+    return 1 if failed else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from results.lab import Lab
+    from results.store import Store, default_db_path
+
+    with Store.open(args.db or default_db_path(), create=False) as store:
+        if "work_items" not in store.database.tables():
+            print(f"{store.path} holds no campaigns yet; plan one with `mnbench lab plan`")
+            return 0
+        lab = Lab(store)
+        if args.campaign is not None and not lab.campaign_exists(args.campaign):
+            raise UserError(
+                f"no campaign {args.campaign!r} in {store.path}; `mnbench lab status` lists them"
+            )
+        rows = []
+        for device in lab.status(args.campaign):
+            if device.holder is None:
+                held = "free"
+            else:
+                state = "" if device.live else ", lease expired"
+                held = (
+                    f"{device.holder} (pid {device.pid} on {device.host}, "
+                    f"{device.heartbeat_age_s or 0:.0f} s ago{state})"
+                )
+            rows.append(
+                [
+                    device.device,
+                    held,
+                    device.campaign or "",
+                    device.pending + device.claimed,
+                    device.claimed,
+                    device.done,
+                    device.failed,
+                ]
+            )
+        campaigns = [args.campaign] if args.campaign else lab.campaigns()
+        print(f"campaigns: {', '.join(campaigns) if campaigns else 'none'}")
+        if rows:
+            safe = [[terminal_safe(str(cell)) for cell in row] for row in rows]
+            print(
+                format_table(
+                    ["device", "held by", "campaign", "left", "claimed", "done", "failed"], safe
+                )
+            )
+    return 0

@@ -1,0 +1,1 @@
+"""Measuring on devices: sessions, sweeps and plans, backends, and the lab worker."""

@@ -1,0 +1,277 @@
+"""A lab worker: claim a device's next work item, measure it, commit it, until none is left.
+
+The queue is ``results.lab``; the measurement is the sweep's own (``harness.sweep.Sweep``:
+the same runner, push and timeout as ``mnbench run``), given the run's stored settings and
+models, so a campaign measured by workers gives the rows ``mnbench run`` would have. One
+thread per device (a device measures one thing at a time; devices are independent), each
+with its own connections. While an item is measured a heartbeat thread keeps the claim.
+
+Failures: a device that drops stops that device's worker with one line, the others go on;
+a lost database connection is retried for ``reconnect_s`` (what was committed is kept, and
+a measurement not yet committed is committed after the reconnect while the claim is still
+ours) before the worker stops with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from devices.device import DeviceConfig, open_transport
+from devices.transport import TransportError
+from harness.errors import Interrupted, UserError
+from harness.sweep import (
+    ModelEntry,
+    PlanItem,
+    RunnerSettings,
+    Sweep,
+    models_from_config,
+)
+from results.backend import StoreUnavailable
+from results.lab import BUSY, Lab, WorkItem, parse_config_key
+from results.store import Store
+
+POLL_S = 1.0
+"""How often a worker looks again at a device another worker holds."""
+
+
+@dataclass
+class DeviceOutcome:
+    """What one device's worker did."""
+
+    device: str
+    measured: int = 0
+    failed: int = 0
+    lost_claims: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _RunContext:
+    settings: RunnerSettings
+    timeout_s: float | None
+    models: dict[str, ModelEntry]
+    facts: Mapping[str, Any]
+
+
+@dataclass
+class Worker:
+    """Works the queue of ``location`` for some devices."""
+
+    location: Path | str
+    devices: Sequence[DeviceConfig]
+    campaign: str | None = None
+    lease_s: float = 60.0
+    reconnect_s: float = 60.0
+    models_dir: Path | None = None
+    holder: str = "mnbench lab work"
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_claim: Callable[[WorkItem], None] | None = None
+    """Called once an item is claimed, before it is measured (tests)."""
+    _print_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def say(self, line: str) -> None:
+        with self._print_lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def run(self) -> list[DeviceOutcome]:
+        """Work every device until its items are done; one outcome per device."""
+        outcomes = [DeviceOutcome(device.name) for device in self.devices]
+        if len(self.devices) == 1:
+            self._work_device(self.devices[0], outcomes[0])
+            return outcomes
+        threads = [
+            threading.Thread(
+                target=self._work_device, args=(device, outcome), name=f"lab-{device.name}"
+            )
+            for device, outcome in zip(self.devices, outcomes, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                for thread in threads:
+                    thread.join(timeout=0.2)
+        except (KeyboardInterrupt, Interrupted):
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+            raise
+        return outcomes
+
+    # -- one device ------------------------------------------------------------------------
+
+    def _work_device(self, device: DeviceConfig, outcome: DeviceOutcome) -> None:
+        try:
+            self._loop(device, outcome)
+        except UserError as exc:
+            outcome.error = exc.message
+            self.say(f"{device.name}: stopped: {exc.message}")
+        except TransportError as exc:
+            outcome.error = f"lost {device.name} ({exc.message})"
+            self.say(
+                f"{device.name}: stopped: lost the device ({exc.message}); its claimed item "
+                "goes back to the queue when its lease ends"
+            )
+
+    def _open(self) -> Store:
+        deadline = time.monotonic() + self.reconnect_s
+        while True:
+            try:
+                return Store.open(self.location)
+            except StoreUnavailable:
+                if time.monotonic() >= deadline or self.stop.is_set():
+                    raise
+                time.sleep(min(2.0, self.reconnect_s / 10 or 0.1))
+
+    def _loop(self, device: DeviceConfig, outcome: DeviceOutcome) -> None:
+        store = self._open()
+        lab = Lab(store, self.holder, self.lease_s)
+        transport = None
+        sweep: Sweep | None = None
+        contexts: dict[int, _RunContext] = {}
+        pending: tuple[WorkItem, str, str | None, dict[str, Any] | None] | None = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    if pending is not None:  # a measurement the connection dropped under
+                        self._commit(lab, outcome, *pending)
+                        pending = None
+                    claim = lab.claim(device.name, self.campaign)
+                    if claim is None:
+                        break
+                    if claim == BUSY:
+                        time.sleep(POLL_S)
+                        continue
+                    assert isinstance(claim, WorkItem)
+                    context = contexts.get(claim.run_id)
+                    if context is None:
+                        context = contexts[claim.run_id] = self._context(store, claim.run_id)
+                    if transport is None:
+                        transport = open_transport(device)
+                    if sweep is None or sweep.settings != context.settings:
+                        if sweep is not None:
+                            sweep.remove_files()
+                        sweep = Sweep(device, store, context.settings, context.timeout_s, transport)
+                    sweep.facts = dict(context.facts)
+                    if self.on_claim is not None:
+                        self.on_claim(claim)
+                    with self._heartbeat(lab, claim):
+                        status, reason, doc = sweep.measure(self._plan_item(claim, context))
+                    pending = (claim, status, reason, doc)
+                    self._commit(lab, outcome, *pending)
+                    pending = None
+                except StoreUnavailable as exc:
+                    self.say(f"{device.name}: {exc.message}; reconnecting")
+                    with contextlib.suppress(Exception):
+                        store.close()
+                    token = lab.token  # the claims this worker holds stay its own
+                    store = self._open()
+                    lab = Lab(store, self.holder, self.lease_s)
+                    lab.token = token
+                    contexts.clear()
+                    if sweep is not None:
+                        sweep.store = store
+            with contextlib.suppress(Exception):
+                lab.release(device.name)
+            left = "" if not self.stop.is_set() else " (stopped)"
+            self.say(
+                f"{device.name}: {outcome.measured} measured, {outcome.failed} failed, "
+                f"{outcome.lost_claims} reclaimed by others{left}"
+            )
+        finally:
+            if sweep is not None:
+                sweep.close()
+            elif transport is not None:
+                transport.close()
+            with contextlib.suppress(Exception):
+                store.close()
+
+    def _commit(
+        self,
+        lab: Lab,
+        outcome: DeviceOutcome,
+        item: WorkItem,
+        status: str,
+        reason: str | None,
+        doc: dict[str, Any] | None,
+    ) -> None:
+        committed = lab.complete(item, "ok" if status == "ok" else "failed", reason, doc)
+        if committed is None:
+            outcome.lost_claims += 1
+            self.say(f"{item.device}: item {item.id} was reclaimed by another worker; dropped")
+            return
+        outcome.measured += 1
+        if status != "ok":
+            outcome.failed += 1
+        what = f"trial {item.trial} of run {item.run_id}"
+        self.say(f"{item.device}: {what} {'ok' if status == 'ok' else 'failed: ' + str(reason)}")
+
+    def _context(self, store: Store, run_id: int) -> _RunContext:
+        record = store.get_run(run_id)
+        config = record.config
+        settings = RunnerSettings(**config["settings"])
+        models = models_from_config(config, store, self.models_dir)
+        timeout = config.get("timeout_s")
+        return _RunContext(
+            settings,
+            float(timeout) if isinstance(timeout, (int, float)) else None,
+            {model.sha256: model for model in models},
+            record.device_facts,
+        )
+
+    @staticmethod
+    def _plan_item(item: WorkItem, context: _RunContext) -> PlanItem:
+        model = context.models.get(item.model_sha256)
+        if model is None:
+            raise UserError(
+                f"run {item.run_id}'s stored plan lacks model {item.model_sha256[:12]}; "
+                "the campaign was planned by another mnbench: plan it again"
+            )
+        config = parse_config_key(item.config_key)
+        cpus = config.get("cpus")
+        return PlanItem(
+            model,
+            int(config.get("threads") or 1),
+            item.trial,
+            tuple(int(c) for c in cpus) if isinstance(cpus, list) and cpus else None,
+        )
+
+    @contextlib.contextmanager
+    def _heartbeat(self, lab: Lab, item: WorkItem) -> Iterator[None]:
+        """Beat every third of the lease from a connection of its own while the block runs."""
+        done = threading.Event()
+        interval_s = max(0.2, self.lease_s / 3)
+
+        def beat() -> None:
+            store: Store | None = None
+            try:
+                store = Store.open(self.location)
+                own = Lab(store, self.holder, self.lease_s)
+                own.token = lab.token
+                while not done.wait(interval_s):
+                    with contextlib.suppress(StoreUnavailable):
+                        if not own.heartbeat(item):
+                            return
+            except UserError:
+                return
+            finally:
+                if store is not None:
+                    with contextlib.suppress(Exception):
+                        store.close()
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{item.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=30)

@@ -242,6 +242,15 @@ class Lab:
                 )
         return measurement_id
 
+    def abandon(self, item: WorkItem) -> None:
+        """Put a claimed item back in the queue at once (a worker that stops mid-item)."""
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE work_items SET state = 'pending', token = NULL, heartbeat_unix_s = NULL "
+                "WHERE id = ? AND token = ? AND state = 'claimed'",
+                (item.id, self.token),
+            )
+
     def release(self, device: str) -> None:
         """Give the device back (its claimed items stay claimed until their lease ends)."""
         with self.store.transaction() as db:

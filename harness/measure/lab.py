@@ -118,8 +118,8 @@ class Worker:
         except TransportError as exc:
             outcome.error = f"lost {device.name} ({exc.message})"
             self.say(
-                f"{device.name}: stopped: lost the device ({exc.message}); its claimed item "
-                "goes back to the queue when its lease ends"
+                f"{device.name}: stopped: lost the device ({exc.message}); its item is back "
+                "in the queue for another worker"
             )
 
     def _open(self) -> Store:
@@ -164,8 +164,15 @@ class Worker:
                     sweep.facts = dict(context.facts)
                     if self.on_claim is not None:
                         self.on_claim(claim)
-                    with self._heartbeat(lab, claim):
-                        status, reason, doc = sweep.measure(self._plan_item(claim, context))
+                    try:
+                        with self._heartbeat(lab, claim):
+                            plan_item = self._plan_item(claim, context)
+                            status, reason, doc = sweep.measure(plan_item)
+                    except BaseException:
+                        with contextlib.suppress(Exception):  # back in the queue at once
+                            lab.abandon(claim)
+                            lab.release(device.name)
+                        raise
                     pending = (claim, status, reason, doc)
                     self._commit(lab, outcome, *pending)
                     pending = None

@@ -23,7 +23,8 @@ import pytest
 from results.copy import campaign_runs
 from results.lab import Lab
 from results.store import Store
-from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.postgres import PostgresServer, find_bin_dir, start_server
+from tests.tooling import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,6 +67,11 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 240.0) -> tuple[in
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     return process.returncode, out + err
+
+
+def require_server() -> None:
+    if find_bin_dir() is None:
+        skip_or_fail("PostgreSQL server binaries are not installed (apt-get install postgresql)")
 
 
 @pytest.fixture
@@ -195,3 +201,66 @@ def test_a_worker_on_sqlite_and_db_copy_to_postgres(
     assert rc == 0, output
     with Store.open(back, readonly=True) as copy:
         assert copy.get_run(1).measurements == 2
+
+
+def _done(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as connection:
+        row = connection.execute("SELECT COUNT(*) FROM work_items WHERE state = 'done'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_for_done(url: str, worker: subprocess.Popen[str], at_least: int) -> None:
+    deadline = time.monotonic() + 120
+    while _done(url) < at_least:
+        assert worker.poll() is None, finish(worker)[1]
+        assert time.monotonic() < deadline, "no item was committed"
+        time.sleep(0.05)
+
+
+def test_a_lost_connection_is_reconnected_or_stops_the_worker_with_one_line(
+    lab_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server of its own, stopped under a working worker: briefly (the worker reconnects
+    and finishes), then for longer than the worker waits (it stops with one line, keeps
+    what it committed, and the same command finishes the campaign)."""
+    require_server()
+    with start_server() as server:
+        monkeypatch.setenv("PGPASSFILE", str(server.passfile))
+        url = server.create_database()
+        common = ["--inventory", str(lab_dir / "devices.toml"), "--db", url]
+        for campaign in ("brief", "long"):
+            rc, output = finish(mnbench(lab_dir, "lab", "plan", "--campaign", campaign,
+                                        "--devices", "cpu-a", *tiny(3), *common))  # fmt: skip
+            assert rc == 0, output
+
+        patient = mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", "--campaign", "brief",
+                          "--reconnect", "60", *LEASE, *common)  # fmt: skip
+        _wait_for_done(url, patient, 1)
+        server.stop()
+        time.sleep(1.0)
+        server.start()
+        rc, output = finish(patient)
+        assert rc == 0, output
+        assert "lost the connection to " + url in output and "reconnecting" in output
+        assert _done(url) == 3
+
+        hasty = mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", "--campaign", "long",
+                        "--reconnect", "1", *LEASE, *common)  # fmt: skip
+        _wait_for_done(url, hasty, 4)
+        server.stop()
+        try:
+            rc, output = finish(hasty)
+        finally:
+            server.start()
+        assert rc == 2, output
+        stopped = [line for line in output.splitlines() if "stopped:" in line]
+        assert len(stopped) == 1 and "cannot reach PostgreSQL" in stopped[0], output
+        print(output)
+        assert "Traceback" not in output and server.password not in output
+        kept = _done(url)
+        assert kept >= 4  # what was committed before the outage is there
+
+        rc, output = finish(mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", *LEASE, *common))
+        assert rc == 0, output
+        items = _check_integrity(url, campaign_items=6)
+        assert len(items) == 6

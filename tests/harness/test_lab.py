@@ -2,7 +2,8 @@
 
 Real parts throughout: a PostgreSQL server (tests/fixtures/postgres.py), ``mnbench lab``
 in separate processes, the real runner and onnxruntime measuring on this CPU (two local
-devices of an inventory, so two workers can measure at once). One worker is frozen and
+devices of an inventory, so two workers can measure at once) and on the adb simulator's
+phone through the real adb client. One worker is frozen and
 killed while it holds an item: the item must be claimed again when its lease ends, and
 every item must end with exactly one committed measurement.
 """
@@ -23,6 +24,7 @@ import pytest
 from results.copy import campaign_runs
 from results.lab import Lab
 from results.store import Store
+from tests.fixtures.adb import AdbPhone
 from tests.fixtures.postgres import PostgresServer, find_bin_dir, start_server
 from tests.tooling import skip_or_fail
 
@@ -131,45 +133,58 @@ def _check_integrity(url: str, campaign_items: int) -> Sequence[tuple[int, int, 
 
 
 def test_workers_measure_every_item_exactly_once_and_reclaim_a_killed_ones(
-    postgres_server: PostgresServer, lab_dir: Path
+    postgres_server: PostgresServer, lab_dir: Path, adb_phone: AdbPhone
 ) -> None:
+    server = adb_phone.server
+    with (lab_dir / "devices.toml").open("a") as inventory_file:
+        inventory_file.write(
+            f'\n[devices.phone]\nkind = "adb"\nserial = "{adb_phone.serial}"\n'
+            f'adb = "{server.adb}"\nadb_server = "127.0.0.1:{server.port}"\n'
+            f'python = "{sys.executable}"\n'
+        )
     url = postgres_server.create_database()
     inventory = ["--inventory", str(lab_dir / "devices.toml"), "--db", url]
     rc, output = finish(
         mnbench(lab_dir, "lab", "plan", "--campaign", "nightly", "--devices", "cpu-a", "cpu-b",
-                *tiny(3), *inventory)
+                "phone", *tiny(3), *inventory)
     )  # fmt: skip
     assert rc == 0, output
-    assert "3 items" in output
+    assert output.count("3 items") == 3
 
     doomed = mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", *LEASE, *inventory)
     killed_item = _kill_while_claiming(url, doomed)
 
     workers = [
-        mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", "cpu-b", *LEASE, *inventory),
-        mnbench(lab_dir, "lab", "work", "--devices", "cpu-b", "cpu-a", *LEASE, *inventory),
-    ]
+        mnbench(lab_dir, "lab", "work", "--devices", "cpu-a", "cpu-b", "phone", *LEASE,
+                *inventory),
+        mnbench(lab_dir, "lab", "work", "--devices", "phone", "cpu-b", "cpu-a", *LEASE,
+                *inventory),
+    ]  # fmt: skip
     results = [finish(worker) for worker in workers]
     for rc, output in results:
         assert rc == 0, output
         assert "Traceback" not in output
 
-    items = _check_integrity(url, campaign_items=6)
+    items = _check_integrity(url, campaign_items=9)
     attempts = {item_id: tries for item_id, tries, _ in items}
     assert attempts[killed_item] == 2  # claimed again after the killed worker's lease ended
+    assert sorted(attempts.values()).count(1) == 8
     committed = sum(output.count(" ok\n") for _, output in results)
-    assert 5 <= committed <= 6  # the killed worker may have committed one before its end
+    assert 8 <= committed <= 9  # the killed worker may have committed one before its end
 
     with Store.open(url, readonly=True) as store:
         runs = campaign_runs(store, "nightly")
-        assert [store.get_run(run).status for run in runs] == ["complete", "complete"]
+        assert [store.get_run(run).status for run in runs] == ["complete"] * 3
         frame = store.results_frame(runs)
-        assert list(frame["trials"]) == [3, 3] and (frame["status"] == "ok").all()
+        assert list(frame["trials"]) == [3, 3, 3] and (frame["status"] == "ok").all()
         status = Lab(store).status("nightly")
         assert [(d.device, d.pending, d.claimed, d.done, d.holder) for d in status] == [
             ("cpu-a", 0, 0, 3, None),
             ("cpu-b", 0, 0, 3, None),
+            ("phone", 0, 0, 3, None),
         ]
+        kinds = sorted(store.get_run(run).device_kind for run in runs)
+        assert kinds == ["adb", "local", "local"]
 
     rc, output = finish(mnbench(lab_dir, "lab", "status", *inventory))
     assert rc == 0 and "cpu-a" in output and "free" in output, output

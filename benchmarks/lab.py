@@ -1,4 +1,6 @@
-"""Store throughput for a lab: measurements committed per second, PostgreSQL vs SQLite.
+"""A lab's figures: store throughput (PostgreSQL vs SQLite) and devices measured at once.
+
+Part 1, store throughput: measurements committed per second.
 
 Each writer is a process of its own with its own connection, writing runner documents of a
 real size (200 samples) one commit each, as a sweep does (``Store.add_measurement``); the
@@ -12,13 +14,23 @@ with synchronous=NORMAL (the store's setting). Medians over rounds are printed, 
 ratio of PostgreSQL's 4 writers to SQLite's single writer; a second PostgreSQL database with
 ``synchronous_commit = off`` gives the figure at SQLite's durability.
 
-Run: ``flock /tmp/mnbench-heavy.lock python benchmarks/lab.py`` (needs Debian's postgresql).
+Part 2, devices at once: three simulated phones (tests/adbsim, through the real adb client
+and a private adb server) and the emulated aarch64 board (Debian's Python under
+qemu-user, the cached sysroot of tests/fixtures/build_arm64_sysroot.py) measure one small
+campaign, either one after another (one ``mnbench lab work --devices D`` after the other,
+as separate runs would) or all at once (one ``mnbench lab work --devices P1 P2 P3 BOARD``,
+a thread per device); the wall-time ratio concurrent / sequential is printed. Every
+"device" here computes on this machine's cores, which bounds the gain.
+
+Run: ``flock /tmp/mnbench-heavy.lock python benchmarks/lab.py [--part store|devices]``
+(needs Debian's postgresql, adb and qemu-user-static).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -116,7 +128,7 @@ def _round(location: str, writers: int, mode: str, tmp: Path, tag: str) -> float
     return per_writer * writers / wall_s
 
 
-def main() -> None:
+def store_throughput() -> None:
     configurations = [
         ("SQLite, 1 writer", "sqlite", 1, "plain"),
         ("SQLite, 4 writers", "sqlite", 4, "plain"),
@@ -152,6 +164,99 @@ def main() -> None:
     print(f"PostgreSQL 4 writers / SQLite 1 writer: {pg4 / lite1:.2f}")
     ratio = pg4_async / lite1
     print(f"PostgreSQL 4 writers, synchronous_commit=off / SQLite 1 writer: {ratio:.2f}")
+
+
+def _mnbench(cwd: Path, env: dict[str, str], *args: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"mnbench {' '.join(args[:2])} failed: {done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def devices_at_once(rounds: int = 2) -> None:
+    from tests.adbsim import AdbSimulator
+    from tests.fixtures.build_arm64_sysroot import ensure_sysroot
+
+    board = ensure_sysroot(log=False)
+    adb = shutil.which("adb")
+    if adb is None:
+        raise SystemExit("adb is not installed (apt-get install adb)")
+    with tempfile.TemporaryDirectory() as tmp_text:
+        tmp = Path(tmp_text)
+        port = _free_port()
+        env = {**_env(), "HOME": str(tmp), "ADB_MDNS": "0", "ADB_EMU": "0"}
+        subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        phones = [AdbSimulator(tmp / f"phone{i}").start() for i in range(3)]
+        try:
+            lines = []
+            for i, phone in enumerate(phones):
+                subprocess.run([adb, "-P", str(port), "connect", phone.serial], env=env,
+                               check=True, capture_output=True)  # fmt: skip
+                lines.append(
+                    f'[devices.phone{i}]\nkind = "adb"\nserial = "{phone.serial}"\n'
+                    f'adb = "{adb}"\nadb_server = "127.0.0.1:{port}"\n'
+                    f'python = "{sys.executable}"\n'
+                )
+            lines.append(f"[devices.board]\nkind = \"local\"\npython = '{board.python_command}'\n")
+            (tmp / "devices.toml").write_text("\n".join(lines))
+            names = ["phone0", "phone1", "phone2", "board"]
+            common = ["--inventory", str(tmp / "devices.toml"), "--db", str(tmp / "lab.sqlite")]
+            grid = ["--alpha", "0.25", "--resolution", "96", "--threads", "1", "--trials", "2",
+                    "--min-time", "0.5", "--max-time", "1", "--target-ci", "50"]  # fmt: skip
+            sequential: list[float] = []
+            concurrent: list[float] = []
+            for round_no in range(rounds):
+                for mode in ("sequential", "concurrent"):
+                    campaign = f"{mode}-{round_no}"
+                    _mnbench(tmp, env, "lab", "plan", "--campaign", campaign, "--devices",
+                             *names, *grid, *common)  # fmt: skip
+                    work = ["lab", "work", "--campaign", campaign, *common]
+                    if mode == "sequential":
+                        sequential.append(
+                            sum(_mnbench(tmp, env, *work, "--devices", n) for n in names)
+                        )
+                    else:
+                        concurrent.append(_mnbench(tmp, env, *work, "--devices", *names))
+        finally:
+            for phone in phones:
+                phone.close()
+            subprocess.run(
+                [adb, "-P", str(port), "kill-server"], env=env, capture_output=True, check=False
+            )
+    seq, conc = statistics.median(sequential), statistics.median(concurrent)
+    print("devices at once: 3 simulated phones + the emulated board, 2 trials each")
+    print(f"(cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.2f})")
+    for name, value, values in (
+        ("one after another", seq, sequential),
+        ("all at once", conc, concurrent),
+    ):
+        print(f"  {name:<18} {value:7.1f} s   (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    print(f"concurrent / sequential wall time: {conc / seq:.2f}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("store", "devices", "all"), default="all")
+    part = parser.parse_args().part
+    if part in ("store", "all"):
+        store_throughput()
+    if part in ("devices", "all"):
+        devices_at_once()
 
 
 if __name__ == "__main__":

@@ -303,6 +303,17 @@ class Lab:
             )
         return out
 
+    def progress(self, device: str, campaign: str | None = None) -> tuple[int, int]:
+        """(done, total) items of a device (in ``campaign``, or in any)."""
+        scope = "" if campaign is None else " AND campaign = ?"
+        args: tuple[object, ...] = (device,) if campaign is None else (device, campaign)
+        row = self.db.one(
+            "SELECT SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), COUNT(*) FROM work_items "
+            "WHERE device = ?" + scope,
+            args,
+        )
+        return int(row[0] or 0), int(row[1] or 0)
+
     def campaigns(self) -> list[str]:
         rows = self.db.execute(
             "SELECT campaign FROM work_items GROUP BY campaign ORDER BY MIN(id)"

@@ -33,6 +33,7 @@ from harness.sweep import (
     Sweep,
     models_from_config,
 )
+from harness.table import terminal_safe
 from results.backend import StoreUnavailable
 from results.lab import BUSY, Lab, WorkItem, parse_config_key
 from results.store import Store
@@ -50,6 +51,7 @@ class DeviceOutcome:
     failed: int = 0
     lost_claims: int = 0
     error: str | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -138,7 +140,7 @@ class Worker:
         transport = None
         sweep: Sweep | None = None
         contexts: dict[int, _RunContext] = {}
-        pending: tuple[WorkItem, str, str | None, dict[str, Any] | None] | None = None
+        pending: tuple[WorkItem, str, str, str | None, dict[str, Any] | None] | None = None
         try:
             while not self.stop.is_set():
                 try:
@@ -173,7 +175,11 @@ class Worker:
                             lab.abandon(claim)
                             lab.release(device.name)
                         raise
-                    pending = (claim, status, reason, doc)
+                    what = (
+                        f"{plan_item.model.name} threads={plan_item.threads} "
+                        f"trial {plan_item.trial}"
+                    )
+                    pending = (claim, what, status, reason, doc)
                     self._commit(lab, outcome, *pending)
                     pending = None
                 except StoreUnavailable as exc:
@@ -207,6 +213,7 @@ class Worker:
         lab: Lab,
         outcome: DeviceOutcome,
         item: WorkItem,
+        what: str,
         status: str,
         reason: str | None,
         doc: dict[str, Any] | None,
@@ -219,8 +226,16 @@ class Worker:
         outcome.measured += 1
         if status != "ok":
             outcome.failed += 1
-        what = f"trial {item.trial} of run {item.run_id}"
-        self.say(f"{item.device}: {what} {'ok' if status == 'ok' else 'failed: ' + str(reason)}")
+        done, total = lab.progress(item.device, self.campaign)
+        elapsed_s = time.monotonic() - outcome.started
+        eta_s = elapsed_s / outcome.measured * (total - done)
+        eta = f"{int(eta_s // 60)}:{int(eta_s % 60):02d}"
+        result = "ok" if status == "ok" else f"failed: {reason}"
+        self.say(
+            terminal_safe(
+                f"{item.device}: {done}/{total} ETA {eta}  {what} (run {item.run_id}): {result}"
+            )
+        )
 
     def _context(self, store: Store, run_id: int) -> _RunContext:
         record = store.get_run(run_id)

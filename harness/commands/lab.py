@@ -29,7 +29,11 @@ EXAMPLES = """examples:
 """
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from devices.device import DeviceConfig
+    from harness.sweep import ModelEntry, RunnerSettings
+    from results.store import Store
 
 DEFAULT_LEASE_S = 120.0
 
@@ -119,83 +123,201 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resolve_devices(args: argparse.Namespace) -> list[DeviceConfig]:
-    from devices.inventory import resolve_device
+    """--devices: inventory names, groups of the inventory, URLs; each device once."""
+    from devices.inventory import resolve_devices
 
     explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
-    inventory = Path(explicit) if explicit else None
-    devices = []
-    seen: set[str] = set()
-    for name in args.devices:
-        device = resolve_device(name, inventory)
-        if device.name in seen:
-            raise UserError(f"--devices names {device.name} twice; name each device once")
-        seen.add(device.name)
-        devices.append(device)
-    return devices
+    return resolve_devices(args.devices, Path(explicit) if explicit else None)
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from devices.device import open_transport
-    from devices.facts import probe_device
-    from harness import __version__
     from harness.commands.generate import default_models_dir
-    from harness.commands.run import _resolve_cpus, settings_from_args
+    from harness.commands.run import settings_from_args
     from harness.grid import specs_from_args
-    from harness.sweep import default_cpu_count, make_plan, prepare_models, sweep_config
+    from harness.sweep import prepare_models
     from harness.validate import check_plan_size, creatable_dir, distinct
-    from results.lab import Lab
-    from results.store import Store, config_key, default_db_path
+    from results.store import Store, default_db_path
 
     settings = settings_from_args(args)
     threads_given = distinct(args.threads, "--threads")
     models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
     specs = specs_from_args(args)
-    check_plan_size(len(specs) * len(args.devices), threads_given, args.trials, args.max_plan)
     devices = _resolve_devices(args)
+    check_plan_size(len(specs) * len(devices), threads_given, args.trials, args.max_plan)
     with Store.open(args.db or default_db_path()) as store:
-        lab = Lab(store)
-        if lab.campaign_exists(args.campaign):
-            raise UserError(
-                f"campaign {args.campaign!r} is already planned in {store.path}; work it with "
-                "`mnbench lab work` or plan another --campaign"
-            )
+        _refuse_planned(store, args.campaign)
         models = prepare_models(specs, models_dir, store)
-        for device in devices:
+        unplanned: dict[str, str] = {}
+        plan_campaign(
+            store, args, devices, args.campaign, models, models_dir, settings, threads_given,
+            unplanned,
+        )  # fmt: skip
+    return 2 if unplanned else 0
+
+
+def _refuse_planned(store: Store, campaign: str) -> None:
+    from results.lab import Lab
+
+    if Lab(store).campaign_exists(campaign):
+        raise UserError(
+            f"campaign {campaign!r} is already planned in {store.path}; work it with "
+            "`mnbench lab work` or plan another --campaign"
+        )
+
+
+def plan_campaign(
+    store: Store,
+    args: argparse.Namespace,
+    devices: Sequence[DeviceConfig],
+    campaign: str,
+    models: Sequence[ModelEntry],
+    models_dir: Path,
+    settings: RunnerSettings,
+    threads_given: Sequence[int] | None,
+    unplanned: dict[str, str],
+) -> dict[str, int]:
+    """Probe each device once and store its run, the plan inserted as work items; the run
+    of each device. A device that cannot be reached is left out, its reason recorded in
+    ``unplanned``, and the others are planned. ``args`` gives --cpus, --trials, --timeout
+    and --label."""
+    from devices.device import open_transport
+    from devices.facts import probe_device
+    from harness import __version__
+    from harness.commands.run import _resolve_cpus
+    from harness.sweep import default_cpu_count, make_plan, sweep_config
+    from results.lab import Lab
+    from results.store import config_key
+
+    lab = Lab(store)
+    runs: dict[str, int] = {}
+    for device in devices:
+        try:
             transport = open_transport(device)
             try:
                 facts = probe_device(device, transport)
             finally:
                 transport.close()
-            cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-            threads = threads_given or [len(cpus) if cpus else default_cpu_count(facts)]
-            config = {
-                **sweep_config(
-                    models, threads, args.trials, cpus, settings, device.name, models_dir,
-                    args.timeout,
-                ),
-                "campaign": args.campaign,
-            }  # fmt: skip
-            run_id = store.create_run(
-                device=device.name,
-                device_kind=device.kind,
-                device_facts=facts,
-                config=config,
-                harness_version=__version__,
-                runtime_version=None,
-                label=args.label or args.campaign,
-            )
-            plan = make_plan(models, threads, args.trials, cpus)
-            added = lab.enqueue(
-                args.campaign,
-                device.name,
-                run_id,
-                [(item.model.sha256, config_key(item.config), item.trial) for item in plan],
-            )
-            print(
-                f"campaign {args.campaign}: run {run_id} on {device.name}, {added} items",
-                file=sys.stderr,
-            )
-    return 0
+        except UserError as exc:  # TransportError included
+            why = exc.message
+            unplanned[device.name] = why
+            print(terminal_safe(f"{device.name}: not planned: {why}"), file=sys.stderr)
+            continue
+        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
+        threads = list(threads_given or [len(cpus) if cpus else default_cpu_count(facts)])
+        config = {
+            **sweep_config(
+                models, threads, args.trials, cpus, settings, device.name, models_dir,
+                args.timeout,
+            ),
+            "campaign": campaign,
+        }  # fmt: skip
+        run_id = store.create_run(
+            device=device.name,
+            device_kind=device.kind,
+            device_facts=facts,
+            config=config,
+            harness_version=__version__,
+            runtime_version=None,
+            label=args.label or campaign,
+        )
+        plan = make_plan(models, threads, args.trials, cpus)
+        added = lab.enqueue(
+            campaign,
+            device.name,
+            run_id,
+            [(item.model.sha256, config_key(item.config), item.trial) for item in plan],
+        )
+        runs[device.name] = run_id
+        print(f"campaign {campaign}: run {run_id} on {device.name}, {added} items", file=sys.stderr)
+    return runs
+
+
+def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
+    """``mnbench run --device A B ...``: one run per device, grouped as a campaign, the
+    devices measured at once (one worker thread each, each device's measurements in
+    turn) through the lab's queue in the run's own store."""
+    import shlex
+    import signal
+    from datetime import datetime, timezone
+
+    from devices.inventory import resolve_devices
+    from harness.commands.cost import parse_shapes
+    from harness.commands.generate import calibration_from_args, default_models_dir
+    from harness.commands.run import _distinct_files, settings_from_args
+    from harness.errors import Interrupted
+    from harness.grid import specs_from_args
+    from harness.measure.lab import Worker
+    from harness.sweep import prepare_files, prepare_models
+    from harness.validate import check_plan_size, creatable_dir, distinct
+    from results.store import Store, default_db_path
+
+    if args.resume is not None:
+        raise UserError(
+            "--resume finishes one run; a run on several devices is a campaign, finished by "
+            "the `mnbench lab work --campaign ...` line it printed"
+        )
+    settings = settings_from_args(args, profile=args.profile)
+    threads_given = distinct(args.threads, "--threads")
+    models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    devices = resolve_devices(names, Path(explicit) if explicit else None)
+    specs = [] if args.model else specs_from_args(args)
+    paths = _distinct_files(args.model) if args.model else []
+    count = len(paths) or len(specs)
+    check_plan_size(count * len(devices), threads_given, args.trials, args.max_plan)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    campaign = f"{args.label or 'run'}-{stamp}"
+    location = args.db or default_db_path()
+    with Store.open(location) as store:
+        _refuse_planned(store, campaign)
+        if paths:
+            models = prepare_files(paths, parse_shapes(args.shape), store)
+        else:
+            models = prepare_models(specs, models_dir, store, calibration_from_args(args, specs))
+        unplanned: dict[str, str] = {}
+        runs = plan_campaign(
+            store, args, devices, campaign, models, models_dir, settings, threads_given,
+            unplanned,
+        )  # fmt: skip
+    if not runs:
+        raise UserError(f"no device could be reached ({'; '.join(unplanned.values())})")
+    again = ["mnbench", "lab", "work", "--campaign", campaign, "--devices", *runs]
+    if args.inventory is not None:
+        again += ["--inventory", str(args.inventory)]
+    if args.db is not None:
+        again += ["--db", str(args.db)]
+    hint = f"resume with `{shlex.join(again)}`"
+    planned = [device for device in devices if device.name in runs]
+    worker = Worker(location, planned, campaign=campaign, models_dir=args.models_dir)
+    try:
+        outcomes = worker.run()
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT, hint) from None
+    except Interrupted as exc:
+        raise Interrupted(exc.signum, hint) from None
+    rows: list[list[object]] = [
+        [o.device, runs[o.device], o.measured, o.failed, terminal_safe(o.error or "done")]
+        for o in outcomes
+    ]
+    rows += [
+        [name, "", 0, 0, terminal_safe(f"not planned: {why}")] for name, why in unplanned.items()
+    ]
+    print(format_table(["device", "run", "measured", "failed", "result"], rows))
+    stopped = [o for o in outcomes if o.error]
+    if stopped:
+        print(
+            f"{len(stopped)} of {len(devices)} devices stopped; what was measured is kept: {hint}",
+            file=sys.stderr,
+        )
+    if unplanned:
+        print(
+            f"not reached: {', '.join(unplanned)}; fix them and measure them with their own "
+            "`mnbench run --device ...`",
+            file=sys.stderr,
+        )
+    if stopped or unplanned:
+        return 2
+    return 1 if any(o.failed for o in outcomes) else 0
 
 
 def _work(args: argparse.Namespace) -> int:

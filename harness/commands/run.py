@@ -70,17 +70,25 @@ EXAMPLES = """examples:
   mnbench run --model resnet50.onnx --shape input=1x3x224x224
   mnbench run --device ssh://pi@raspberrypi.local --cpus big
   mnbench run --device adb://emulator-5554
+  mnbench run --device pi4 pixel7 local         three devices at once, one run each
   mnbench run --resume latest                   measure what an interrupted run missed
 """
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+def add_device_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
     parser.add_argument(
         "--device",
         default="local",
+        nargs="+" if several else None,
         metavar="NAME|URL",
         help="a name from the inventory, or local, ssh://user@host:port, "
-        "adb://SERIAL (default local)",
+        "adb://SERIAL (default local)"
+        + (
+            "; several names (or an inventory [groups] name) measure the devices at once, "
+            "one run each, grouped as a campaign"
+            if several
+            else ""
+        ),
     )
     parser.add_argument(
         "--inventory",
@@ -196,7 +204,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_device_arguments(parser)
+    add_device_arguments(parser, several=True)
     add_grid_arguments(parser)
     add_calibration_argument(parser)
     parser.add_argument(
@@ -258,6 +266,12 @@ def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    names = args.device if isinstance(args.device, list) else [args.device]
+    if len(names) > 1 or _is_group(names[0], args):
+        from harness.commands.lab import run_on_devices
+
+        return run_on_devices(args, names)
+    args.device = names[0]
     db_path = args.db or default_db_path()
     if args.resume is not None:
         with Store.open(db_path, create=False) as store:
@@ -321,6 +335,17 @@ def run(args: argparse.Namespace) -> int:
         finally:
             close_run_transport(transport, sweep)
         return _finish(store, outcome)
+
+
+def _is_group(name: str, args: argparse.Namespace) -> bool:
+    """Whether ``name`` is a [groups] entry of the inventory (several devices)."""
+    from devices.inventory import DEFAULT_INVENTORY, load_groups
+
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    path = Path(explicit) if explicit else DEFAULT_INVENTORY
+    if "://" in name or not path.is_file():
+        return False
+    return name in load_groups(path)
 
 
 def _distinct_files(paths: list[Path]) -> list[Path]:

@@ -279,3 +279,35 @@ def test_a_lost_connection_is_reconnected_or_stops_the_worker_with_one_line(
         assert rc == 0, output
         items = _check_integrity(url, campaign_items=6)
         assert len(items) == 6
+
+
+def test_run_on_several_devices_measures_each_and_an_unreachable_one_stops_no_other(
+    lab_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mnbench run --device GROUP broken``: one run per reachable device, measured at
+    once through the lab's queue on the run's SQLite file; the unreachable device is said,
+    the others are complete."""
+    from harness.cli import main
+
+    with (lab_dir / "devices.toml").open("a") as inventory:
+        inventory.write(
+            '\n[devices.broken]\nhost = "127.0.0.1"\nport = 1\nuser = "nobody"\n'
+            '\n[groups]\ncpus = ["cpu-a", "cpu-b"]\n'
+        )
+    db = lab_dir / "several.sqlite"
+    common = ["--inventory", str(lab_dir / "devices.toml"), "--db", str(db)]
+    rc = main(["run", "--device", "cpus", "broken", *tiny(2), *common,
+               "--models-dir", str(lab_dir / "models")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err
+    assert "broken: not planned: connection refused" in captured.err
+    assert "not reached: broken" in captured.err
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:]}
+    assert rows["cpu-a"][2:5] == ["2", "0", "done"] and rows["cpu-b"][2:5] == ["2", "0", "done"]
+    with Store.open(db, readonly=True) as store:
+        runs = store.list_runs()
+        assert sorted(run.device for run in runs) == ["cpu-a", "cpu-b"]
+        assert {run.status for run in runs} == {"complete"}
+        assert len({run.label for run in runs}) == 1  # one campaign
+        campaign = runs[0].config["campaign"]
+    assert main(["lab", "work", "--campaign", campaign, "--devices", "cpus", *common]) == 0

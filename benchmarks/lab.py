@@ -17,9 +17,9 @@ ratio of PostgreSQL's 4 writers to SQLite's single writer; a second PostgreSQL d
 Part 2, devices at once: three simulated phones (tests/adbsim, through the real adb client
 and a private adb server) and the emulated aarch64 board (Debian's Python under
 qemu-user, the cached sysroot of tests/fixtures/build_arm64_sysroot.py) measure one small
-campaign, either one after another (one ``mnbench lab work --devices D`` after the other,
-as separate runs would) or all at once (one ``mnbench lab work --devices P1 P2 P3 BOARD``,
-a thread per device); the wall-time ratio concurrent / sequential is printed. Every
+grid cell with 2 trials, either one after another (``mnbench run --device D`` for each
+device in turn) or all at once (``mnbench run --device P1 P2 P3 BOARD``: a thread per
+device through the lab's queue); the wall-time ratio concurrent / sequential is printed. Every
 "device" here computes on this machine's cores, which bounds the gain.
 
 Run: ``flock /tmp/mnbench-heavy.lock python benchmarks/lab.py [--part store|devices]``
@@ -207,21 +207,19 @@ def devices_at_once(rounds: int = 2) -> None:
             names = ["phone0", "phone1", "phone2", "board"]
             common = ["--inventory", str(tmp / "devices.toml"), "--db", str(tmp / "lab.sqlite")]
             grid = ["--alpha", "0.25", "--resolution", "96", "--threads", "1", "--trials", "2",
-                    "--min-time", "0.5", "--max-time", "1", "--target-ci", "50"]  # fmt: skip
+                    "--min-time", "0.5", "--max-time", "1", "--target-ci", "50",
+                    "--models-dir", str(tmp / "models")]  # fmt: skip
+            _mnbench(tmp, env, "generate", *grid[:4], "--out", str(tmp / "models"))
             sequential: list[float] = []
             concurrent: list[float] = []
-            for round_no in range(rounds):
-                for mode in ("sequential", "concurrent"):
-                    campaign = f"{mode}-{round_no}"
-                    _mnbench(tmp, env, "lab", "plan", "--campaign", campaign, "--devices",
-                             *names, *grid, *common)  # fmt: skip
-                    work = ["lab", "work", "--campaign", campaign, *common]
-                    if mode == "sequential":
-                        sequential.append(
-                            sum(_mnbench(tmp, env, *work, "--devices", n) for n in names)
-                        )
-                    else:
-                        concurrent.append(_mnbench(tmp, env, *work, "--devices", *names))
+            per_device: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                for n in names:
+                    per_device.setdefault(n, []).append(
+                        _mnbench(tmp, env, "run", "--device", n, "--quiet", *grid, *common)
+                    )
+                sequential.append(sum(per_device[n][-1] for n in names))
+                concurrent.append(_mnbench(tmp, env, "run", "--device", *names, *grid, *common))
         finally:
             for phone in phones:
                 phone.close()
@@ -236,7 +234,14 @@ def devices_at_once(rounds: int = 2) -> None:
         ("all at once", conc, concurrent),
     ):
         print(f"  {name:<18} {value:7.1f} s   (rounds: {', '.join(f'{v:.1f}' for v in values)})")
-    print(f"concurrent / sequential wall time: {conc / seq:.2f}")
+    alone = {name: statistics.median(values) for name, values in per_device.items()}
+    print("  each device alone: " + ", ".join(f"{k} {v:.1f} s" for k, v in alone.items()))
+    # Every device computes on this machine's cores. Were each device one busy core all
+    # along, the best would be the longest device alone or the whole work spread over the
+    # cores, whichever is longer (a rough bound: part of a device's time is waiting).
+    bound = max(*alone.values(), sum(alone.values()) / (os.cpu_count() or 1)) / seq
+    print(f"concurrent / sequential wall time: {conc / seq:.2f} (one busy core per device "
+          f"would allow about {bound:.2f} here)")  # fmt: skip
 
 
 def _free_port() -> int:

@@ -409,3 +409,76 @@ def test_the_password_is_never_stored(postgres_server: PostgresServer) -> None:
         check=True,
     ).stdout
     assert "meta" in dump and postgres_server.password not in dump
+
+
+# -- the lab's work queue --------------------------------------------------------------------
+
+
+def _queue(store: Store, campaign: str = "c", device: str = "dev", items: int = 3) -> int:
+    from results.lab import Lab
+
+    run_id = new_run(store, device=device)
+    keys = [(MODEL.sha256, config_key({"threads": 1}), trial) for trial in range(1, items + 1)]
+    assert Lab(store).enqueue(campaign, device, run_id, keys) == items
+    assert Lab(store).enqueue(campaign, device, run_id, keys) == 0  # queued once
+    return run_id
+
+
+def test_items_are_claimed_in_order_and_committed_once(location: Path | str) -> None:
+    from results.lab import BUSY, Lab, WorkItem
+
+    with Store.open(location) as first_store, Store.open(location) as second_store:
+        run_id = _queue(first_store)
+        first, second = Lab(first_store, lease_s=600.0), Lab(second_store, lease_s=600.0)
+        item = first.claim("dev")
+        assert isinstance(item, WorkItem) and (item.trial, item.attempts) == (1, 1)
+        assert second.claim("dev") == BUSY  # the device is held by a live worker
+        assert first.heartbeat(item)
+        measurement = first.complete(item, "ok", None, document([1.0, 2.0]))
+        assert measurement is not None
+        assert first.complete(item, "ok", None, document([9.0])) is None  # done already
+        assert [d.done for d in first.status("c")] == [1]
+        for trial in (2, 3):
+            item = first.claim("dev")
+            assert isinstance(item, WorkItem) and item.trial == trial
+            assert first.complete(item, "failed" if trial == 3 else "ok", "x", None)
+        assert first.claim("dev") is None  # nothing left: the device is released
+        (status,) = first.status()
+        assert (status.pending, status.claimed, status.done, status.failed) == (0, 0, 3, 1)
+        assert status.holder is None and not status.live
+        assert first_store.get_run(run_id).status == "complete"
+        assert len(first_store.completed_keys(run_id)) == 3
+
+
+def test_an_expired_claim_is_reclaimed_and_the_late_worker_dropped(
+    location: Path | str,
+) -> None:
+    from results.lab import Lab, WorkItem
+
+    with Store.open(location) as dead_store, Store.open(location) as live_store:
+        run_id = _queue(dead_store, items=1)
+        dead, live = Lab(dead_store, lease_s=0.0), Lab(live_store, lease_s=600.0)
+        lost = dead.claim("dev")
+        assert isinstance(lost, WorkItem)
+        taken = live.claim("dev")  # the lease of 0 s has ended
+        assert isinstance(taken, WorkItem) and taken.id == lost.id and taken.attempts == 2
+        assert not dead.heartbeat(lost)
+        assert dead.complete(lost, "ok", None, document([5.0])) is None
+        assert live.complete(taken, "ok", None, document([1.0])) is not None
+        frame = live_store.measurements_frame([run_id])
+        assert list(frame["p50_ms"]) == [1.0]  # the reclaimer's measurement, once
+
+
+def test_an_abandoned_item_goes_back_at_once(location: Path | str) -> None:
+    from results.lab import Lab, WorkItem
+
+    with Store.open(location) as one_store, Store.open(location) as other_store:
+        _queue(one_store, items=1)
+        one, other = Lab(one_store, lease_s=600.0), Lab(other_store, lease_s=600.0)
+        item = one.claim("dev")
+        assert isinstance(item, WorkItem)
+        one.abandon(item)
+        one.release("dev")
+        again = other.claim("dev")
+        assert isinstance(again, WorkItem) and again.id == item.id and again.attempts == 2
+        assert other.claim("elsewhere") is None  # a device no campaign planned

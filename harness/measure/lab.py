@@ -54,12 +54,15 @@ class DeviceOutcome:
     started: float = field(default_factory=time.monotonic)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _RunContext:
     settings: RunnerSettings
     timeout_s: float | None
     models: dict[str, ModelEntry]
     facts: Mapping[str, Any]
+    threads: tuple[int, ...]
+    trials: int
+    cpus: tuple[int, ...] | None
 
 
 @dataclass
@@ -238,34 +241,43 @@ class Worker:
         )
 
     def _context(self, store: Store, run_id: int) -> _RunContext:
+        """The run's stored plan, checked as ``run --resume`` checks it (a shared database
+        is read like the command line: it never names a command to run)."""
+        from harness.stored import check_stored_config
+
         record = store.get_run(run_id)
         config = record.config
-        settings = RunnerSettings(**config["settings"])
+        stored = check_stored_config(run_id, config, record.device)
         models = models_from_config(config, store, self.models_dir)
-        timeout = config.get("timeout_s")
         return _RunContext(
-            settings,
-            float(timeout) if isinstance(timeout, (int, float)) else None,
+            RunnerSettings(**stored.settings),
+            stored.timeout_s,
             {model.sha256: model for model in models},
             record.device_facts,
+            stored.threads,
+            stored.trials,
+            stored.cpus,
         )
 
     @staticmethod
     def _plan_item(item: WorkItem, context: _RunContext) -> PlanItem:
+        """The item as the sweep's plan item, if the run's stored plan holds it."""
         model = context.models.get(item.model_sha256)
-        if model is None:
-            raise UserError(
-                f"run {item.run_id}'s stored plan lacks model {item.model_sha256[:12]}; "
-                "the campaign was planned by another mnbench: plan it again"
-            )
         config = parse_config_key(item.config_key)
-        cpus = config.get("cpus")
-        return PlanItem(
-            model,
-            int(config.get("threads") or 1),
-            item.trial,
-            tuple(int(c) for c in cpus) if isinstance(cpus, list) and cpus else None,
-        )
+        threads, cpus = config.get("threads"), config.get("cpus")
+        pinned = tuple(cpus) if isinstance(cpus, list) and cpus else None
+        if (
+            model is None
+            or threads not in context.threads
+            or pinned != context.cpus
+            or not 1 <= item.trial <= context.trials
+        ):
+            raise UserError(
+                f"work item {item.id} is not part of run {item.run_id}'s stored plan (a damaged "
+                "or crafted database); plan the campaign again"
+            )
+        assert isinstance(threads, int)
+        return PlanItem(model, threads, item.trial, pinned)
 
     @contextlib.contextmanager
     def _heartbeat(self, lab: Lab, item: WorkItem) -> Iterator[None]:

@@ -311,3 +311,27 @@ def test_run_on_several_devices_measures_each_and_an_unreachable_one_stops_no_ot
         assert len({run.label for run in runs}) == 1  # one campaign
         campaign = runs[0].config["campaign"]
     assert main(["lab", "work", "--campaign", campaign, "--devices", "cpus", *common]) == 0
+
+
+def test_a_crafted_item_is_refused_not_measured(
+    lab_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared database is read like the command line: an item outside its run's stored
+    plan stops the device's worker with one line, and nothing is measured."""
+    import sqlite3
+
+    from harness.cli import main
+
+    db = lab_dir / "crafted.sqlite"
+    common = ["--inventory", str(lab_dir / "devices.toml"), "--db", str(db)]
+    assert main(["lab", "plan", "--campaign", "c", "--devices", "cpu-a", *tiny(1), *common,
+                 "--models-dir", str(lab_dir / "models")]) == 0  # fmt: skip
+    with sqlite3.connect(db) as connection:
+        connection.execute('UPDATE work_items SET config_key = \'{"cpus":null,"threads":64}\'')
+    capsys.readouterr()
+    assert main(["lab", "work", "--devices", "cpu-a", *common]) == 2
+    err = capsys.readouterr().err
+    stopped = [line for line in err.splitlines() if "stopped:" in line]
+    assert len(stopped) == 1 and "is not part of run 1's stored plan" in stopped[0], err
+    with Store.open(db, readonly=True) as store:
+        assert store.get_run(1).measurements == 0

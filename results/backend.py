@@ -41,6 +41,10 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
+    @property
+    def description(self) -> Any:
+        """The DB-API column descriptions (the name first) of the last query."""
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -111,7 +115,7 @@ class Database(abc.ABC):
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """The rows of a query as dicts keyed by column name."""
         cursor = self.execute(sql, params)
-        names = [column[0] for column in getattr(cursor, "description", None) or ()]
+        names = [column[0] for column in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from devices.errors import DeviceError
 from devices.probe import MAX_CPU
 from devices.transport import Transport
-from harness.errors import UserError
 
 ANDROID_PROP_KEYS: tuple[str, ...] = (
     "ro.product.manufacturer",
@@ -72,7 +72,7 @@ true
 _PROP_RE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 
 
-class AbiMismatch(UserError):
+class AbiMismatch(DeviceError):
     """A binary built for an ABI the phone cannot run."""
 
 
@@ -190,7 +190,7 @@ def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
         members = clusters.get(text) if isinstance(clusters, Mapping) else None
         if not members:
             available = ", ".join(sorted(clusters)) if isinstance(clusters, Mapping) else "none"
-            raise UserError(
+            raise DeviceError(
                 f"this device has no {text!r} cores (clusters: {available}); "
                 "use all, a list like 0-3 or a hex mask like 0xf0"
             )
@@ -199,19 +199,19 @@ def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
         try:
             mask = int(text, 16)
         except ValueError:
-            raise UserError(f"bad CPU mask {spec[:60]!r}; write it in hex like 0xf0") from None
+            raise DeviceError(f"bad CPU mask {spec[:60]!r}; write it in hex like 0xf0") from None
         if mask.bit_length() > MAX_CPU + 1:
-            raise UserError(
+            raise DeviceError(
                 f"CPU mask {spec[:60]!r} names cores above {MAX_CPU}; no device has them"
             )
         cpus = [bit for bit in range(mask.bit_length()) if mask >> bit & 1]
     else:
         cpus = _parse_cpu_list(spec)
     if not cpus:
-        raise UserError(f"CPU selection {spec[:60]!r} selects no cores; pick at least one")
+        raise DeviceError(f"CPU selection {spec[:60]!r} selects no cores; pick at least one")
     missing = [cpu for cpu in cpus if known and cpu not in known]
     if missing:
-        raise UserError(
+        raise DeviceError(
             f"CPU selection {spec[:60]!r} names cores {_few(missing)} the device does not have "
             f"(it has {_span(sorted(known))}); choose among those"
         )
@@ -224,14 +224,14 @@ def abi_of_elf(path: Path) -> Abi:
         with open(path, "rb") as handle:
             header = handle.read(20)
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+        raise DeviceError(f"cannot read {path}: {exc.strerror}; check the path") from exc
     if len(header) < 20 or header[:4] != b"\x7fELF":
-        raise UserError(f"{path} is not an ELF binary; give an Android build of the tool")
+        raise DeviceError(f"{path} is not an ELF binary; give an Android build of the tool")
     order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
     machine = int.from_bytes(header[18:20], order)
     abi = _ELF_MACHINES.get(machine)
     if abi is None:
-        raise UserError(
+        raise DeviceError(
             f"{path} is built for ELF machine {machine}, not an Android ABI; "
             "build it for arm64-v8a or armeabi-v7a"
         )
@@ -330,12 +330,12 @@ def _parse_cpu_list(spec: str) -> list[int]:
             if end < start:
                 raise ValueError
             if end > MAX_CPU:
-                raise UserError(
+                raise DeviceError(
                     f"CPU selection {spec[:60]!r} names core {end}; core numbers stop at {MAX_CPU}"
                 )
             cpus.update(range(start, end + 1))
     except ValueError:
-        raise UserError(
+        raise DeviceError(
             f"bad CPU selection {spec[:60]!r}; use big, little, prime, all, 0,1,4-7 "
             "or a mask like 0xf0"
         ) from None

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devices.errors import DeviceError
 from devices.transport import CommandFailed, Transport, TransportError
-from harness.errors import UserError
 
 ARM_IMPLEMENTER = 0x41
 ARM_PARTS: dict[int, str] = {
@@ -341,16 +341,16 @@ def probe_python(
     except CommandFailed as exc:
         tail = (exc.completed.stderr.strip().splitlines() or ["no output"])[-1]
         if exc.completed.rc in (126, 127):
-            raise UserError(
+            raise DeviceError(
                 f"Python {program!r} was not found on {transport.name} ({tail[:200]}); install "
                 "python3 there or set the device's python to an interpreter path"
             ) from exc
-        raise UserError(f"Python {program!r} on {transport.name} failed: {tail[:300]}") from exc
+        raise DeviceError(f"Python {program!r} on {transport.name} failed: {tail[:300]}") from exc
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("MNBENCH-PROBE "):
             result: dict[str, object] = json.loads(line[len("MNBENCH-PROBE ") :])
             return result
-    raise UserError(f"Python {program!r} on {transport.name} printed no version report")
+    raise DeviceError(f"Python {program!r} on {transport.name} printed no version report")
 
 
 # -- core selection ---------------------------------------------------------------------
@@ -363,7 +363,7 @@ def clusters(facts: DeviceFacts) -> tuple[list[int], list[int]]:
     on a device whose cores all run at the same maximum frequency."""
     known = [(c.cpu, c.max_freq_khz) for c in facts.cores if c.max_freq_khz]
     if not known:
-        raise UserError(
+        raise DeviceError(
             "cannot tell big from little cores on this device (no cpufreq in sysfs); "
             'give core numbers instead, e.g. cpus = "4-7"'
         )
@@ -390,31 +390,31 @@ def check_cpu_spec(text: str, name: str = "cpus") -> str:
     if spec in _CPU_WORDS:
         return text
     if len(spec) > MAX_SPEC_CHARS:
-        raise UserError(f"{name} {_shown(text)} is too long; give core numbers, ranges or a word")
+        raise DeviceError(f"{name} {_shown(text)} is too long; give core numbers, ranges or a word")
     if spec.startswith("0x"):
         digits = spec[2:]
         if not digits or not re.fullmatch(r"[0-9a-f]+", digits):
-            raise UserError(f"{name} {_shown(text)} is not a hex mask; write it like 0xf0")
+            raise DeviceError(f"{name} {_shown(text)} is not a hex mask; write it like 0xf0")
         if int(digits, 16).bit_length() > MAX_CPU + 1:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} names cores above {MAX_CPU}; no device has them"
             )
         return text
     for piece in spec.split(","):
         match = _CPU_PIECE.match(piece.strip())
         if not match:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} is not a CPU list; use core numbers (0,1), ranges "
                 "(4-7), big, little, all or a hex mask (0xf0)"
             )
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
         if last > MAX_CPU:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} names core {last}; core numbers stop at {MAX_CPU}"
             )
         if last < first:
-            raise UserError(f"{name}: range {piece.strip()!r} runs backwards; write low-high")
+            raise DeviceError(f"{name}: range {piece.strip()!r} runs backwards; write low-high")
     return text
 
 
@@ -435,7 +435,7 @@ def resolve_cpus(
     available = facts.cpu_ids if facts is not None else []
     if text in ("big", "little", "all"):
         if facts is None:
-            raise UserError(f"cpus = {spec!r} needs the device's facts; probe the device first")
+            raise DeviceError(f"cpus = {spec!r} needs the device's facts; probe the device first")
         if text == "all":
             return available
         big, little = clusters(facts)
@@ -447,25 +447,25 @@ def resolve_cpus(
         except ValueError:
             mask = 0
         if mask <= 0:
-            raise UserError(f"invalid CPU mask {spec!r}; use a hex mask like 0xf0")
+            raise DeviceError(f"invalid CPU mask {spec!r}; use a hex mask like 0xf0")
         cpus = {bit for bit in range(mask.bit_length()) if mask >> bit & 1}
     else:
         for piece in text.split(","):
             match = _RANGE.match(piece.strip())
             if not match:
-                raise UserError(
+                raise DeviceError(
                     f"invalid cpus {spec!r}; use core numbers (0,1), ranges (4-7), "
                     "big, little, all or a hex mask (0xf0)"
                 )
             first = int(match.group(1))
             last = int(match.group(2)) if match.group(2) else first
             if last < first:
-                raise UserError(f"invalid CPU range {piece!r} in {spec!r}; write low-high")
+                raise DeviceError(f"invalid CPU range {piece!r} in {spec!r}; write low-high")
             cpus.update(range(first, last + 1))
     if available:
         missing = sorted(cpus - set(available))
         if missing:
-            raise UserError(
+            raise DeviceError(
                 f"cpus {_shown(spec)} names cores {_ranges(missing)} that the device does not "
                 "have; "
                 f"it has {_ranges(available)}"

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 from urllib.parse import quote
 
-from harness.errors import UserError
+from results.errors import ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,7 +248,7 @@ _FLOAT_COLUMNS: Final = (
 )
 
 
-class LeaseHeld(UserError):
+class LeaseHeld(ResultsError):
     """Another live process is measuring this run (exit code 2)."""
 
 
@@ -376,8 +376,8 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     )
 
 
-def _not_mnbench(path: Path, why: str) -> UserError:
-    return UserError(
+def _not_mnbench(path: Path, why: str) -> ResultsError:
+    return ResultsError(
         f"{path} is not an mnbench database ({why}); pass another --db or move it away"
     )
 
@@ -390,7 +390,7 @@ def _check_header(path: Path) -> None:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
     except OSError as exc:
-        raise UserError(
+        raise ResultsError(
             f"cannot read {path}: {exc.strerror}; check the path and permissions"
         ) from None
     if head and head != _SQLITE_MAGIC:
@@ -430,25 +430,25 @@ class Store:
         if exists:
             _check_header(db_path)
         elif not create or readonly:
-            raise UserError(
+            raise ResultsError(
                 f"no results database at {db_path}; measure with `mnbench run` or pass --db"
             )
         else:
             try:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UserError(
+                raise ResultsError(
                     f"cannot create {db_path.parent} for the database ({exc.strerror}); "
                     "pass a writable --db"
                 ) from None
         writable = _writable(db_path)
         if not readonly and not writable and not exists:
-            raise UserError(
+            raise ResultsError(
                 f"cannot create {db_path}: its directory is read-only; pass a --db in a "
                 "writable directory"
             )
         if not readonly and not writable:
-            raise UserError(
+            raise ResultsError(
                 f"{db_path} is read-only (file or directory not writable) and this command "
                 "writes results; copy it somewhere writable or pass another --db"
             )
@@ -460,7 +460,7 @@ class Store:
                     str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
                 )
         except sqlite3.Error as exc:
-            raise UserError(
+            raise ResultsError(
                 f"cannot open {db_path} ({exc}); check the path and permissions"
             ) from None
         store = cls(db_path, connection)
@@ -482,12 +482,12 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise _not_mnbench(self.path, f"sqlite: {exc}") from None
         if version == 0:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
         if version < supported and not all(
             step in READER_OPTIONAL for step in migrations[version:]
         ):
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
                 "mnbench that wrote it"
@@ -526,7 +526,7 @@ class Store:
                             )
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":
-                raise UserError(
+                raise ResultsError(
                     f"cannot switch {self.path} to WAL mode (journal_mode={mode}); "
                     "put the database on a local file system"
                 )
@@ -549,7 +549,7 @@ class Store:
 
     def _check_version(self, found: int, supported: int) -> None:
         if found > supported:
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} was written by a newer mnbench (schema version {found}, this "
                 f"one reads up to {supported}); upgrade mnbench or pass another --db"
             )
@@ -900,14 +900,16 @@ class Store:
             query += " AND status = 'ok'"
         return {(str(a), str(b), int(c)) for a, b, c in self._db.execute(query, (run_id,))}
 
-    def _no_run(self, run_id: int | str) -> UserError:
-        return UserError(f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs")
+    def _no_run(self, run_id: int | str) -> ResultsError:
+        return ResultsError(
+            f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs"
+        )
 
     def resolve_run_id(self, spec: str | int | None) -> int:
         """A run id from ``None``/"latest" (newest), a number, or a run label (newest match)."""
         newest = self._db.execute("SELECT MAX(id) FROM runs").fetchone()[0]
         if newest is None:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         if spec is None or (isinstance(spec, str) and spec.strip().lower() == "latest"):
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
@@ -921,7 +923,7 @@ class Store:
             "SELECT MAX(id) FROM runs WHERE label = ?", (spec.strip(),)
         ).fetchone()
         if row[0] is None:
-            raise UserError(
+            raise ResultsError(
                 f"no run {spec.strip()!r} in {self.path} (give a run id, a label or 'latest'); "
                 "`mnbench results --list` lists the runs"
             )

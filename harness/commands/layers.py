@@ -23,6 +23,7 @@ from devices.facts import probe_device
 from devices.transport import TransportError
 from harness import __version__
 from harness.architecture import scaled_layers
+from harness.commands import SUMMARIES
 from harness.commands.generate import default_models_dir, models_dir_flag
 from harness.commands.run import (
     _resolve_cpus,
@@ -85,7 +86,7 @@ intensities and the device's measured ceilings.
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "layers",
-        help="time each separable block against its standard conv (1/N + 1/D_K²)",
+        help=SUMMARIES["layers"],
         description="Measure single-layer probes of every depthwise-separable block - the "
         "standard conv, its depthwise + pointwise factorisation and each part - and print "
         "the measured cost ratio beside the predicted 1/N + 1/D_K², with achieved GFLOP/s. "

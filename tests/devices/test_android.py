@@ -19,7 +19,7 @@ from devices.android import (
     resolve_cores,
     taskset_mask,
 )
-from harness.errors import UserError
+from devices.errors import DeviceError
 from tests.fixtures.adb import AdbPhone
 
 
@@ -127,11 +127,11 @@ def test_resolve_cores(facts: dict[str, object]) -> None:
     assert resolve_cores("all", facts) == list(range(8))
     assert resolve_cores("0xf0", facts) == [4, 5, 6, 7]
     assert resolve_cores("0,2,5-6", facts) == [0, 2, 5, 6]
-    with pytest.raises(UserError, match="no 'prime' cores"):
+    with pytest.raises(DeviceError, match="no 'prime' cores"):
         resolve_cores("prime", facts)
-    with pytest.raises(UserError, match=r"cores \[8\]"):
+    with pytest.raises(DeviceError, match=r"cores \[8\]"):
         resolve_cores("0x100", facts)
-    with pytest.raises(UserError, match="bad CPU selection"):
+    with pytest.raises(DeviceError, match="bad CPU selection"):
         resolve_cores("fast", facts)
 
 
@@ -157,9 +157,9 @@ def test_abi_of_real_binary() -> None:
 def test_abi_errors(tmp_path: Path) -> None:
     text = tmp_path / "script.sh"
     text.write_text("#!/bin/sh\n")
-    with pytest.raises(UserError, match="not an ELF binary"):
+    with pytest.raises(DeviceError, match="not an ELF binary"):
         abi_of_elf(text)
-    with pytest.raises(UserError, match="ELF machine 243"):
+    with pytest.raises(DeviceError, match="ELF machine 243"):
         abi_of_elf(_elf(tmp_path, 243, "riscv"))
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from devices.errors import DeviceError
 from devices.probe import (
     ARM_PARTS,
     DeviceFacts,
@@ -22,7 +23,6 @@ from devices.probe import (
     split_sections,
 )
 from devices.transport import LocalTransport
-from harness.errors import UserError
 
 
 def _arm_cpu_block(n: int, part: str, revision: int, variant: str = "0x0") -> str:
@@ -212,14 +212,14 @@ def test_resolve_cpus(spec: str | None, expected: list[int] | None) -> None:
 
 @pytest.mark.parametrize("spec", ["7", "0-9", "0x100", "x", "3-1", "0xzz", "1,,2"])
 def test_resolve_cpus_rejects(spec: str) -> None:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(DeviceError) as info:
         resolve_cpus(spec, parse_facts(RK3399))
     assert "\n" not in info.value.message
 
 
 def test_big_needs_frequencies() -> None:
     no_freq = parse_facts(PI4.replace("cpuinfo_max_freq", "other"))
-    with pytest.raises(UserError, match="core numbers"):
+    with pytest.raises(DeviceError, match="core numbers"):
         resolve_cpus("big", no_freq)
 
 
@@ -265,7 +265,7 @@ def test_probe_python_missing_module(local_transport: LocalTransport) -> None:
 
 
 def test_probe_python_not_found(local_transport: LocalTransport) -> None:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(DeviceError) as info:
         probe_python(local_transport, ["sh", "-c", "exit 127", "nope"])
     assert "not found" in info.value.message
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, join, no_chart
-from reports.charts.layer_probes import LAYERS_HINT, draw_model_ratios, model_sentence, probe_points
+from reports.charts.chart import Chart, Missing, join, no_chart
+from reports.charts.layer_probes import NO_PROBES, draw_model_ratios, model_sentence, probe_points
 from reports.charts.series import run_label
 from reports.charts.style import KERNEL_MARKERS, colour, finish_axes, render
 
@@ -52,11 +52,11 @@ class RatioVsChannels:
 
 def channels_data(
     layers: pd.DataFrame | None, labels: dict[int, str], model_ratios: pd.DataFrame | None = None
-) -> RatioVsChannels | None:
-    """The points and curves of the chart; None when the runs hold no layer probes."""
+) -> RatioVsChannels | Missing:
+    """The points and curves of the chart (or why there are none)."""
     frame = probe_points(layers, model_ratios)
     if frame.empty:
-        return None
+        return NO_PROBES
     kernels = tuple(sorted({int(k) for k in frame["D_K"]}))
     runs = sorted({int(r) for r in frame["run_id"]})
     groups: list[KernelRun] = []
@@ -136,8 +136,8 @@ def ratio_vs_channels_chart(
     """Measured ratio against N per D_K, over the prediction curves 1/N + 1/D_K² (and the
     latency model's ratio per block when ``model_ratios`` is given)."""
     data = channels_data(layers, labels, model_ratios)
-    if data is None:
-        return no_chart(NAME, TITLE, "the selected runs hold no layer probes", LAYERS_HINT)
+    if isinstance(data, Missing):
+        return no_chart(NAME, TITLE, data.reason, data.hint)
     png, svg = render(draw_channels(data), svg=True)
     rows = data.points[list(CSV_COLUMNS)].reset_index(drop=True)
     return Chart(NAME, TITLE, channels_reading(data), rows, png=png, svg=svg)

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from reports.charts.chart import Missing
 from reports.charts.series import float_column
 
 LAYERS_HINT = "mnbench layers"
+NO_PROBES = Missing("the selected runs hold no layer probes", LAYERS_HINT)
 MODEL_RATIO_KEYS: tuple[str, ...] = ("device", "threads", "alpha", "resolution", "D_K", "block")
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, join, no_chart
-from reports.charts.layer_probes import LAYERS_HINT, draw_model_ratios, model_sentence, probe_points
+from reports.charts.chart import Chart, Missing, join, no_chart
+from reports.charts.layer_probes import NO_PROBES, draw_model_ratios, model_sentence, probe_points
 from reports.charts.series import run_label
 from reports.charts.style import KERNEL_MARKERS, colour, finish_axes, render
 
@@ -54,11 +54,11 @@ class LayerRatio:
 
 def layer_ratio_data(
     layers: pd.DataFrame | None, labels: dict[int, str], model_ratios: pd.DataFrame | None = None
-) -> LayerRatio | None:
-    """The points of the chart; None when the runs hold no layer probes."""
+) -> LayerRatio | Missing:
+    """The points of the chart (or why there are none)."""
     frame = probe_points(layers, model_ratios)
     if frame.empty:
-        return None
+        return NO_PROBES
     runs = tuple(sorted({int(r) for r in frame["run_id"]}))
     values = np.concatenate(
         [
@@ -157,8 +157,8 @@ def layer_ratio_chart(
     """Measured separable/standard time ratio per layer against 1/N + 1/D_K², with y = x;
     with ``model_ratios`` also the latency model's and the roofline's ratio per block."""
     data = layer_ratio_data(layers, labels, model_ratios)
-    if data is None:
-        return no_chart(NAME, TITLE, "the selected runs hold no layer probes", LAYERS_HINT)
+    if isinstance(data, Missing):
+        return no_chart(NAME, TITLE, data.reason, data.hint)
     png, svg = render(draw_layer_ratio(data), svg=True)
     frame = data.points
     rows = frame[[c for c in CSV_COLUMNS if c in frame.columns]].reset_index(drop=True)

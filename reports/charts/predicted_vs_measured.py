@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from reports.charts.chart import Chart, join, no_chart
+from reports.charts.chart import Chart, Missing, join, no_chart
 from reports.charts.style import colour, finish_axes, render
 
 NAME = "predicted_vs_measured"
@@ -34,10 +34,13 @@ class PredictedVsMeasured:
     rows: pd.DataFrame
 
 
-def validation_data(validation: pd.DataFrame | None) -> PredictedVsMeasured | None:
-    """The points per device; None when there is no validation."""
+NO_VALIDATION = Missing("the selected runs hold no validation of a latency model", PREDICT_HINT)
+
+
+def validation_data(validation: pd.DataFrame | None) -> PredictedVsMeasured | Missing:
+    """The points per device (or why there are none)."""
     if validation is None or validation.empty:
-        return None
+        return NO_VALIDATION
     values = validation[["measured_ms", "predicted_ms"]].to_numpy(dtype=float)
     return PredictedVsMeasured(
         devices=tuple(
@@ -107,9 +110,7 @@ def predicted_vs_measured_chart(validation: pd.DataFrame | None) -> Chart:
     """Each validated model's predicted latency (with the model's interval) against its
     measured median (with the 95 % interval across trials), y = x and a ±10 % band."""
     data = validation_data(validation)
-    if data is None:
-        return no_chart(
-            NAME, TITLE, "the selected runs hold no validation of a latency model", PREDICT_HINT
-        )
+    if isinstance(data, Missing):
+        return no_chart(NAME, TITLE, data.reason, data.hint)
     png, svg = render(draw_validation(data), svg=True)
     return Chart(NAME, TITLE, validation_reading(data), data.rows, png=png, svg=svg)

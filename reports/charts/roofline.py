@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.charts.chart import Chart, Missing, as_float, join, no_chart
-from reports.charts.layer_probes import LAYERS_HINT
+from reports.charts.layer_probes import LAYERS_HINT, NO_PROBES
 from reports.charts.series import run_label
 from reports.charts.style import colour, finish_axes, render
 
@@ -47,7 +47,7 @@ class Roofline:
 
 def roofline_data(layers: pd.DataFrame | None, labels: dict[int, str]) -> Roofline | Missing:
     if layers is None or layers.empty:
-        return Missing("the selected runs hold no layer probes", LAYERS_HINT)
+        return NO_PROBES
     rows: list[dict[str, object]] = []
     for record in layers.to_dict("records"):
         for role in ROOFLINE_ROLES:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from reports.charts.chart import Missing
 from reports.charts.heatmap import Heatmap, heatmap_data, heatmap_reading, panel_sentence
-from reports.charts.layer_ratio import layer_ratio_data, layer_ratio_reading
+from reports.charts.layer_ratio import LayerRatio, layer_ratio_data, layer_ratio_reading
 from reports.charts.memory import Memory, memory_data, memory_reading
 from reports.charts.roofline import Roofline, roofline_data, roofline_reading
 from reports.charts.separable_ratio import (
@@ -178,13 +178,14 @@ def layer_table() -> pd.DataFrame:
 
 def test_layer_ratio_reads_the_measured_over_predicted_factor() -> None:
     data = layer_ratio_data(layer_table(), {3: "#3 board"})
-    assert data is not None
+    assert isinstance(data, LayerRatio)
     assert data.runs == (3,) and data.kernels == (3,) and data.names == {3: "#3 board"}
     factors = (0.35 / (1 / 16 + 1 / 9), 0.23 / (1 / 256 + 1 / 9))
     reading = layer_ratio_reading(data)
     assert f"#3 board: measured/predicted {min(factors):.1f}–{max(factors):.1f}×" in reading
     assert "fitted kernels" not in reading  # no latency model given
-    assert layer_ratio_data(None, {}) is None
+    missing = layer_ratio_data(None, {})
+    assert isinstance(missing, Missing) and missing.hint == "mnbench layers"
 
 
 def test_roofline_ridge_and_memory_bound_layers() -> None:

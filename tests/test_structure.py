@@ -203,7 +203,10 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
 HEAVY: tuple[str, ...] = ("onnx", "onnxruntime", "pandas", "matplotlib")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["runtime", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["runtime", "--help"], ["results", "--help"], ["report", "--help"]],
+)
 def test_help_loads_no_heavy_library(argv: list[str]) -> None:
     probe = (
         "import runpy, sys\n"

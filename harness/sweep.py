@@ -38,6 +38,7 @@ from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
 from harness.precision import CalibrationSource
+from harness.runtimes import cache_root
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
 
@@ -323,7 +324,7 @@ class Sweep:
     def push_runner(self) -> str:
         if self._remote_runner is None:
             remote = self.remote_path("agent.pyz")
-            self.transport.push(zipapp_path(AGENT), remote)
+            self.transport.push(zipapp_path(AGENT, cache_root() / "agent"), remote)
             self._remote_runner = remote
         return self._remote_runner
 

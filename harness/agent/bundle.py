@@ -4,7 +4,7 @@
 permissions, stored uncompressed so no zlib version changes them) under ``harness/agent/`` with a
 ``__main__.py`` that calls the given entry point, so the same sources always give the same
 bytes and a hash of the archive is a stable cache key. ``zipapp_path`` builds each archive
-once per host process into a private cache directory (removed at exit) and returns its
+once per host process into the host's cache directory, named by that hash, and returns its
 path; the host pushes it and runs ``python3 agent.pyz MODEL [flags]`` (``AGENT``) or
 ``python3 limits.pyz [flags]`` (``LIMITS``) on any device.
 """
@@ -12,6 +12,7 @@ path; the host pushes it and runs ``python3 agent.pyz MODEL [flags]`` (``AGENT``
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import io
 import os
@@ -32,7 +33,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _HARNESS_INIT = '"""mnbench on a device: only its agent (harness.agent) is here."""\n'
 _MAIN = "import sys\nfrom {module} import {function}\n\nsys.exit({function}())\n"
 _lock = threading.Lock()
-_built: dict[str, Path] = {}
+_built: dict[tuple[str, Path | None], Path] = {}
 
 
 def _entry(path: str, data: bytes) -> tuple[zipfile.ZipInfo, bytes]:
@@ -62,20 +63,51 @@ def zipapp_bytes(entry: str = AGENT) -> bytes:
     return buffer.getvalue()
 
 
-def zipapp_path(entry: str = AGENT) -> Path:
-    """The archive for ``entry`` as a file, built once per process (thread-safe)."""
+def zipapp_path(entry: str = AGENT, cache_dir: Path | None = None) -> Path:
+    """The archive for ``entry`` as a file, built at most once per process (thread-safe).
+
+    In ``cache_dir`` it is named by its digest (``agent-<sha256[:16]>.pyz``) and written
+    atomically, so processes share it and a killed one leaves nothing half-written; without
+    one, or when it cannot be written, it goes to a private temporary directory removed at
+    exit."""
     with _lock:
-        path = _built.get(entry)
+        path = _built.get((entry, cache_dir))
         if path is not None and path.is_file():
             return path
         data = zipapp_bytes(entry)
-        directory = Path(tempfile.mkdtemp(prefix="mnbench-agent-"))
-        atexit.register(shutil.rmtree, directory, True)
-        path = directory / ARCHIVE_NAMES.get(entry, "agent.pyz")
-        path.write_bytes(data)
-        os.chmod(path, 0o755)
-        _built[entry] = path
+        stem = ARCHIVE_NAMES.get(entry, "agent.pyz").rsplit(".", 1)[0]
+        path = None
+        if cache_dir is not None:
+            try:
+                path = _write_cached(
+                    cache_dir, f"{stem}-{hashlib.sha256(data).hexdigest()[:16]}.pyz", data
+                )
+            except OSError:
+                path = None
+        if path is None:
+            directory = Path(tempfile.mkdtemp(prefix="mnbench-agent-"))
+            atexit.register(shutil.rmtree, directory, True)
+            path = directory / f"{stem}.pyz"
+            path.write_bytes(data)
+        _built[entry, cache_dir] = path
         return path
+
+
+def _write_cached(cache_dir: Path, name: str, data: bytes) -> Path:
+    path = cache_dir / name
+    if path.is_file() and path.read_bytes() == data:
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=cache_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
+    return path
 
 
 def zipapp_sha256(entry: str = AGENT) -> str:

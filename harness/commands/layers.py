@@ -39,6 +39,7 @@ from harness.errors import UserError
 from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
+from harness.runtimes import cache_root
 from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.sweep import (
     ProgressBar,
@@ -274,7 +275,7 @@ def measure_limits(sweep: Sweep, threads: int, cpus: list[int] | None) -> dict[s
         return {"schema": LIMITS_SCHEMA, "status": "error", "error": "no Python on the device"}
     try:
         remote = sweep.remote_path("limits.pyz")
-        sweep.transport.push(zipapp_path(LIMITS), remote)
+        sweep.transport.push(zipapp_path(LIMITS, cache_root() / "agent"), remote)
         argv = [*sweep.device.python_argv, remote, "--threads", str(threads)]
         if cpus:
             argv += ["--cpus", ",".join(map(str, cpus))]

@@ -632,3 +632,18 @@ def test_host_facts_never_raise_and_match_the_os() -> None:
     check_facts(facts)
     assert facts["affinity"] == sorted(os.sched_getaffinity(0))
     assert [c["cpu"] for c in facts["cpus"]] == sorted(c["cpu"] for c in facts["cpus"])
+
+
+def test_zipapp_in_a_cache_is_named_by_its_digest(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    path = bundle.zipapp_path(bundle.AGENT, cache)
+    assert path.parent == cache
+    assert path.name == f"agent-{bundle.zipapp_sha256(bundle.AGENT)[:16]}.pyz"
+    assert bundle.zipapp_path(bundle.AGENT, cache) == path  # once per process
+    assert path.read_bytes() == RUNNER_PATH.read_bytes()
+    assert [p.name for p in cache.iterdir()] == [path.name]  # no partial file left
+    # A cache that cannot be written falls back to a private temporary directory.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    fallback = bundle.zipapp_path(bundle.LIMITS, blocked / "cache")
+    assert fallback.name == "limits.pyz" and fallback.is_file()

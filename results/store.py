@@ -1052,6 +1052,17 @@ class Store:
         finally:
             self._db.row_factory = None
 
+    def measurement_records(
+        self, run_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, Measurement]]:
+        """(measurement id, record) of every stored document, in the frames' order; the raw
+        document stays in the store (and in ``Measurement.document``)."""
+        return [
+            (int(row["id"]), Measurement.from_document(_document(row)))
+            for row in self._measurement_rows(run_ids)
+            if row["document"]
+        ]
+
     def measurements_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """One row per measurement (trial): status, reason, its own summary, raw samples."""
         records: list[dict[str, object]] = []
@@ -1316,7 +1327,7 @@ class Store:
         spec_cards: dict[str, Mapping[str, Any]] = {}
         groups: dict[tuple[int, str, str, str], dict[str, Any]] = {}
         for row in rows:
-            profile = _mapping(_document(row).get("profile"))
+            profile = Measurement.from_document(_document(row)).profile
             if not profile:
                 continue
             sha = str(row["model_sha256"])

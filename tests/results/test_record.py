@@ -85,3 +85,33 @@ def test_old_and_foreign_documents_are_tolerated() -> None:
     for bad in ([1, 2], "not json", "[1]"):
         with pytest.raises(RecordError):
             Measurement.from_document(bad)
+
+
+def test_the_store_keeps_the_document_and_returns_records(tmp_path: Path) -> None:
+    from results.store import Store
+    from tests.results.test_store import runner_document
+
+    document = runner_document([1.0, 2.0, 3.0], reported_ms=None)
+    with Store.open(tmp_path / "db.sqlite") as store:
+        run_id = store.create_run(
+            device="local",
+            device_kind="local",
+            device_facts={},
+            config={},
+            harness_version="0",
+            runtime_version=None,
+            label=None,
+        )
+        store.add_measurement(
+            run_id=run_id,
+            model_sha256="x" * 64,
+            config={"threads": 1, "cpus": None},
+            trial=1,
+            status="ok",
+            reason=None,
+            document=document,
+        )
+        [(measurement_id, record)] = store.measurement_records([run_id])
+    assert measurement_id >= 1
+    assert record.samples_ms == (1.0, 2.0, 3.0) and record.runtime_version == "1.31.1"
+    assert dict(record.document) == document

@@ -7,8 +7,8 @@ Two paths are timed per start, medians over ``--rounds`` starts each:
 - ``error``: a missing model file, so the process parses its flags, records the host facts
   twice and prints its document without importing numpy or onnxruntime (the agent's own
   start-up cost);
-- ``measure``: a tiny model with ``--fixed 20 --warmup-max 0`` (onnxruntime's import and
-  session dominate, as in every real measurement).
+- ``measure``: the smallest grid model (α 0.25, 96 px) with ``--fixed 20 --warmup-max 0``
+  (onnxruntime's import and session dominate, as in every real measurement).
 
 Usage: ``python benchmarks/agent_startup.py [--rounds N] [--also PATH]``.
 """
@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from harness.agent.bundle import AGENT, zipapp_path
-from tests.fixtures.build_arm64_sysroot import tiny_model_bytes
+from harness.generator import generate
+from harness.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +48,7 @@ def main() -> None:
     if args.also is not None:
         programs[args.also.name] = [sys.executable, str(args.also)]
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "tiny.onnx"
-        model.write_bytes(tiny_model_bytes())
+        model = generate(ModelSpec(alpha=0.25, resolution=96), Path(tmp)).path
         paths = {
             "error": [str(Path(tmp) / "absent.onnx")],
             "measure": [str(model), "--fixed", "20", "--warmup-max", "0"],

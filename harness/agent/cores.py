@@ -69,13 +69,12 @@ def explicit_cores(spec: str) -> list[int]:
 
 def select_cores(spec: str, cpus: Sequence[int], max_khz: Mapping[int, int]) -> list[int]:
     """Core numbers for ``spec`` on a device with cores ``cpus`` (empty: unknown) whose
-    maximum frequencies are ``max_khz`` (only the cores that report one)."""
+    maximum frequencies are ``max_khz`` (only the cores that report one). ``all`` on a
+    device that reported no cores is the empty list: no pinning."""
     text = spec.strip().lower()
     available = sorted(set(cpus) | set(max_khz))
     shown = repr(spec if len(spec) <= 60 else spec[:60] + "...")
     if text == "all":
-        if not available:
-            raise CoreSelectionError("the device reported no cores; give core numbers instead")
         return available
     if text in CORE_WORDS:
         grouped = clusters(max_khz)

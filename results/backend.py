@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
-from harness.errors import UserError
+from results.errors import ResultsError
 from results.schema import Migration, split_sql
 
 BUSY_TIMEOUT_S: Final = 60.0
@@ -31,7 +31,7 @@ _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
 
 
-class StoreUnavailable(UserError):
+class StoreUnavailable(ResultsError):
     """The database server cannot be reached (any more): down, or the connection dropped."""
 
 
@@ -103,7 +103,7 @@ class Database(abc.ABC):
         """The backend's error classes (``except db.errors``)."""
 
     @abc.abstractmethod
-    def refusal(self, exc: BaseException) -> UserError:
+    def refusal(self, exc: BaseException) -> ResultsError:
         """One line for an error met while opening: what happened and what to do."""
 
     @abc.abstractmethod
@@ -142,8 +142,8 @@ def connect(location: Path | str, *, create: bool, readonly: bool) -> Database:
 # -- SQLite --------------------------------------------------------------------------------
 
 
-def not_mnbench(location: Path | str, why: str) -> UserError:
-    return UserError(
+def not_mnbench(location: Path | str, why: str) -> ResultsError:
+    return ResultsError(
         f"{location} is not an mnbench database ({why}); pass another --db or move it away"
     )
 
@@ -180,7 +180,7 @@ def _check_header(path: Path) -> None:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
     except OSError as exc:
-        raise UserError(
+        raise ResultsError(
             f"cannot read {path}: {exc.strerror}; check the path and permissions"
         ) from None
     if head and head != _SQLITE_MAGIC:
@@ -210,25 +210,25 @@ class SQLiteDatabase(Database):
         if exists:
             _check_header(path)
         elif not create or readonly:
-            raise UserError(
+            raise ResultsError(
                 f"no results database at {path}; measure with `mnbench run` or pass --db"
             )
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UserError(
+                raise ResultsError(
                     f"cannot create {path.parent} for the database ({exc.strerror}); "
                     "pass a writable --db"
                 ) from None
         writable = _writable(path)
         if not readonly and not writable and not exists:
-            raise UserError(
+            raise ResultsError(
                 f"cannot create {path}: its directory is read-only; pass a --db in a "
                 "writable directory"
             )
         if not readonly and not writable:
-            raise UserError(
+            raise ResultsError(
                 f"{path} is read-only (file or directory not writable) and this command "
                 "writes results; copy it somewhere writable or pass another --db"
             )
@@ -240,7 +240,9 @@ class SQLiteDatabase(Database):
                     str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None
                 )
         except sqlite3.Error as exc:
-            raise UserError(f"cannot open {path} ({exc}); check the path and permissions") from None
+            raise ResultsError(
+                f"cannot open {path} ({exc}); check the path and permissions"
+            ) from None
         database = cls(path, connection)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -289,7 +291,7 @@ class SQLiteDatabase(Database):
     def after_migrations(self) -> None:
         mode = self.connection.execute("PRAGMA journal_mode = WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
-            raise UserError(
+            raise ResultsError(
                 f"cannot switch {self.path} to WAL mode (journal_mode={mode}); "
                 "put the database on a local file system"
             )
@@ -301,7 +303,7 @@ class SQLiteDatabase(Database):
     def errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.DatabaseError,)
 
-    def refusal(self, exc: BaseException) -> UserError:
+    def refusal(self, exc: BaseException) -> ResultsError:
         return not_mnbench(self.path, f"sqlite: {exc}")
 
     def close(self) -> None:

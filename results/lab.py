@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
-from harness.errors import UserError
+from results.errors import ResultsError
 from results.store import MeasurementStatus, Store, config_key
 
 BUSY: Final = "busy"
@@ -80,7 +80,7 @@ class Lab:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         if "work_items" not in self.db.tables():
-            raise UserError(
+            raise ResultsError(
                 f"{store.path} has no lab tables (schema version {store.schema_version}); "
                 "open it once with this mnbench to upgrade it"
             )

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import errors as pg_errors
 
-from harness.errors import UserError
 from results.backend import Cursor, Database, StoreUnavailable
+from results.errors import ResultsError
 from results.schema import Migration, split_sql
 
 CONNECT_TIMEOUT_S: Final = 10
@@ -88,12 +88,14 @@ class PostgresDatabase(Database):
         shown = redact(url)
         parts = urlsplit(url)
         if parts.password is not None or "password=" in parts.query.lower():
-            raise UserError(
+            raise ResultsError(
                 f"{shown}: the --db URL carries a password; remove it and put it in "
                 "~/.pgpass (or PGPASSFILE / PGPASSWORD), so it is never stored or printed"
             )
         if not parts.path.strip("/"):
-            raise UserError(f"{shown} names no database; give postgresql://user@host:port/dbname")
+            raise ResultsError(
+                f"{shown} names no database; give postgresql://user@host:port/dbname"
+            )
         try:
             connection = psycopg.connect(
                 url,
@@ -158,32 +160,32 @@ class PostgresDatabase(Database):
     def errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
 
-    def refusal(self, exc: BaseException) -> UserError:
+    def refusal(self, exc: BaseException) -> ResultsError:
         if isinstance(exc, pg_errors.InsufficientPrivilege):
-            return UserError(
+            return ResultsError(
                 f"{self.location}: PostgreSQL denies this user ({_first_line(exc)}); grant it "
                 "the database (or CREATE on its schema) or pass another --db"
             )
         if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
-            return UserError(f"{self.location} is read-only here ({_first_line(exc)})")
-        return UserError(f"{self.location}: PostgreSQL error ({_first_line(exc)})")
+            return ResultsError(f"{self.location} is read-only here ({_first_line(exc)})")
+        return ResultsError(f"{self.location}: PostgreSQL error ({_first_line(exc)})")
 
     def close(self) -> None:
         self.connection.close()
 
 
-def _connect_error(shown: str, user: str | None, exc: psycopg.Error) -> UserError:
+def _connect_error(shown: str, user: str | None, exc: psycopg.Error) -> ResultsError:
     why = _first_line(exc)
     lowered = why.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return UserError(
+        return ResultsError(
             f"PostgreSQL at {shown} refused the password of user {user or '(default)'} "
             f"({why}); set it in ~/.pgpass (or PGPASSFILE / PGPASSWORD)"
         )
     if "does not exist" in lowered and "database" in lowered:
-        return UserError(f"{shown}: {why}; create it (createdb) or pass another --db")
+        return ResultsError(f"{shown}: {why}; create it (createdb) or pass another --db")
     if "role" in lowered and "does not exist" in lowered:
-        return UserError(f"{shown}: {why}; pass the right user in --db")
+        return ResultsError(f"{shown}: {why}; pass the right user in --db")
     return StoreUnavailable(
         f"cannot reach PostgreSQL at {shown} ({why}); start the server or check the host "
         "and port in --db"

@@ -31,9 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
-from harness.errors import UserError
 from results import views
 from results.backend import Database, connect, not_mnbench, parse_location
+from results.errors import ResultsError
+from results.record import Measurement
 from results.schema import MIGRATIONS, READER_OPTIONAL, SCHEMA_VERSION, Migration
 from results.views import RESULT_COLUMNS, RESULT_EXTRA_COLUMNS
 
@@ -66,7 +67,7 @@ DB_ENV_VAR: Final = "MNBENCH_DB"
 DEFAULT_DB_NAME: Final = "mnbench.sqlite"
 
 
-class LeaseHeld(UserError):
+class LeaseHeld(ResultsError):
     """Another live process is measuring this run (exit code 2)."""
 
 
@@ -205,12 +206,12 @@ class Store:
         except self.database.errors as exc:
             raise self.database.refusal(exc) from None
         if version == 0:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
         if version < supported and not all(
             step in READER_OPTIONAL for step in migrations[version:]
         ):
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
                 "mnbench that wrote it"
@@ -259,7 +260,7 @@ class Store:
 
     def _check_version(self, found: int, supported: int) -> None:
         if found > supported:
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} was written by a newer mnbench (schema version {found}, this "
                 f"one reads up to {supported}); upgrade mnbench or pass another --db"
             )
@@ -633,14 +634,16 @@ class Store:
             query += " AND status = 'ok'"
         return {(str(a), str(b), int(c)) for a, b, c in self.database.execute(query, (run_id,))}
 
-    def _no_run(self, run_id: int | str) -> UserError:
-        return UserError(f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs")
+    def _no_run(self, run_id: int | str) -> ResultsError:
+        return ResultsError(
+            f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs"
+        )
 
     def resolve_run_id(self, spec: str | int | None) -> int:
         """A run id from ``None``/"latest" (newest), a number, or a run label (newest match)."""
         newest = self.database.one("SELECT MAX(id) FROM runs")[0]
         if newest is None:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         if spec is None or (isinstance(spec, str) and spec.strip().lower() == "latest"):
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
@@ -652,7 +655,7 @@ class Store:
             raise self._no_run(run_id)
         row = self.database.one("SELECT MAX(id) FROM runs WHERE label = ?", (spec.strip(),))
         if row[0] is None:
-            raise UserError(
+            raise ResultsError(
                 f"no run {spec.strip()!r} in {self.path} (give a run id, a label or 'latest'); "
                 "`mnbench results --list` lists the runs"
             )
@@ -732,6 +735,17 @@ class Store:
             " ORDER BY m.run_id, md.name NULLS FIRST, m.model_sha256, m.config_key, m.trial, m.id"
         )
         return self.database.rows(query, parameters)
+
+    def measurement_records(
+        self, run_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, Measurement]]:
+        """(measurement id, record) of every stored document, in the frames' order; the raw
+        document stays in the store (and in ``Measurement.document``)."""
+        return [
+            (int(row["id"]), Measurement.from_document(views._document(row)))
+            for row in self.measurement_rows(run_ids)
+            if row["document"]
+        ]
 
     # -- analysis views (results.views over this store's rows) ------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.commands import SUMMARIES
 from harness.errors import UserError
 from harness.validate import label_arg, run_id_arg
 from results.backend import parse_location
@@ -23,7 +24,7 @@ EXAMPLES = """examples:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "db",
-        help="copy runs between results stores (SQLite and PostgreSQL)",
+        help=SUMMARIES["db"],
         description="Copy runs, with their models, measurements and bursts, from one store "
         "to another. A run copied before is refreshed, never duplicated. Passwords come from "
         "~/.pgpass or PGPASSWORD, never from the URL.",

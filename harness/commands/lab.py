@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.commands import SUMMARIES
 from harness.commands.run import add_db_argument, add_measurement_arguments
 from harness.errors import UserError
 from harness.grid import add_grid_arguments
@@ -41,7 +42,7 @@ DEFAULT_LEASE_S = 120.0
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "lab",
-        help="plan a campaign as work items in a shared store, work it from many hosts",
+        help=SUMMARIES["lab"],
         description="A campaign is one run per device whose plan is stored as work items. "
         "Workers on any host claim a device's next item under a lease, measure it and "
         "commit it; an item whose worker died is claimed again when its lease ends.",
@@ -181,6 +182,7 @@ def plan_campaign(
     ``unplanned``, and the others are planned. ``args`` gives --cpus, --trials, --timeout
     and --label."""
     from devices.device import open_transport
+    from devices.errors import DeviceError
     from devices.facts import probe_device
     from harness import __version__
     from harness.commands.run import _resolve_cpus
@@ -197,7 +199,7 @@ def plan_campaign(
                 facts = probe_device(device, transport)
             finally:
                 transport.close()
-        except UserError as exc:  # TransportError included
+        except (UserError, DeviceError) as exc:
             why = exc.message
             unplanned[device.name] = why
             print(terminal_safe(f"{device.name}: not planned: {why}"), file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from devices.device import DeviceConfig, open_transport
+from devices.errors import DeviceError
 from devices.transport import TransportError
 from harness.errors import Interrupted, UserError
 from harness.sweep import (
@@ -35,6 +36,7 @@ from harness.sweep import (
 )
 from harness.table import terminal_safe
 from results.backend import StoreUnavailable
+from results.errors import ResultsError
 from results.lab import BUSY, Lab, WorkItem, parse_config_key
 from results.store import Store
 
@@ -117,7 +119,7 @@ class Worker:
     def _work_device(self, device: DeviceConfig, outcome: DeviceOutcome) -> None:
         try:
             self._loop(device, outcome)
-        except UserError as exc:
+        except (UserError, ResultsError) as exc:
             outcome.error = exc.message
             self.say(f"{device.name}: stopped: {exc.message}")
         except TransportError as exc:
@@ -126,6 +128,9 @@ class Worker:
                 f"{device.name}: stopped: lost the device ({exc.message}); its item is back "
                 "in the queue for another worker"
             )
+        except DeviceError as exc:
+            outcome.error = exc.message
+            self.say(f"{device.name}: stopped: {exc.message}")
 
     def _open(self) -> Store:
         deadline = time.monotonic() + self.reconnect_s
@@ -295,7 +300,7 @@ class Worker:
                     with contextlib.suppress(StoreUnavailable):
                         if not own.heartbeat(item):
                             return
-            except UserError:
+            except (UserError, ResultsError):
                 return
             finally:
                 if store is not None:

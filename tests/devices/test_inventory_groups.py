@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from devices.errors import DeviceError
 from devices.inventory import load_groups, resolve_devices
-from harness.errors import UserError
 
 DEVICES = '[devices.a]\nkind = "local"\n\n[devices.b]\nkind = "local"\n'
 
@@ -33,6 +33,6 @@ def test_groups_expand_and_each_device_is_named_once(tmp_path: Path) -> None:
 def test_bad_groups_are_one_line(tmp_path: Path, groups: str, message: str) -> None:
     inventory = tmp_path / "devices.toml"
     inventory.write_text(DEVICES + f"\n[groups]\n{groups}\n")
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(DeviceError) as caught:
         resolve_devices(["a"], inventory)
     assert message in caught.value.message and "\n" not in caught.value.message

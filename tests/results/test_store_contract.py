@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
+from results.errors import ResultsError
 from results.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -109,7 +109,7 @@ def test_migrations_step_by_step_and_newer_refused(location: Path | str) -> None
     newer: list[Migration] = [*MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT;"]
     with Store.open(location, migrations=newer) as store:
         assert store.schema_version == SCHEMA_VERSION + 1
-    with pytest.raises(UserError, match=rf"newer mnbench \(schema version {SCHEMA_VERSION + 1}"):
+    with pytest.raises(ResultsError, match=rf"newer mnbench \(schema version {SCHEMA_VERSION + 1}"):
         Store.open(location)
 
 
@@ -121,7 +121,7 @@ def test_a_failed_migration_rolls_back(location: Path | str) -> None:
         "ALTER TABLE runs ADD COLUMN note TEXT;",
         "ALTER TABLE no_such_table ADD COLUMN x TEXT;",
     ]
-    with pytest.raises(UserError):
+    with pytest.raises(ResultsError):
         Store.open(location, migrations=broken)
     with Store.open(location) as store:
         assert store.schema_version == SCHEMA_VERSION
@@ -129,7 +129,7 @@ def test_a_failed_migration_rolls_back(location: Path | str) -> None:
 
 
 def test_runs_resolve_and_status(store: Store) -> None:
-    with pytest.raises(UserError, match="holds no runs yet"):
+    with pytest.raises(ResultsError, match="holds no runs yet"):
         store.resolve_run_id("latest")
     first = new_run(store, label="baseline")
     second = new_run(store)
@@ -137,9 +137,9 @@ def test_runs_resolve_and_status(store: Store) -> None:
     assert store.resolve_run_id(None) == store.resolve_run_id("latest") == second
     assert store.resolve_run_id("baseline") == first
     assert store.resolve_run_id(str(first)) == first
-    with pytest.raises(UserError, match=r"no run 99 in .*lists the runs"):
+    with pytest.raises(ResultsError, match=r"no run 99 in .*lists the runs"):
         store.resolve_run_id(99)
-    with pytest.raises(UserError, match="no run"):
+    with pytest.raises(ResultsError, match="no run"):
         store.resolve_run_id(str(2**70))
     assert store.get_run(first).status == "interrupted"  # running, but nobody holds it
     store.set_run_status(first, "complete")
@@ -148,7 +148,7 @@ def test_runs_resolve_and_status(store: Store) -> None:
     assert record.device_facts["logical_cores"] == 2
     store.set_runtime_version(first, "1.31.1")
     assert store.get_run(first).runtime_version == "1.31.1"
-    with pytest.raises(UserError, match="no run 77"):
+    with pytest.raises(ResultsError, match="no run 77"):
         store.set_run_status(77, "failed")
     assert [run.id for run in store.list_runs()] == [first, second]
 
@@ -175,7 +175,7 @@ def test_measurements_replace_by_key_and_resume_keys(store: Store) -> None:
     assert store.completed_keys(run_id, include_failed=False) == {(MODEL.sha256, key, 1)}
     record = store.get_run(run_id)
     assert (record.measurements, record.failed_measurements) == (2, 1)
-    with pytest.raises(UserError, match="no run 555"):
+    with pytest.raises(ResultsError, match="no run 555"):
         store.add_measurement(
             run_id=555, model_sha256=MODEL.sha256, config=config, trial=1,
             status="ok", reason=None, document=None,
@@ -380,7 +380,7 @@ def test_server_errors_are_one_line(postgres_server: PostgresServer) -> None:
         if expected == "refused the password":
             os.environ["PGPASSFILE"] = str(wrong)
         try:
-            with pytest.raises(UserError) as caught:
+            with pytest.raises(ResultsError) as caught:
                 Store.open(target)
         finally:
             os.environ["PGPASSFILE"] = previous
@@ -392,7 +392,7 @@ def test_server_errors_are_one_line(postgres_server: PostgresServer) -> None:
 def test_a_database_that_is_not_ours_is_refused(postgres_server: PostgresServer) -> None:
     url = postgres_server.create_database()
     postgres_server.psql(url.rsplit("/", 1)[1], "CREATE TABLE customers (id INT)")
-    with pytest.raises(UserError, match=r"is not an mnbench database .*without an mnbench meta"):
+    with pytest.raises(ResultsError, match=r"is not an mnbench database .*without an mnbench meta"):
         Store.open(url)
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 from urllib.parse import quote
 
 from results.errors import ResultsError
+from results.record import Measurement
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1053,15 +1054,27 @@ class Store:
         finally:
             self._db.row_factory = None
 
+    def measurement_records(
+        self, run_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, Measurement]]:
+        """(measurement id, record) of every stored document, in the frames' order; the raw
+        document stays in the store (and in ``Measurement.document``)."""
+        return [
+            (int(row["id"]), Measurement.from_document(_document(row)))
+            for row in self._measurement_rows(run_ids)
+            if row["document"]
+        ]
+
     def measurements_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """One row per measurement (trial): status, reason, its own summary, raw samples."""
         records: list[dict[str, object]] = []
         for row in self._measurement_rows(run_ids):
             document = _document(row)
-            samples = _samples(document)
-            summary = _trial_summary(document)
-            timings = _mapping(document.get("timings"))
-            memory = _mapping(document.get("memory"))
+            record = Measurement.from_document(document)
+            samples = list(record.samples_ms)
+            summary = _trial_summary(record)
+            timings = record.timings
+            memory = record.memory
             records.append(
                 {
                     "id": row["id"],
@@ -1077,8 +1090,8 @@ class Store:
                     "status": row["status"],
                     "reason": row["reason"],
                     "created_at": row["created_at"],
-                    "runtime_version": _mapping(document.get("runtime")).get("version"),
-                    "stop_reason": document.get("stop_reason"),
+                    "runtime_version": record.runtime_version,
+                    "stop_reason": record.stop_reason,
                     "samples": summary.n,
                     "p50_ms": summary.median_ms,
                     "p90_ms": summary.p90_ms,
@@ -1316,7 +1329,7 @@ class Store:
         spec_cards: dict[str, Mapping[str, Any]] = {}
         groups: dict[tuple[int, str, str, str], dict[str, Any]] = {}
         for row in rows:
-            profile = _mapping(_document(row).get("profile"))
+            profile = Measurement.from_document(_document(row)).profile
             if not profile:
                 continue
             sha = str(row["model_sha256"])
@@ -1422,26 +1435,12 @@ def _document(row: sqlite3.Row) -> Mapping[str, Any]:
     return _mapping(json.loads(text)) if text else {}
 
 
-def _samples(document: Mapping[str, Any]) -> list[float]:
-    values = document.get("samples_ms")
-    if not isinstance(values, list):
-        return []
-    return [float(v) for v in values if _number(v) is not None]
-
-
-def _requested(document: Mapping[str, Any]) -> int | None:
-    settings = _mapping(document.get("settings"))
-    return _integer(settings.get("min_samples"))
-
-
-def _trial_summary(document: Mapping[str, Any]) -> Summary:
+def _trial_summary(record: Measurement) -> Summary:
     from results.stats import summarize, summarize_reported
 
-    samples = _samples(document)
-    if samples:
-        return summarize(samples, _requested(document))
-    reported = _mapping(document.get("reported_ms"))
-    return summarize_reported(reported, n=_integer(document.get("iterations")) or 0)
+    if record.samples_ms:
+        return summarize(record.samples_ms, record.min_samples)
+    return summarize_reported(record.reported_ms, n=record.iterations or 0)
 
 
 def _model_name(row: sqlite3.Row, document: Mapping[str, Any]) -> str:
@@ -1489,12 +1488,13 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
     first = rows[0]
     documents = [_document(row) for row in rows]
     ok = [doc for row, doc in zip(rows, documents, strict=True) if row["status"] == "ok"]
+    records = [Measurement.from_document(doc) for doc in ok]
     pooled: list[float] = []
     requested = 0
-    for doc in ok:
-        pooled.extend(_samples(doc))
-        requested += _requested(doc) or 0
-    trial_summaries = [_trial_summary(doc) for doc in ok]
+    for record in records:
+        pooled.extend(record.samples_ms)
+        requested += record.min_samples or 0
+    trial_summaries = [_trial_summary(record) for record in records]
     summary: Summary
     if pooled:
         summary = summarize(pooled, requested or None)

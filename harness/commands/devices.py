@@ -14,7 +14,7 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
-from harness.commands.run import resolve
+from harness.commands.options import resolve
 from harness.errors import UserError
 from harness.table import format_table, json_text
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if inventory.is_file() or (inventory.exists() and named):
             configs.update(load_inventory(inventory))
         rows = [
-            [c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"] for c in configs.values()
+            [c.name, c.kind, c.address, c.python or "-", c.cpus or "-"] for c in configs.values()
         ]
         if args.format == "json":
             print(
@@ -157,16 +157,6 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
         except TransportError as exc:
             return exc.message
     return None if status == "ok" else reason
-
-
-def _where(config: DeviceConfig) -> str:
-    if config.kind == "ssh":
-        user = f"{config.user}@" if config.user else ""
-        port = f":{config.port}" if config.port else ""
-        return f"{user}{config.host}{port}"
-    if config.kind == "adb":
-        return config.serial or "-"
-    return "this machine"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.commands.run import add_db_argument, add_device_arguments
+from harness.commands.options import add_db_argument, add_device_arguments
 from harness.errors import UserError
 from harness.validate import float_arg, int_arg
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
+    from harness.measure.session import MeasurementSession
     from harness.predict import FittedModel, Prediction, ProbeConfig, Row, Scope, Truth
     from harness.spec import ModelSpec
     from harness.sweep import ModelEntry, RunnerSettings, Sweep
@@ -184,38 +185,38 @@ class Session:
     """An open device with its resolved threads and CPUs, for fitting and validating."""
 
     device: DeviceConfig
-    sweep: Sweep
+    measuring: MeasurementSession
     threads: int
     cpus: list[int] | None
     facts: dict[str, Any]
 
+    @property
+    def sweep(self) -> Sweep:
+        return self.measuring.sweep
+
     def close(self) -> None:
-        self.sweep.close()
+        self.measuring.close()
 
 
 def open_session(
     args: argparse.Namespace, store: Store, settings: RunnerSettings | None = None
 ) -> Session:
-    from devices.device import open_transport
-    from devices.facts import probe_device
-    from harness.commands.run import _resolve_cpus, resolve
-    from harness.sweep import RunnerSettings, Sweep, default_cpu_count
+    from harness.commands.options import resolve
+    from harness.measure.session import MeasurementSession
+    from harness.sweep import RunnerSettings
 
     device = resolve(args)
-    transport = open_transport(device)
     chosen = settings or RunnerSettings(
         target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
     )
-    sweep = Sweep(device, store, chosen, None, transport)
+    measuring = MeasurementSession(device, chosen, store=store)
     try:
-        facts = probe_device(device, transport)
-        sweep.facts = facts
-        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-        threads = args.threads or (len(cpus) if cpus else default_cpu_count(facts))
+        threads = [args.threads] if args.threads else None
+        selection = measuring.select(args.cpus or device.cpus, threads)
     except BaseException:
-        sweep.close()
+        measuring.close()
         raise
-    return Session(device, sweep, threads, cpus, facts)
+    return Session(device, measuring, selection.threads[0], selection.cpus, measuring.facts)
 
 
 def _measure(
@@ -304,7 +305,6 @@ def measure_training(
     """Round 1 (sampled probes once, whole models ``TRAINING_MODEL_TRIALS`` times), then
     adaptive samples around the configurations whose cross-validated error is above 10 %
     while the budget lasts."""
-    from harness.commands.layers import measure_limits
     from harness.predict import (
         ERROR_THRESHOLD,
         cross_validated,
@@ -313,7 +313,7 @@ def measure_training(
     )
 
     started = time.monotonic()
-    session.facts["limits"] = measure_limits(session.sweep, session.threads, session.cpus)
+    session.facts["limits"] = session.sweep.backend.measure_limits(session.threads, session.cpus)
     configs = sample_configs(probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(TRAINING_MODELS, models_dir, store)
@@ -464,7 +464,7 @@ def store_fit(store: Store, scope: Scope, model: FittedModel) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands.generate import default_models_dir
+    from harness.commands.options import default_models_dir
     from harness.predict import FittedModel, Scope, predict
     from harness.spec import KERNELS
     from results.store import Store, default_db_path
@@ -532,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device_name(args: argparse.Namespace) -> str:
-    from harness.commands.run import resolve
+    from harness.commands.options import resolve
 
     return resolve(args).name
 

@@ -23,28 +23,28 @@ import secrets
 import shlex
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devices.device import DeviceConfig
-from devices.facts import probe_device
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
-from harness import __version__
-from harness.commands.compare import add_threshold_arguments, render, write_chart
-from harness.commands.generate import default_models_dir
-from harness.commands.run import (
+from harness.commands.compare import render, write_chart
+from harness.commands.options import (
+    REGRESS_MAX_TIME_S,
     add_db_argument,
     add_device_arguments,
     add_keep_workdir_argument,
     add_plan_limit_argument,
-    open_run_transport,
+    add_stopping_arguments,
+    add_threshold_arguments,
+    default_models_dir,
     resolve,
     settings_from_args,
 )
 from harness.errors import UserError, check_stop
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.measure.session import MeasurementSession
 from harness.paired import (
     AgentFailed,
     PairSettings,
@@ -59,23 +59,19 @@ from harness.sweep import (
     ProgressBar,
     Sweep,
     SweepOutcome,
-    default_cpu_count,
     lease_stale_after_s,
     make_plan,
     measure_into,
     models_from_config,
     prepare_models,
     stopping_marks,
-    sweep_config,
 )
 from harness.validate import (
     INT64_MAX,
     MAX_THREADS,
-    MAX_TIME_S,
     MAX_TRIALS,
     check_plan_size,
     distinct,
-    float_arg,
     int_arg,
 )
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
@@ -185,15 +181,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="seed of the randomised ABBA order (default: random)",
     )
-    parser.add_argument(
-        "--min-time", type=float_arg("--min-time", high=MAX_TIME_S), default=0.5, metavar="S"
-    )
-    parser.add_argument(
-        "--max-time", type=float_arg("--max-time", high=MAX_TIME_S), default=5.0, metavar="S"
-    )
-    parser.add_argument(
-        "--target-ci", type=float_arg("--target-ci", high=100.0), default=1.0, metavar="PCT"
-    )
+    add_stopping_arguments(parser, REGRESS_MAX_TIME_S)
     parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threshold_arguments(parser)
@@ -209,10 +197,10 @@ def runtime_python(
     if spec == "current":
         return device.python, "current"
     if spec.startswith("onnxruntime"):
-        if device.kind == "local":
+        if device.this_machine:
             runtime = ensure_runtime(spec)
             return str(runtime.python), runtime.spec
-        if device.kind == "adb" and not device.python:
+        if not device.has_python:
             raise UserError(
                 f"{spec}: a phone's runtime is its onnxruntime_perf_test build; give the two "
                 "builds as two device entries and compare their runs with `mnbench compare`"
@@ -331,24 +319,21 @@ def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     db_path = args.db or default_db_path()
     with (
-        contextlib.closing(open_run_transport(device, args)) as transport,
+        MeasurementSession(device, settings, keep_workdir=args.keep_workdir) as session,
         Store.open(db_path) as store,
     ):
+        session.attach(store)
+        transport = session.transport
         py_a, label_a = runtime_python(args.baseline, device, transport, args.install)
         py_b, label_b = runtime_python(args.candidate, device, transport, args.install)
         models_dir = args.models_dir or default_models_dir()
         models = prepare_models(specs, models_dir, store)
-        sweeps = {
-            "A": Sweep(replace(device, python=py_a), store, settings, None, transport),
-            "B": Sweep(replace(device, python=py_b), store, settings, None, transport),
-        }
-        sweeps["B"].share_files(sweeps["A"])
-        facts = probe_device(device, transport)
-        threads = distinct(args.threads, "--threads") or [default_cpu_count(facts)]
+        session.use_python(py_a)
+        sweeps = {"A": session.sweep, "B": session.side(py_b)}
+        chosen = session.select(None, distinct(args.threads, "--threads"))
+        threads = chosen.threads
         design = args.design
-        if design == "pairs" and (
-            sweeps["A"].uses_perf_test or not isinstance(transport, InteractiveTransport)
-        ):
+        if design == "pairs" and not sweeps["A"].backend.serves_bursts:
             print(
                 "regress: this device's runner cannot serve bursts; using --design trials",
                 file=sys.stderr,
@@ -356,21 +341,19 @@ def run(args: argparse.Namespace) -> int:
             design = "trials"
         pairing = secrets.token_hex(8) if design == "pairs" else None
         runs: dict[str, int] = {}
-        kept: str | None = None
         try:
             for side, label, spec in (
                 ("A", label_a, args.baseline),
                 ("B", label_b, args.candidate),
             ):
                 role = "baseline" if side == "A" else "candidate"
-                config = sweep_config(
-                    models, threads, args.trials, None, settings, args.device, models_dir, None
-                )
-                config["runtime"] = spec
-                config["regress_role"] = role
-                config["design"] = design
+                extra: dict[str, object] = {
+                    "runtime": spec,
+                    "regress_role": role,
+                    "design": design,
+                }
                 if pairing is not None:
-                    config.update(
+                    extra.update(
                         pairing=pairing,
                         max_pairs=args.max_pairs,
                         min_pairs=DEFAULT_MIN_PAIRS,
@@ -380,16 +363,15 @@ def run(args: argparse.Namespace) -> int:
                         burst_target_s=args.burst_ms / 1000,
                         seed=args.seed,
                     )
-                runs[side] = store.create_run(
-                    device=device.name,
-                    device_kind=device.kind,
-                    device_facts=facts,
-                    config=config,
-                    harness_version=__version__,
-                    runtime_version=None,
+                runs[side] = session.create_run(
+                    models,
+                    chosen,
+                    args.trials,
+                    device_arg=args.device,
+                    models_dir=models_dir,
                     label=f"{role} {label}",
-                    lease_holder="mnbench regress",
-                    lease_stale_after_s=lease_stale_after_s(sweeps["A"].timeout_s),
+                    holder="mnbench regress",
+                    extra_config=extra,
                 )
             print(
                 f"regress: baseline run {runs['A']} ({label_a}) vs candidate run "
@@ -398,9 +380,8 @@ def run(args: argparse.Namespace) -> int:
             )
             outcomes = {side: SweepOutcome(run_id) for side, run_id in runs.items()}
             hint = resume_hint(store, runs["A"], runs["B"])
-            for sweep in sweeps.values():
-                sweep.resume_command = hint
-            stale_s = lease_stale_after_s(sweeps["A"].timeout_s)
+            session.set_resume_command(hint)
+            stale_s = lease_stale_after_s(session.timeout_s)
             with (
                 store.lease(runs["A"], "mnbench regress", stale_s),
                 store.lease(runs["B"], "mnbench regress", stale_s),
@@ -428,14 +409,6 @@ def run(args: argparse.Namespace) -> int:
                     if store.get_run(run_id).status == "running":
                         store.set_run_status(run_id, "interrupted")
             raise
-        finally:
-            for sweep in sweeps.values():
-                sweep.keep_files = args.keep_workdir
-                kept = sweep.session_dir or kept
-                sweep.remove_files()
-    if kept and args.keep_workdir:
-        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
-        print(f"kept the work directory {where}", file=sys.stderr)
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return 0 if args.warn_only else exit_code(comparison)
@@ -443,23 +416,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _cell_key(item: PlanItem) -> str:
     return f"{item.model.sha256}|{config_key(item.config)}"
-
-
-def _side_command(sweep: Sweep, item: PlanItem) -> SideCommand:
-    argv = [
-        *sweep.device.python_argv,
-        sweep.push_runner(),
-        sweep.push_model(item.model),
-        "--threads",
-        str(item.threads),
-        "--opt-level",
-        sweep.settings.opt_level,
-    ]
-    if item.cpus:
-        argv += ["--cpus", ",".join(map(str, item.cpus))]
-    for shape in item.model.shapes:
-        argv += ["--shape", shape]
-    return SideCommand(tuple(argv), dict(sweep.device.env) or None)
 
 
 def _run_pairs(
@@ -499,7 +455,7 @@ def _run_pairs(
                 continue
             pair = len(analysis.cells[key].pairs) + 1
             commands: dict[Side, SideCommand] = {
-                side: _side_command(sweeps[side], item) for side in ("A", "B")
+                side: sweeps[side].backend.burst_command(item) for side in ("A", "B")
             }
             started = time.monotonic()
             try:

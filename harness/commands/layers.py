@@ -24,10 +24,10 @@ from harness.commands.options import (
     add_db_argument,
     add_device_arguments,
     add_measurement_arguments,
+    create_run,
     default_models_dir,
     models_dir_flag,
     resolve,
-    resume_hint,
     settings_from_args,
 )
 from harness.errors import UserError
@@ -221,17 +221,15 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
             "kernels": list(dict.fromkeys(args.kernel)),
             "blocks": sorted({p.block for p in probes}),
         }
-        run_id = session.create_run(
+        run_id = create_run(
+            session,
+            args,
             models,
             chosen,
-            args.trials,
-            device_arg=args.device,
             models_dir=models_dir,
-            label=args.label,
             holder="mnbench layers",
             extra_config={"layers": layers},
         )
-        session.set_resume_command(resume_hint(run_id, args))
         threads = chosen.threads[0]
         print(
             f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "

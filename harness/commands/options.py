@@ -34,8 +34,11 @@ from harness.validate import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from devices.device import DeviceConfig
-    from harness.sweep import RunnerSettings
+    from harness.measure.session import MeasurementSession, Selection
+    from harness.sweep import ModelEntry, RunnerSettings
 
 REGRESS_MAX_TIME_S = 5.0
 """``regress`` times two runtimes per cell, so each trial is capped sooner."""
@@ -238,3 +241,29 @@ def resume_hint(run_id: int, args: argparse.Namespace) -> str:
     if args.db is not None:
         argv += ["--db", str(args.db)]
     return f"resume with `{shlex.join(argv)}`"
+
+
+def create_run(
+    session: MeasurementSession,
+    args: argparse.Namespace,
+    models: Sequence[ModelEntry],
+    chosen: Selection,
+    *,
+    models_dir: Path,
+    holder: str,
+    extra_config: Mapping[str, object] | None = None,
+) -> int:
+    """A run of ``--trials`` with the ``--device`` and ``--label`` given, whose stop says
+    how to ``--resume`` it with the same flags."""
+    run_id = session.create_run(
+        models,
+        chosen,
+        args.trials,
+        device_arg=args.device,
+        models_dir=models_dir,
+        label=args.label,
+        holder=holder,
+        extra_config=extra_config,
+    )
+    session.set_resume_command(resume_hint(run_id, args))
+    return run_id

@@ -14,6 +14,7 @@ from harness.commands.options import (
     add_device_arguments,
     add_keep_workdir_argument,
     add_measurement_arguments,
+    create_run,
     default_models_dir,
     models_dir_flag,
     resolve,
@@ -158,16 +159,9 @@ def run(args: argparse.Namespace) -> int:
             device, settings, store=store, timeout_s=args.timeout, keep_workdir=args.keep_workdir
         ) as session:
             chosen = session.select(args.cpus or device.cpus, threads_given)
-            run_id = session.create_run(
-                models,
-                chosen,
-                args.trials,
-                device_arg=args.device,
-                models_dir=models_dir,
-                label=args.label,
-                holder="mnbench run",
+            run_id = create_run(
+                session, args, models, chosen, models_dir=models_dir, holder="mnbench run"
             )
-            session.set_resume_command(resume_hint(run_id, args))
             print(
                 f"run {run_id}: {len(models)} models x {len(chosen.threads)} thread counts x "
                 f"{args.trials} trials on {device.name} -> {db_path}",
@@ -205,7 +199,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         device = resolve(args)
         check_same_device(run_id, stored.device, record.device_kind, device)
     if stored.regress_role is not None and config.get("design") == "pairs":
-        from harness.commands.regress import regress_command
+        from harness.measure.regress import regress_command
 
         raise UserError(
             f"run {run_id} is the {stored.regress_role} side of a paired `mnbench regress` "
@@ -244,7 +238,7 @@ def _regress_side_python(
     used again; an interpreter path read from the database is never run: refused with the
     ``regress`` command that measures it again.
     """
-    from harness.commands.regress import regress_command, runtime_python
+    from harness.measure.regress import regress_command, runtime_python
     from harness.stored import is_managed_runtime
 
     runtime = stored.runtime

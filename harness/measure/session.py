@@ -25,11 +25,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
+from devices.transport import ClosingContext
 from harness import __version__
 from harness.sweep import (
     ModelEntry,
@@ -68,7 +68,7 @@ def select_cores(
     return Selection(cpus, chosen)
 
 
-class MeasurementSession:
+class MeasurementSession(ClosingContext):
     """A device's transport opened for measuring, and the sweeps that measure through it."""
 
     def __init__(
@@ -92,17 +92,6 @@ class MeasurementSession:
         self.resume_command: str | None = None
         self._sweeps: list[Sweep] = []
         self.transport = open_transport(device, keep_workdir=keep_workdir)
-
-    def __enter__(self) -> MeasurementSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def store(self) -> Store:

@@ -185,7 +185,7 @@ def test_resumed_regress_side_uses_its_own_runtime(
     argv += ["--alpha", "0.25", "--resolution", "96", "--seed", "1", "--design", "trials", *FAST]
     assert main(argv) in (0, 1, 3)
     capsys.readouterr()
-    from harness.commands.regress import resume_hint
+    from harness.measure.regress import resume_hint
 
     with Store.open(db) as store:
         hint = resume_hint(store, 1, 2)

@@ -230,28 +230,18 @@ def _measure(
     extra: dict[str, Any],
 ) -> tuple[int, float]:
     """One run: every model for its number of trials, trial-major. (run id, seconds)."""
-    from harness import __version__
-    from harness.sweep import PlanItem, ProgressBar, run_plan, sweep_config
+    from harness.measure.session import Selection
+    from harness.sweep import PlanItem, ProgressBar, run_plan
 
-    config = sweep_config(
+    run_id = session.measuring.create_run(
         models,
-        [session.threads],
+        Selection(session.cpus, [session.threads]),
         max(trials.values()),
-        session.cpus,
-        session.sweep.settings,
-        session.device.name,
-        models_dir,
-        None,
-    )
-    config["predict"] = extra
-    run_id = store.create_run(
-        device=session.device.name,
-        device_kind=session.device.kind,
-        device_facts=session.facts,
-        config=config,
-        harness_version=__version__,
-        runtime_version=None,
+        device_arg=session.device.name,
+        models_dir=models_dir,
         label=label,
+        holder=None,
+        extra_config={"predict": extra},
     )
     pinned = tuple(session.cpus) if session.cpus else None
     plan = [

@@ -167,14 +167,17 @@ class AgentBackend:
         model_args = [files.push_model(model)] if model is not None else []
         return [*files.device.python_argv, remote, *model_args, *args]
 
-    def run(self, argv: Sequence[str], schema: str, timeout_s: float) -> Completed:
-        """Run one program to its end (``CommandTimeout`` and other ``TransportError``
-        go to the caller); ``last_document(done.stdout, schema)`` is its answer."""
+    def run(
+        self, argv: Sequence[str], schema: str, timeout_s: float
+    ) -> tuple[Completed, dict[str, Any] | None]:
+        """Run one program to its end: what it printed, and its document of ``schema``
+        (None without one). ``CommandTimeout`` and other ``TransportError`` go to the caller."""
         env = dict(self.files.device.env) or None
         try:
-            return self.files.transport.run(argv, timeout_s=timeout_s, env=env, check=False)
+            done = self.files.transport.run(argv, timeout_s=timeout_s, env=env, check=False)
         except CommandFailed as exc:  # transports that raise even with check=False
-            return exc.completed
+            done = exc.completed
+        return done, last_document(done.stdout, schema)
 
     def measure(self, item: PlanItem) -> Measured:
         settings = self.files.settings
@@ -182,10 +185,9 @@ class AgentBackend:
         argv = self.command("runner", args, item.model)
         timeout_s = self.files.timeout_s
         try:
-            done = self.run(argv, RUNNER_SCHEMA, timeout_s)
+            done, doc = self.run(argv, RUNNER_SCHEMA, timeout_s)
         except CommandTimeout:
             return "failed", f"timed out after {timeout_s:g} s", None
-        doc = last_document(done.stdout, RUNNER_SCHEMA)
         if doc is None:
             tail = _tail(done.stderr, done.stdout)
             if done.rc != 0:
@@ -201,10 +203,9 @@ class AgentBackend:
         if cpus:
             args += ["--cpus", ",".join(map(str, cpus))]
         try:
-            done = self.run(self.command("limits", args), LIMITS_SCHEMA, LIMITS_TIMEOUT_S)
+            done, doc = self.run(self.command("limits", args), LIMITS_SCHEMA, LIMITS_TIMEOUT_S)
         except TransportError as exc:
             return limits_error(exc.message)
-        doc = last_document(done.stdout, LIMITS_SCHEMA)
         if doc is not None:
             if doc.get("status") != "ok":
                 print(f"limits: {doc.get('error')}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
-from harness.commands.options import resolve
+from harness.commands.options import add_inventory_argument, resolve
 from harness.errors import UserError
 from harness.table import format_table, json_text
 
@@ -38,13 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("action", nargs="?", choices=("list", "show", "check"), default="list")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME|URL")
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        metavar="TOML",
-        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
-    )
+    add_inventory_argument(parser)
     parser.add_argument(
         "--install",
         action="store_true",

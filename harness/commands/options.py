@@ -74,6 +74,10 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         help="a name from the inventory, or local, ssh://user@host:port, "
         "adb://SERIAL (default local)",
     )
+    add_inventory_argument(parser)
+
+
+def add_inventory_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inventory",
         type=Path,

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.commands.options import add_db_argument
 from harness.table import terminal_safe
 from harness.validate import run_id_arg
 
@@ -40,13 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
-    )
+    add_db_argument(parser)
     parser.add_argument(
         "--run",
         nargs="+",

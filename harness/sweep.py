@@ -1,7 +1,8 @@
 """Sweep orchestration: plan model x configuration x trial, run each in a fresh runner process
 on the device, and commit every measurement to the store on its own.
 
-One code path for every device (the Transport seam): the runner script is pushed to the
+One code path for every device (the Transport seam): the agent (``harness/agent`` as one
+zipapp) is pushed to the
 device's work directory once, each model once, and each measurement is one process. An
 interrupted sweep loses at most the measurement in flight; ``resume`` re-plans from the
 stored configuration and measures only what is missing. Trials are interleaved (trial-major
@@ -29,27 +30,25 @@ import onnx
 
 from devices.device import DeviceConfig, open_transport
 from devices.transport import Transport, TransportError
-from harness.cost import analyze_model, load_model_file
-from harness.errors import Interrupted, UserError, check_stop, disk_full_message
-from harness.generator import generate, spec_from_model
-from harness.layers import layer_card
-from harness.measure.backends import AGENT_PROGRAMS, Backend, Measured, backend_for
-from harness.precision import CalibrationSource
-from harness.runner import (
+from harness.agent.cli import (
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_MIN_TIME_S,
     DEFAULT_TARGET_CI,
 )
+from harness.cost import analyze_model, load_model_file
+from harness.errors import Interrupted, UserError, check_stop, disk_full_message
+from harness.generator import generate, spec_from_model
+from harness.layers import layer_card
+from harness.measure.backends import Backend, Measured, backend_for
+from harness.precision import CalibrationSource
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
-
-RUNNER_PATH = AGENT_PROGRAMS["runner"]
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Flags passed to the runner (see ``harness/runner.py --help``)."""
+    """Flags passed to the agent (see ``python -m harness.agent --help``)."""
 
     target_ci: float = DEFAULT_TARGET_CI  # a fraction: 0.01 stops at a CI within +-1 %
     min_time_s: float = DEFAULT_MIN_TIME_S

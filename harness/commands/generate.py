@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.commands.options import default_models_dir, models_dir_flag
 from harness.errors import UserError
 from harness.generator import generate, write_fidelity_csv, write_models_csv
@@ -34,7 +35,7 @@ EXAMPLES = """examples:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "generate",
-        help="write MobileNetV1 ONNX models for a grid",
+        help=SUMMARIES["generate"],
         description="Generate MobileNetV1 ONNX models (opset 13, BN folded, seeded He-normal "
         "weights; the same spec gives byte-identical files) and DIR/models.csv.",
         epilog=EXAMPLES,

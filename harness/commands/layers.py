@@ -4,7 +4,7 @@ For every block of one α × resolution (and each D_K asked for) the layer probe
 ``harness.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
 like whole models (same runner, transports, store and flags as ``mnbench run``), and the
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
-(Howard et al. 2017, eq. 5). Before measuring, ``harness/limits.py`` measures the device's
+(Howard et al. 2017, eq. 5). Before measuring, ``harness/agent/limits.py`` measures the device's
 peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009)
 through the device's backend (``harness.measure.backends``), stored in the run's device
 facts under ``limits``.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.architecture import scaled_layers
+from harness.commands import SUMMARIES
 from harness.commands.options import (
     add_db_argument,
     add_device_arguments,
@@ -71,7 +72,7 @@ intensities and the device's measured ceilings.
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "layers",
-        help="time each separable block against its standard conv (1/N + 1/D_K²)",
+        help=SUMMARIES["layers"],
         description="Measure single-layer probes of every depthwise-separable block - the "
         "standard conv, its depthwise + pointwise factorisation and each part - and print "
         "the measured cost ratio beside the predicted 1/N + 1/D_K², with achieved GFLOP/s. "

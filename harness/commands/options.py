@@ -5,7 +5,7 @@ database, measurement, plan-limit and verdict flags from here, so a flag means t
 defaults the same in every verb, and no command imports another's flags. Units follow the
 flag: ``--target-ci`` and ``--threshold`` are percents on the command line; the runner takes
 its stopping CI as a fraction, converted once, by ``percent_arg`` as the flag is parsed, and
-the stopping defaults are the runner's own (``harness/runner.py``).
+the stopping defaults are the agent's own (``harness/agent/cli.py``).
 
 Only light modules are imported at the top: building the parser must not load onnx or pandas.
 """
@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.agent.cli import DEFAULT_MAX_TIME_S, DEFAULT_MIN_TIME_S, DEFAULT_TARGET_CI
 from harness.errors import UserError
-from harness.runner import DEFAULT_MAX_TIME_S, DEFAULT_MIN_TIME_S, DEFAULT_TARGET_CI
 from harness.validate import (
     INT64_MAX,
     MAX_PLAN_ITEMS,

@@ -21,6 +21,7 @@ import argparse
 import math
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.commands.compare import render, write_chart
 from harness.commands.options import (
     REGRESS_MAX_TIME_S,
@@ -66,7 +67,7 @@ under the candidate; 2 a usage or harness error; 3 inconclusive (a CI job can re
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "regress",
-        help="A/B two onnxruntime versions on one device with a statistical verdict",
+        help=SUMMARIES["regress"],
         description="Runtimes: onnxruntime==X.Y.Z (an isolated environment on this machine, "
         "created on first use), a path or command of an interpreter on the device, or "
         "'current' (the device's default Python).",

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import add_calibration_argument, calibration_from_args
 from harness.commands.options import (
@@ -65,7 +66,7 @@ EXAMPLES = """examples:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "run",
-        help="measure models on a device into the results store",
+        help=SUMMARIES["run"],
         description="Generate what is missing and measure every model x thread count x trial, "
         "each in a fresh runner process on the device. Each measurement is committed on its "
         "own: an interrupted run keeps what it measured and --resume finishes it.",

@@ -4,9 +4,10 @@ onnxruntime perf_test has one ``TestSession`` per backend; here a device gets on
 when its sweep is made (``backend_for``), and every verb measures through it without asking
 what kind of device it is:
 
-- ``AgentBackend``: the Python runner (``harness/runner.py``) pushed to the device, one fresh
-  process per measurement; it also runs the limits probe (``harness/limits.py``, the
-  roofline's ceilings) and starts the long-lived agents of ``regress``'s process pairs.
+- ``AgentBackend``: the device-side agent (``harness/agent``) pushed to the device as a
+  zipapp, one fresh process per measurement; it also runs the limits probe
+  (``harness/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
+  of ``regress``'s process pairs.
 - ``PerfTestBackend``: a phone without Python runs an NDK build of
   ``onnxruntime_perf_test``; its console summary becomes the same runner document
   (``harness/perftest.py``). It has no limits probe and serves no bursts.
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from devices.transport import CommandFailed, CommandTimeout, Completed, TransportError
-from harness import limits, runner
+from harness.agent import limits
+from harness.agent.bundle import AGENT, LIMITS
+from harness.agent.record import SCHEMA as AGENT_SCHEMA
 from harness.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,14 +38,13 @@ if TYPE_CHECKING:
     from harness.paired import SideCommand
     from harness.sweep import ModelEntry, PlanItem, RunnerSettings
 
-HARNESS_DIR = Path(__file__).resolve().parent.parent
 AgentProgram = Literal["runner", "limits"]
-AGENT_PROGRAMS: Mapping[AgentProgram, Path] = {
-    "runner": HARNESS_DIR / "runner.py",
-    "limits": HARNESS_DIR / "limits.py",
+AGENT_PROGRAMS: Mapping[AgentProgram, tuple[str, str]] = {
+    "runner": (AGENT, "agent.pyz"),
+    "limits": (LIMITS, "limits.pyz"),
 }
-"""The device-side programs of the agent and the files they are pushed from."""
-RUNNER_SCHEMA = runner.SCHEMA
+"""The device-side programs of the agent: the zipapp entry point and its name on the device."""
+RUNNER_SCHEMA = AGENT_SCHEMA
 LIMITS_SCHEMA = limits.SCHEMA
 LIMITS_TIMEOUT_S = 120.0
 PERF_TEST_RUNS = 100
@@ -162,8 +164,14 @@ class AgentBackend:
     ) -> list[str]:
         """The argv that starts one of the agent's programs on the device: the program and
         the model are pushed once (in that order), then interpreter, program, model, args."""
+        from harness.agent.bundle import zipapp_path
+        from harness.runtimes import cache_root
+
         files = self.files
-        remote = files.push_file(AGENT_PROGRAMS[program], f"{program}.py")
+        entry, name = AGENT_PROGRAMS[program]
+        remote = files.pushed(name) or files.push_file(
+            zipapp_path(entry, cache_root() / "agent"), name
+        )
         model_args = [files.push_model(model)] if model is not None else []
         return [*files.device.python_argv, remote, *model_args, *args]
 
@@ -270,7 +278,7 @@ class PerfTestBackend:
         return remote, lib_dir
 
     def measure(self, item: PlanItem) -> Measured:
-        from devices.android import taskset_mask
+        from harness.agent.cpus import cpu_mask
         from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
         files = self.files
@@ -283,7 +291,7 @@ class PerfTestBackend:
             item.threads,
             runs,
             lib_dir,
-            taskset_mask(item.cpus) if item.cpus else None,
+            cpu_mask(item.cpus) if item.cpus else None,
         )
         try:
             done = files.transport.run(argv, timeout_s=files.timeout_s, check=False)

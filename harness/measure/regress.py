@@ -57,6 +57,7 @@ from harness.sweep import (
     stopping_marks,
 )
 from harness.validate import distinct
+from results.errors import ResultsError
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
 from results.store import Store, config_key
 
@@ -208,7 +209,7 @@ def regress_command(store: Store, run_id: int) -> str:
     role = config.get("regress_role")
     sibling_id = run_id + 1 if role == "baseline" else run_id - 1
     runtimes = {str(role): str(config.get("runtime"))}
-    with contextlib.suppress(UserError):
+    with contextlib.suppress(ResultsError):
         sibling = store.get_run(sibling_id).config
         if (
             sibling.get("regress_role") in ("baseline", "candidate")

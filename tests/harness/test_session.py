@@ -12,7 +12,7 @@ import pytest
 
 from devices.device import DEVICE_KINDS, KIND_TRAITS, DeviceConfig
 from devices.transport import LocalTransport
-from harness import runner
+from harness.agent import cli as runner
 from harness.commands.options import add_stopping_arguments, settings_from_args
 from harness.measure.backends import (
     LIMITS_SCHEMA,
@@ -93,7 +93,7 @@ def test_session_selects_probes_and_runs_the_limits_probe(
         assert doc["schema"] == LIMITS_SCHEMA and doc["status"] == "ok", doc
         assert doc["cpus"] == [first] and doc["threads"] == 1
         directory = session.sweep.session_dir
-        assert directory is not None and Path(directory, "limits.py").is_file()
+        assert directory is not None and Path(directory, "limits.pyz").is_file()
     assert not Path(directory).exists()  # closing removed what was pushed
     assert "kept the work directory" not in capsys.readouterr().err
 
@@ -105,9 +105,9 @@ def test_a_kept_session_says_where(tmp_path: Path, capsys: pytest.CaptureFixture
             DeviceConfig("local"), RunnerSettings(), store=store, keep_workdir=True
         ) as session,
     ):
-        session.sweep.push_file(Path(runner.__file__), "runner.py")
+        session.sweep.push_file(Path(runner.__file__), "cli.py")
         directory = session.sweep.session_dir
-    assert directory is not None and Path(directory, "runner.py").is_file()
+    assert directory is not None and Path(directory, "cli.py").is_file()
     assert f"kept the work directory {directory}\n" in capsys.readouterr().err
     shutil.rmtree(Path(directory).parent)  # the kept temporary work directory
 

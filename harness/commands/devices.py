@@ -135,9 +135,9 @@ def _check(config: DeviceConfig, install: bool) -> int:
 def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
     """A short run of the smallest model through the sweep's own measuring code (the Python
     runner, or onnxruntime_perf_test on a phone); None when it works."""
-    from harness.generator import generate
-    from harness.spec import ModelSpec
-    from harness.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
+    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
+    from harness.model.generator import generate
+    from harness.model.spec import ModelSpec
     from results.store import Store
 
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "smoke.sqlite") as store:

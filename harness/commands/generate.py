@@ -10,15 +10,15 @@ from pathlib import Path
 from harness.commands import SUMMARIES
 from harness.commands.options import default_models_dir, models_dir_flag
 from harness.errors import UserError
-from harness.generator import generate, write_fidelity_csv, write_models_csv
-from harness.grid import (
+from harness.model.generator import generate, write_fidelity_csv, write_models_csv
+from harness.model.grid import (
     DEFAULT_MAX_MEMORY_MIB,
     add_grid_arguments,
     check_generation_memory,
     specs_from_args,
 )
-from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
-from harness.spec import ModelSpec
+from harness.model.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
+from harness.model.spec import ModelSpec
 from harness.table import format_table
 from harness.validate import creatable_dir
 

@@ -1,7 +1,7 @@
 """``mnbench layers``: time each separable block against the standard conv it replaces.
 
 For every block of one α × resolution (and each D_K asked for) the layer probes of
-``harness.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
+``harness.model.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
 like whole models (same runner, transports, store and flags as ``mnbench run``), and the
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
 (Howard et al. 2017, eq. 5). Before measuring, ``harness/agent/limits.py`` measures the device's
@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.architecture import scaled_layers
 from harness.commands import SUMMARIES
 from harness.commands.options import (
     add_db_argument,
@@ -32,12 +31,13 @@ from harness.commands.options import (
     settings_from_args,
 )
 from harness.errors import UserError
-from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
-from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.measure.session import MeasurementSession
-from harness.probes import BLOCKS, block_probes, prepare_probes
-from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
-from harness.sweep import ProgressBar, SweepOutcome, make_plan
+from harness.measure.sweep import ProgressBar, SweepOutcome, make_plan, prepare_probes
+from harness.model.architecture import scaled_layers
+from harness.model.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
+from harness.model.layers import TABLE_HEADERS, layer_table, table_rows
+from harness.model.probes import BLOCKS, block_probes
+from harness.model.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.table import format_table, json_text, terminal_safe
 from harness.validate import (
     MAX_THREADS,

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devices.errors import DeviceError
+from devices.probe import check_cpu_spec
 from harness.agent.cli import DEFAULT_MAX_TIME_S, DEFAULT_MIN_TIME_S, DEFAULT_TARGET_CI
 from harness.errors import UserError
 from harness.validate import (
@@ -27,7 +29,6 @@ from harness.validate import (
     MAX_PLAN_ITEMS,
     MAX_TIME_S,
     MAX_TRIALS,
-    cpu_arg,
     creatable_dir,
     float_arg,
     int_arg,
@@ -38,12 +39,24 @@ if TYPE_CHECKING:
 
     from devices.device import DeviceConfig
     from harness.measure.session import MeasurementSession, Selection
-    from harness.sweep import ModelEntry, RunnerSettings
+    from harness.measure.sweep import ModelEntry, RunnerSettings
 
 REGRESS_MAX_TIME_S = 5.0
 """``regress`` times two runtimes per cell, so each trial is capped sooner."""
 DEFAULT_THRESHOLD_PCT = 5.0  # results.compare.DEFAULT_THRESHOLD, without importing scipy here
 DEFAULT_TRIALS = 3
+
+
+def cpu_arg(flag: str = "--cpus") -> Callable[[str], str]:
+    """An argparse ``type=`` for a CPU selection (kept as text: words need the device)."""
+
+    def parse(text: str) -> str:
+        try:
+            return check_cpu_spec(text, flag)
+        except DeviceError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
 
 
 def percent_arg(flag: str, high_pct: float = 100.0) -> Callable[[str], float]:
@@ -201,7 +214,7 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, profile: bool = False) -> RunnerSettings:
     """The runner's settings from the stopping flags, checked before anything runs."""
-    from harness.sweep import RunnerSettings
+    from harness.measure.sweep import RunnerSettings
 
     if args.min_time > args.max_time:
         raise UserError(
@@ -235,7 +248,7 @@ def resume_hint(run_id: int, args: argparse.Namespace) -> str:
     """``resume with `mnbench run --resume N ...``` with the options that find the same
     database and device again (a device URL that names a program is never read back from
     the database, so it is given again)."""
-    from harness.stored import names_program
+    from harness.measure.stored import names_program
 
     argv = ["mnbench", "run", "--resume", str(run_id)]
     if names_program(str(args.device)):

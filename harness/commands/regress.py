@@ -2,7 +2,7 @@
 
 Design ``pairs`` (the default): per cell, process pairs -- one baseline and one candidate
 runner in agent mode, started together -- alternate bursts while the idle one is suspended
-(harness/paired.py); pairs are added round by round to every undecided cell until the
+(harness/measure/paired.py); pairs are added round by round to every undecided cell until the
 sequential rule of results/paired.py decides it or the cell's budget (``--max-pairs``,
 ``--budget`` seconds) runs out. Every burst is stored, and the verdicts printed are those
 of ``mnbench compare`` on the two runs, which replays the same rule from the store.
@@ -36,10 +36,10 @@ from harness.commands.options import (
     settings_from_args,
 )
 from harness.errors import UserError
-from harness.grid import add_grid_arguments, specs_from_args
 from harness.measure.regress import RegressPlan, measure_regress
+from harness.measure.runtimes import parse_spec
 from harness.measure.session import MeasurementSession
-from harness.runtimes import parse_spec
+from harness.model.grid import add_grid_arguments, specs_from_args
 from harness.validate import (
     INT64_MAX,
     MAX_THREADS,

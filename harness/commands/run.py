@@ -22,13 +22,10 @@ from harness.commands.options import (
     resume_hint,
     settings_from_args,
 )
-from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
-from harness.grid import add_grid_arguments, specs_from_args
 from harness.measure.session import MeasurementSession
-from harness.spec import ModelSpec
-from harness.stored import StoredPlan
-from harness.sweep import (
+from harness.measure.stored import StoredPlan
+from harness.measure.sweep import (
     ProgressBar,
     RunnerSettings,
     SweepOutcome,
@@ -39,6 +36,9 @@ from harness.sweep import (
     prepare_files,
     prepare_models,
 )
+from harness.model.cost import analyze_model, load_model_file
+from harness.model.grid import add_grid_arguments, specs_from_args
+from harness.model.spec import ModelSpec
 from harness.table import format_table, terminal_safe
 from harness.validate import (
     MAX_THREADS,
@@ -184,7 +184,7 @@ def _distinct_files(paths: list[Path]) -> list[Path]:
 
 
 def _resume(args: argparse.Namespace, store: Store) -> int:
-    from harness.stored import check_same_device, check_stored_config, check_stored_device
+    from harness.measure.stored import check_same_device, check_stored_config, check_stored_device
 
     run_id = store.resolve_run_id(args.resume)
     record = store.get_run(run_id)
@@ -240,7 +240,7 @@ def _regress_side_python(
     ``regress`` command that measures it again.
     """
     from harness.measure.regress import regress_command, runtime_python
-    from harness.stored import is_managed_runtime
+    from harness.measure.stored import is_managed_runtime
 
     runtime = stored.runtime
     assert runtime is not None

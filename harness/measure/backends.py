@@ -10,7 +10,7 @@ what kind of device it is:
   of ``regress``'s process pairs.
 - ``PerfTestBackend``: a phone without Python runs an NDK build of
   ``onnxruntime_perf_test``; its console summary becomes the same runner document
-  (``harness/perftest.py``). It has no limits probe and serves no bursts.
+  (``harness/measure/perftest.py``). It has no limits probe and serves no bursts.
 
 Every program of the agent is started by one function, ``AgentBackend.command`` (push once,
 then the interpreter, the pushed program and its arguments), and every answer is read by
@@ -35,8 +35,8 @@ from harness.errors import UserError
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
     from devices.transport import Transport
-    from harness.paired import SideCommand
-    from harness.sweep import ModelEntry, PlanItem, RunnerSettings
+    from harness.measure.paired import SideCommand
+    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings
 
 AgentProgram = Literal["runner", "limits"]
 AGENT_PROGRAMS: Mapping[AgentProgram, tuple[str, str]] = {
@@ -165,7 +165,7 @@ class AgentBackend:
         """The argv that starts one of the agent's programs on the device: the program and
         the model are pushed once (in that order), then interpreter, program, model, args."""
         from harness.agent.bundle import zipapp_path
-        from harness.runtimes import cache_root
+        from harness.measure.runtimes import cache_root
 
         files = self.files
         entry, name = AGENT_PROGRAMS[program]
@@ -223,7 +223,7 @@ class AgentBackend:
         return limits_error(tail)
 
     def burst_command(self, item: PlanItem) -> SideCommand:
-        from harness.paired import SideCommand
+        from harness.measure.paired import SideCommand
 
         args = ["--threads", str(item.threads), "--opt-level", self.files.settings.opt_level]
         argv = self.command("runner", [*args, *_pin_and_shapes(item)], item.model)
@@ -279,7 +279,7 @@ class PerfTestBackend:
 
     def measure(self, item: PlanItem) -> Measured:
         from harness.agent.cpus import cpu_mask
-        from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
+        from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
         files = self.files
         binary, lib_dir = self.push()

@@ -2,7 +2,7 @@
 
 Design ``pairs`` (the default): per cell, process pairs -- one baseline and one candidate
 agent, started together -- alternate bursts while the idle one is suspended
-(harness/paired.py); pairs are added round by round to every undecided cell until the
+(harness/measure/paired.py); pairs are added round by round to every undecided cell until the
 sequential rule of results/paired.py decides it or the cell's budget (``max_pairs``,
 ``budget_s``) runs out. Every burst is stored, and the verdicts are those of ``mnbench
 compare`` on the two runs, which replays the same rule from the store.
@@ -33,8 +33,7 @@ from devices.device import DeviceConfig
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
 from harness.errors import UserError, check_stop
-from harness.measure.session import MeasurementSession
-from harness.paired import (
+from harness.measure.paired import (
     AgentFailed,
     PairSettings,
     SideCommand,
@@ -42,9 +41,9 @@ from harness.paired import (
     measure_pair,
     pair_document,
 )
-from harness.runtimes import ensure_runtime, remote_runtime_python
-from harness.spec import ModelSpec
-from harness.sweep import (
+from harness.measure.runtimes import ensure_runtime, remote_runtime_python
+from harness.measure.session import MeasurementSession
+from harness.measure.sweep import (
     PlanItem,
     ProgressBar,
     Sweep,
@@ -56,6 +55,7 @@ from harness.sweep import (
     prepare_models,
     stopping_marks,
 )
+from harness.model.spec import ModelSpec
 from harness.validate import distinct
 from results.errors import ResultsError
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
@@ -241,7 +241,7 @@ def regress_command(store: Store, run_id: int) -> str:
 def resume_hint(store: Store, baseline_id: int, candidate_id: int) -> str:
     """How to finish a stopped regress: resume both sides with their own runtimes and compare,
     or (a side measured with an interpreter path) run the same regress again."""
-    from harness.stored import is_managed_runtime
+    from harness.measure.stored import is_managed_runtime
 
     configs = [store.get_run(r).config for r in (baseline_id, candidate_id)]
     runtimes = [config.get("runtime") for config in configs]

@@ -31,7 +31,7 @@ from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import ClosingContext
 from harness import __version__
-from harness.sweep import (
+from harness.measure.sweep import (
     ModelEntry,
     PlanItem,
     ProgressFn,

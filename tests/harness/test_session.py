@@ -22,7 +22,7 @@ from harness.measure.backends import (
     last_document,
 )
 from harness.measure.session import MeasurementSession, Selection
-from harness.sweep import RunnerSettings, Sweep, default_cpu_count
+from harness.measure.sweep import RunnerSettings, Sweep, default_cpu_count
 from results.store import Store
 
 

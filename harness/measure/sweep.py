@@ -36,13 +36,14 @@ from harness.agent.cli import (
     DEFAULT_MIN_TIME_S,
     DEFAULT_TARGET_CI,
 )
-from harness.cost import analyze_model, load_model_file
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
-from harness.generator import generate, spec_from_model
-from harness.layers import layer_card
 from harness.measure.backends import Backend, Measured, backend_for
-from harness.precision import CalibrationSource
-from harness.spec import ModelSpec
+from harness.model.cost import analyze_model, load_model_file
+from harness.model.generator import generate, spec_from_model
+from harness.model.layers import layer_card
+from harness.model.precision import CalibrationSource
+from harness.model.probes import Probe, generate_probe
+from harness.model.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
 
 
@@ -148,6 +149,33 @@ def prepare_models(
             )
         )
         entries.append(ModelEntry(spec.name, generated.path.resolve(), generated.sha256, spec))
+    return entries
+
+
+def prepare_probes(probes: list[Probe], models_dir: Path, store: Store) -> list[ModelEntry]:
+    """Generate what is missing (an identical file is reused) and record each probe as a
+    model (variant ``probe-<role>``, its facts and per-layer cost card in ``cost``)."""
+    entries: list[ModelEntry] = []
+    for probe in probes:
+        generated = generate_probe(probe, models_dir)
+        store.upsert_model(
+            ModelRecord(
+                sha256=generated.sha256,
+                name=probe.name,
+                alpha=probe.alpha,
+                resolution=probe.resolution,
+                variant=probe.variant,
+                kernel=probe.kernel,
+                precision="fp32",
+                macs=generated.macs,
+                params=generated.params,
+                weight_bytes=generated.weight_bytes,
+                peak_activation_bytes=generated.peak_activation_bytes,
+                file_bytes=generated.file_bytes,
+                cost=generated.card,
+            )
+        )
+        entries.append(ModelEntry(probe.name, generated.path.resolve(), generated.sha256))
     return entries
 
 

@@ -793,7 +793,7 @@ class Store:
         run_ids: Sequence[int],
         model_json: str,
     ) -> int:
-        """Store one fitted latency model (``harness.predict``) and return its id."""
+        """Store one fitted latency model (``harness.predict.latency_model``) and return its id."""
         with self._write() as db:
             row = db.one(
                 "INSERT INTO latency_models (created_at, device, runtime_version, threads, "

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
-from harness.commands.run import add_db_argument, add_measurement_arguments
+from harness.commands.options import add_db_argument, add_measurement_arguments
 from harness.errors import UserError
-from harness.grid import add_grid_arguments
+from harness.model.grid import add_grid_arguments
 from harness.table import format_table, terminal_safe
 from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from devices.device import DeviceConfig
-    from harness.sweep import ModelEntry, RunnerSettings
+    from harness.measure.sweep import ModelEntry, RunnerSettings
     from results.store import Store
 
 DEFAULT_LEASE_S = 120.0
@@ -132,10 +132,9 @@ def _resolve_devices(args: argparse.Namespace) -> list[DeviceConfig]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from harness.commands.generate import default_models_dir
-    from harness.commands.run import settings_from_args
-    from harness.grid import specs_from_args
-    from harness.sweep import prepare_models
+    from harness.commands.options import default_models_dir, settings_from_args
+    from harness.measure.sweep import prepare_models
+    from harness.model.grid import specs_from_args
     from harness.validate import check_plan_size, creatable_dir, distinct
     from results.store import Store, default_db_path
 
@@ -181,12 +180,9 @@ def plan_campaign(
     of each device. A device that cannot be reached is left out, its reason recorded in
     ``unplanned``, and the others are planned. ``args`` gives --cpus, --trials, --timeout
     and --label."""
-    from devices.device import open_transport
     from devices.errors import DeviceError
-    from devices.facts import probe_device
-    from harness import __version__
-    from harness.commands.run import _resolve_cpus
-    from harness.sweep import default_cpu_count, make_plan, sweep_config
+    from harness.measure.session import MeasurementSession
+    from harness.measure.sweep import make_plan
     from results.lab import Lab
     from results.store import config_key
 
@@ -194,34 +190,26 @@ def plan_campaign(
     runs: dict[str, int] = {}
     for device in devices:
         try:
-            transport = open_transport(device)
-            try:
-                facts = probe_device(device, transport)
-            finally:
-                transport.close()
+            with MeasurementSession(
+                device, settings, store=store, timeout_s=args.timeout
+            ) as session:
+                chosen = session.select(args.cpus or device.cpus, threads_given)
+                run_id = session.create_run(
+                    models,
+                    chosen,
+                    args.trials,
+                    device_arg=device.name,
+                    models_dir=models_dir,
+                    label=args.label or campaign,
+                    holder=None,
+                    extra_config={"campaign": campaign},
+                )
         except (UserError, DeviceError) as exc:
             why = exc.message
             unplanned[device.name] = why
             print(terminal_safe(f"{device.name}: not planned: {why}"), file=sys.stderr)
             continue
-        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-        threads = list(threads_given or [len(cpus) if cpus else default_cpu_count(facts)])
-        config = {
-            **sweep_config(
-                models, threads, args.trials, cpus, settings, device.name, models_dir,
-                args.timeout,
-            ),
-            "campaign": campaign,
-        }  # fmt: skip
-        run_id = store.create_run(
-            device=device.name,
-            device_kind=device.kind,
-            device_facts=facts,
-            config=config,
-            harness_version=__version__,
-            runtime_version=None,
-            label=args.label or campaign,
-        )
+        cpus, threads = chosen.cpus, chosen.threads
         plan = make_plan(models, threads, args.trials, cpus)
         added = lab.enqueue(
             campaign,
@@ -244,12 +232,13 @@ def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
 
     from devices.inventory import resolve_devices
     from harness.commands.cost import parse_shapes
-    from harness.commands.generate import calibration_from_args, default_models_dir
-    from harness.commands.run import _distinct_files, settings_from_args
+    from harness.commands.generate import calibration_from_args
+    from harness.commands.options import default_models_dir, settings_from_args
+    from harness.commands.run import _distinct_files
     from harness.errors import Interrupted
-    from harness.grid import specs_from_args
     from harness.measure.lab import Worker
-    from harness.sweep import prepare_files, prepare_models
+    from harness.measure.sweep import prepare_files, prepare_models
+    from harness.model.grid import specs_from_args
     from harness.validate import check_plan_size, creatable_dir, distinct
     from results.store import Store, default_db_path
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.options import add_db_argument
 from harness.table import terminal_safe
 from harness.validate import run_id_arg
-from results.backend import parse_location
 
 EXAMPLES = """examples:
   mnbench report                              the latest run into ./report
@@ -42,13 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--db",
-        type=parse_location,
-        default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
-    )
+    add_db_argument(parser)
     parser.add_argument(
         "--run",
         nargs="+",

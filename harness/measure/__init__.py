@@ -1,1 +1,3 @@
-"""Measuring on devices: sessions, sweeps and plans, backends, and the lab worker."""
+"""Measuring on a device: one measurement session (``session``) over one backend seam
+(``backends``: the Python agent, onnxruntime_perf_test, the limits probe), and the lab's
+worker (``lab``: claims a device's work items from a shared store and measures them)."""

@@ -1,10 +1,11 @@
 """A lab worker: claim a device's next work item, measure it, commit it, until none is left.
 
-The queue is ``results.lab``; the measurement is the sweep's own (``harness.sweep.Sweep``:
-the same runner, push and timeout as ``mnbench run``), given the run's stored settings and
-models, so a campaign measured by workers gives the rows ``mnbench run`` would have. One
-thread per device (a device measures one thing at a time; devices are independent), each
-with its own connections. While an item is measured a heartbeat thread keeps the claim.
+The queue is ``results.lab``; the measurement is the measurement session's own
+(``harness.measure.session``: the same backend, push and timeout as ``mnbench run``),
+given the run's stored settings and models, so a campaign measured by workers gives the
+rows ``mnbench run`` would have. One thread per device (a device measures one thing at a
+time; devices are independent), each with its own connections. While an item is measured
+a heartbeat thread keeps the claim.
 
 Failures: a device that drops stops that device's worker with one line, the others go on;
 a lost database connection is retried for ``reconnect_s`` (what was committed is kept, and
@@ -23,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from devices.device import DeviceConfig, open_transport
+from devices.device import DeviceConfig
 from devices.errors import DeviceError
 from devices.transport import TransportError
 from harness.errors import Interrupted, UserError
-from harness.sweep import (
+from harness.measure.session import MeasurementSession
+from harness.measure.sweep import (
     ModelEntry,
     PlanItem,
     RunnerSettings,
-    Sweep,
     models_from_config,
 )
 from harness.table import terminal_safe
@@ -145,8 +146,7 @@ class Worker:
     def _loop(self, device: DeviceConfig, outcome: DeviceOutcome) -> None:
         store = self._open()
         lab = Lab(store, self.holder, self.lease_s)
-        transport = None
-        sweep: Sweep | None = None
+        session: MeasurementSession | None = None
         contexts: dict[int, _RunContext] = {}
         pending: tuple[WorkItem, str, str, str | None, dict[str, Any] | None] | None = None
         try:
@@ -162,22 +162,28 @@ class Worker:
                         time.sleep(POLL_S)
                         continue
                     assert isinstance(claim, WorkItem)
-                    context = contexts.get(claim.run_id)
-                    if context is None:
-                        context = contexts[claim.run_id] = self._context(store, claim.run_id)
-                    if transport is None:
-                        transport = open_transport(device)
-                    if sweep is None or sweep.settings != context.settings:
-                        if sweep is not None:
-                            sweep.remove_files()
-                        sweep = Sweep(device, store, context.settings, context.timeout_s, transport)
-                    sweep.facts = dict(context.facts)
-                    if self.on_claim is not None:
-                        self.on_claim(claim)
                     try:
+                        context = contexts.get(claim.run_id)
+                        if context is None:
+                            context = self._context(store, claim.run_id)
+                            contexts[claim.run_id] = context
+                        wanted = (context.settings, context.timeout_s)
+                        if session is not None and wanted != (
+                            session.settings,
+                            session.requested_timeout_s,
+                        ):
+                            session.close()
+                            session = None
+                        if session is None:
+                            session = MeasurementSession(
+                                device, context.settings, store=store, timeout_s=context.timeout_s
+                            )
+                        session.use_facts(context.facts)
+                        if self.on_claim is not None:
+                            self.on_claim(claim)
                         with self._heartbeat(lab, claim):
                             plan_item = self._plan_item(claim, context)
-                            status, reason, doc = sweep.measure(plan_item)
+                            status, reason, doc = session.sweep.measure(plan_item)
                     except BaseException:
                         with contextlib.suppress(Exception):  # back in the queue at once
                             lab.abandon(claim)
@@ -199,8 +205,9 @@ class Worker:
                     lab = Lab(store, self.holder, self.lease_s)
                     lab.token = token
                     contexts.clear()
-                    if sweep is not None:
-                        sweep.store = store
+                    if session is not None:
+                        session.attach(store)
+                        session.sweep.store = store
             with contextlib.suppress(Exception):
                 lab.release(device.name)
             left = "" if not self.stop.is_set() else " (stopped)"
@@ -209,10 +216,8 @@ class Worker:
                 f"{outcome.lost_claims} reclaimed by others{left}"
             )
         finally:
-            if sweep is not None:
-                sweep.close()
-            elif transport is not None:
-                transport.close()
+            if session is not None:
+                session.close()
             with contextlib.suppress(Exception):
                 store.close()
 
@@ -248,7 +253,7 @@ class Worker:
     def _context(self, store: Store, run_id: int) -> _RunContext:
         """The run's stored plan, checked as ``run --resume`` checks it (a shared database
         is read like the command line: it never names a command to run)."""
-        from harness.stored import check_stored_config
+        from harness.measure.stored import check_stored_config
 
         record = store.get_run(run_id)
         config = record.config

@@ -9,6 +9,7 @@ and that ``--resume`` completes the run with every measurement exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,6 +55,18 @@ def _count(db: Path) -> int:
         return 0
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """Ctrl-C reaches a foreground program; a suite started in the background (`make test &`)
+    inherits SIGINT ignored, as POSIX shells set for background jobs, and so would the child.
+    A handled (not ignored) signal is reset to its default across exec."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -129,14 +143,15 @@ def _stop_and_resume(
     argv += ["--threads", "1", "--trials", str(TRIALS), "--min-time", str(MIN_TIME_S)]
     argv += ["--max-time", str(MIN_TIME_S + 1)]
     argv += ["--quiet"]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    with _sigint_not_ignored():
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

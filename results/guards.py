@@ -59,7 +59,10 @@ FIXED_GOVERNORS: Final = frozenset({"performance", "userspace"})
 
 @dataclass(frozen=True)
 class CpuTicks:
-    """One ``cpu`` line of ``/proc/stat``, in clock ticks (USER_HZ)."""
+    """One ``cpu`` line of ``/proc/stat``, in clock ticks (USER_HZ).
+
+    ``devices.guards`` reads the lines; guest time is already inside user time (proc(5)).
+    """
 
     busy: int  # user + nice + system + irq + softirq
     idle: int  # idle + iowait
@@ -70,25 +73,13 @@ class CpuTicks:
         return self.busy + self.idle + self.steal
 
 
-_CPU_LINE = re.compile(r"^cpu(\d*)\s+(.*)$")
-
-
-def parse_proc_stat(text: str) -> dict[str, CpuTicks]:
-    """The ``cpu`` (all CPUs) and ``cpuN`` lines of ``/proc/stat`` (proc(5) field order).
-
-    Guest time is already inside user time (proc(5)), so it is not added again.
-    """
-    lines: dict[str, CpuTicks] = {}
-    for line in text.splitlines():
-        match = _CPU_LINE.match(line)
-        if not match:
-            continue
-        fields = [int(v) for v in match.group(2).split()]
-        fields += [0] * (8 - len(fields))
-        user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
-        name = "cpu" + match.group(1)
-        lines[name] = CpuTicks(user + nice + system + irq + softirq, idle + iowait, steal)
-    return lines
+def ticks_of(proc_stat: Mapping[str, object]) -> dict[str, CpuTicks]:
+    """A reading's ``proc_stat`` (``{"cpu": [busy, idle, steal], ...}``) as CpuTicks."""
+    out: dict[str, CpuTicks] = {}
+    for name, value in proc_stat.items():
+        if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value):
+            out[name] = CpuTicks(value[0], value[1], value[2])
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.guards import parse_proc_stat_ticks
 from results.guards import (
     OTHER_LOAD_MAX,
     CooldownPolicy,
@@ -27,9 +28,9 @@ from results.guards import (
     load_flags,
     other_load,
     parse_cooldown,
-    parse_proc_stat,
     phone_flags,
     pinning,
+    ticks_of,
 )
 
 PROC_STAT = """\
@@ -63,7 +64,7 @@ def _facts(
 
 
 def test_parse_proc_stat_fields() -> None:
-    lines = parse_proc_stat(PROC_STAT)
+    lines = ticks_of(parse_proc_stat_ticks(PROC_STAT.splitlines()))
     assert set(lines) == {"cpu", "cpu0", "cpu1"}
     assert lines["cpu0"] == CpuTicks(
         busy=625255 + 661 + 57245 + 0 + 256, idle=249864 + 1028, steal=630
@@ -230,13 +231,13 @@ def _competitor(cpu: int, seconds: float) -> None:
 def _measured_spin(cpu: int) -> float:
     """A trial-like busy loop pinned to ``cpu``; the other-load fraction around it."""
     stat = Path("/proc/stat")
-    before = parse_proc_stat(stat.read_text())
+    before = ticks_of(parse_proc_stat_ticks(stat.read_text().splitlines()))
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     _spin(SPIN_S)
     wall = time.perf_counter() - start
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    after = parse_proc_stat(stat.read_text())
+    after = ticks_of(parse_proc_stat_ticks(stat.read_text().splitlines()))
     own = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     load = other_load(
         before,

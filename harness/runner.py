@@ -85,7 +85,9 @@ Document (``SCHEMA = "mnbench.runner/1"``; keys marked + are additions to the ba
       "memory": {"peak_rss_after_load_bytes": int | null, "peak_rss_end_bytes": int | null,
                  "source": "VmHWM" | "ru_maxrss" | null},
       "inputs": [{"name": str, "shape": [int], "dtype": str}],     # as fed
-      "profile": null | {node_name: {"op_type": str, "median_us": float, "count": int}}
+      "profile": null | {node_name: {"op_type": str, "median_us": float, "count": int}},
+      "process_cpu_s": float (+),   # user + system CPU time of this run (all threads)
+      "reference_ms": float | null (+)  # the reference workload's median (REFERENCE_*)
     }
     In an error document the parts not reached stay null or empty ("settings" and
     "session_options" are null only when the flags could not be parsed).
@@ -94,6 +96,7 @@ Document (``SCHEMA = "mnbench.runner/1"``; keys marked + are additions to the ba
              "logical_cores": int | null, "affinity": [int] | null,
              "thread_affinity": [int] | null (+),   # union over all threads
              "cpus": [{"cpu": int, "cur_khz": int | null, "max_khz": int | null,
+                       "scaling_max_khz": int | null (+), "scaling_min_khz": int | null (+),
                        "governor": str | null}],
              "thermal": [{"zone": str, "type": str, "temp_c": float}],
              "loadavg": [float, float, float] | null, "time_unix": float}
@@ -138,6 +141,8 @@ DEFAULT_PROFILE_RUNS = 20
 DEFAULT_SEED = 0
 
 CONFIDENCE = 0.95
+REFERENCE_LOOPS = 20000  # one repeat of the reference workload: this many loop iterations
+REFERENCE_REPEATS = 5
 CHECK_INTERVAL_NS = 200000000  # the stopping rule is evaluated at most every 0.2 s
 WARMUP_WINDOW_MIN_ITERATIONS = 5
 WARMUP_WINDOW_MIN_NS = 100000000  # 0.1 s
@@ -627,6 +632,8 @@ def collect_host_facts() -> dict[str, Any]:
                 "cpu": index,
                 "cur_khz": _read_int(os.path.join(freq, "scaling_cur_freq")),
                 "max_khz": _read_int(os.path.join(freq, "cpuinfo_max_freq")),
+                "scaling_max_khz": _read_int(os.path.join(freq, "scaling_max_freq")),
+                "scaling_min_khz": _read_int(os.path.join(freq, "scaling_min_freq")),
                 "governor": _read(os.path.join(freq, "scaling_governor")),
             }
         )
@@ -660,6 +667,23 @@ def collect_host_facts() -> dict[str, Any]:
         "loadavg": loadavg,
         "time_unix": time.time(),
     }
+
+
+def reference_workload_ms() -> float:
+    """The median time of a fixed pure-Python loop: the same work in every trial of a run.
+
+    It depends on the core's clock and on what else shares it, not on the model, so its
+    spread over a run says how much the device itself drifted (the report's stability).
+    """
+    times = []
+    for _ in range(REFERENCE_REPEATS):
+        start = time.perf_counter_ns()
+        total = 0
+        for i in range(REFERENCE_LOOPS):
+            total += i * i % 7
+        times.append(time.perf_counter_ns() - start)
+    times.sort()
+    return _ms(times[len(times) // 2])
 
 
 def peak_rss() -> tuple[int | None, str | None]:
@@ -733,6 +757,8 @@ def new_document(model_path: str) -> dict[str, Any]:
         "memory": {"peak_rss_after_load_bytes": None, "peak_rss_end_bytes": None, "source": None},
         "inputs": [],
         "profile": None,
+        "process_cpu_s": None,
+        "reference_ms": None,
     }
 
 
@@ -1107,6 +1133,7 @@ def _run(args: argparse.Namespace, doc: dict[str, Any]) -> None:
                 f"allowed: {current_affinity()}"
             ) from error
     doc["host_before"] = collect_host_facts()
+    doc["reference_ms"] = reference_workload_ms()
     doc["model"] = model_facts(args.model)
 
     try:
@@ -1186,6 +1213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The harness puts MODEL first; used only if the flags cannot be parsed.
     model_path = argv[0] if argv and not argv[0].startswith("-") else ""
     doc = new_document(model_path)
+    start_cpu = os.times()
     code = EXIT_OK
     try:
         args = parser.parse_args(argv)
@@ -1212,6 +1240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if doc["host_before"] is None:
         doc["host_before"] = collect_host_facts()
     doc["host_after"] = collect_host_facts()
+    end_cpu = os.times()
+    doc["process_cpu_s"] = round(
+        (end_cpu.user + end_cpu.system) - (start_cpu.user + start_cpu.system), 6
+    )
     try:
         text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     except ValueError:  # a non-finite flag value (e.g. --max-time inf) echoed in settings

@@ -33,6 +33,7 @@ from harness.cost import analyze_model, load_model_file
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
+from harness.measure.guard import TrialGuard
 from harness.precision import CalibrationSource
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
@@ -282,6 +283,12 @@ class Sweep:
     keep_files: bool = False
     """Leave what this sweep pushed on the device (``--keep-workdir``)."""
 
+    guard: TrialGuard | None = None
+    """Samples the device around every trial and applies ``--cooldown`` (None: no guards)."""
+
+    trial_target_ci: float | None = None
+    """The cross-trial CI target of an adaptive run, stored with each trial's document."""
+
     def close(self) -> None:
         self.remove_files()
         self.transport.close()
@@ -448,7 +455,12 @@ def measure_into(
     check_stop()
     sweep.store.heartbeat(run_id)
     try:
+        started = sweep.guard.before() if sweep.guard else None
         status, reason, doc = sweep.measure(item)
+        if sweep.guard and started and doc is not None:
+            doc["guards"] = sweep.guard.after(started, doc, item.cpus)
+        if sweep.trial_target_ci is not None and doc is not None:
+            doc["trial_target_ci"] = sweep.trial_target_ci
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "

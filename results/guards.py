@@ -402,3 +402,101 @@ def phone_flags(battery_level_pct: int | None, charging: bool | None) -> list[Gu
     if battery_level_pct is not None and battery_level_pct < LOW_BATTERY_PCT and not charging:
         flags.append("low_battery")
     return flags
+
+
+# One trial --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialJudgement:
+    """The guard flags of one trial and the figures behind them."""
+
+    notes: tuple[tuple[GuardFlag, str], ...]  # each flag once, with its figure and threshold
+    load: OtherLoad | None
+    throttling: Throttling | None
+    cooldown_s: float | None
+
+    @property
+    def flags(self) -> tuple[GuardFlag, ...]:
+        return tuple(flag for flag, _ in self.notes)
+
+
+def _reading(record: Mapping[str, object], key: str) -> Mapping[str, object] | None:
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
+    """Judge a trial's ``guards`` record (``harness/measure/guard.py``) against the thresholds."""
+    if not record:
+        return TrialJudgement((), None, None, None)
+    before, after = _reading(record, "before"), _reading(record, "after")
+    notes: list[tuple[GuardFlag, str]] = []
+    cpus_value = record.get("cpus")
+    cpus = [c for c in cpus_value if isinstance(c, int)] if isinstance(cpus_value, list) else None
+    hot = _number(record.get("hot_c")) or DEFAULT_HOT_C
+    android_value = (after or {}).get("android")
+    android = android_value if isinstance(android_value, Mapping) else {}
+    status = android.get("thermal_status")
+    throttling = detect_throttling(
+        before,
+        after,
+        cpus=cpus or None,
+        hot_c=hot,
+        thermal_status=status if isinstance(status, int) else None,
+    )
+    hot_reasons = [r for r in throttling.reasons if r.endswith("limit")]
+    other_reasons = [r for r in throttling.reasons if not r.endswith("limit")]
+    if other_reasons:
+        notes.append(("throttled", "; ".join(other_reasons)))
+    if hot_reasons:
+        notes.append(("hot", "; ".join(hot_reasons)))
+    load: OtherLoad | None = None
+    logical: int | None = None
+    own, wall = _number(record.get("own_cpu_s")), _number(record.get("wall_s"))
+    stat_before = before.get("proc_stat") if before else None
+    stat_after = after.get("proc_stat") if after else None
+    if isinstance(stat_before, Mapping) and isinstance(stat_after, Mapping):
+        ticks_before, ticks_after = ticks_of(stat_before), ticks_of(stat_after)
+        logical = _cpu_count(ticks_before)
+        if own is not None and wall is not None:
+            clock = (before or {}).get("clock_ticks_per_s")
+            loadavg = (after or {}).get("loadavg")
+            load = other_load(
+                ticks_before,
+                ticks_after,
+                own_cpu_s=own,
+                wall_s=wall,
+                clock_ticks_per_s=clock if isinstance(clock, int) and clock > 0 else 100,
+                cpus=cpus or None,
+                loadavg_1m=_number(loadavg[0]) if isinstance(loadavg, list) and loadavg else None,
+            )
+    for flag in load_flags(load, logical):
+        assert load is not None
+        if flag == "busy":
+            note = (
+                f"other processes used {load.other_fraction:.0%} of the measured CPUs "
+                f"(limit {OTHER_LOAD_MAX:.0%})"
+            )
+        elif flag == "steal":
+            note = f"steal {load.steal_fraction:.0%} (limit {STEAL_MAX:.0%})"
+        else:
+            note = (
+                f"load average {load.loadavg_1m:.1f} on {logical} CPUs "
+                f"(limit {LOADAVG_PER_CPU_MAX:g} per CPU)"
+            )
+        notes.append((flag, note))
+    level, charging = android.get("battery_level_pct"), android.get("charging")
+    for flag in phone_flags(
+        level if isinstance(level, int) else None, charging if isinstance(charging, bool) else None
+    ):
+        notes.append((flag, f"battery {level} % and not charging (limit {LOW_BATTERY_PCT} %)"))
+    cooldown = _reading(record, "cooldown")
+    waited = _number(cooldown.get("waited_s")) if cooldown else None
+    return TrialJudgement(tuple(notes), load, throttling, waited)

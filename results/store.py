@@ -185,6 +185,10 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "min_ms",
     "ci_low_ms",
     "ci_high_ms",
+    "ci_reason",
+    "spread",
+    "within_ci_low_ms",
+    "within_ci_high_ms",
     "samples",
     "peak_rss_bytes",
     "load_ms",
@@ -192,8 +196,15 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "macs",
     "params",
     "status",
+    "flags",
+    "unreliable",
 )
-"""The first columns of ``results_frame``, in this order; reports and the CLI rely on them."""
+"""The first columns of ``results_frame``, in this order; reports and the CLI rely on them.
+
+``ci_low_ms``/``ci_high_ms`` are the cross-trial 95 % CI of the median (``results.trials``;
+none below 3 trials, ``ci_reason`` says why), ``spread`` the between-trial spread; the pooled
+within-process interval is ``within_ci_low_ms``/``within_ci_high_ms``. ``flags`` and
+``unreliable`` are ``results.reliability``'s."""
 RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "label",
     "device_kind",
@@ -202,7 +213,6 @@ RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "cpus",
     "max_ms",
     "cv",
-    "flags",
     "outliers_low",
     "outliers_high",
     "failed_trials",
@@ -212,6 +222,10 @@ RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "peak_activation_bytes",
     "file_bytes",
     "trial_medians_ms",
+    "hottest_c",
+    "other_load",
+    "cooldown_s",
+    "trial_reference_ms",
 )
 _INT_COLUMNS: Final = (
     "run_id",
@@ -241,10 +255,16 @@ _FLOAT_COLUMNS: Final = (
     "min_ms",
     "ci_low_ms",
     "ci_high_ms",
+    "spread",
+    "within_ci_low_ms",
+    "within_ci_high_ms",
     "load_ms",
     "first_ms",
     "max_ms",
     "cv",
+    "hottest_c",
+    "other_load",
+    "cooldown_s",
 )
 
 
@@ -1522,6 +1542,9 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         {str(row["reason"]) for row in rows if row["status"] == "failed" and row["reason"]}
     )
     model_document = documents[0] if documents else {}
+    from results.reliability import cell_reliability
+
+    trust = cell_reliability(ok, trial_summaries)
     return {
         "run_id": first["run_id"],
         "device": first["device"],
@@ -1540,8 +1563,12 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         "mean_ms": summary.mean_ms,
         "std_ms": summary.std_ms,
         "min_ms": summary.min_ms,
-        "ci_low_ms": summary.ci_low_ms,
-        "ci_high_ms": summary.ci_high_ms,
+        "ci_low_ms": trust["ci_low_ms"],
+        "ci_high_ms": trust["ci_high_ms"],
+        "ci_reason": trust["ci_reason"],
+        "spread": trust["spread"],
+        "within_ci_low_ms": summary.ci_low_ms,
+        "within_ci_high_ms": summary.ci_high_ms,
         "samples": summary.n,
         "peak_rss_bytes": _maximum([_integer(m.get("peak_rss_end_bytes")) for m in memory]),
         "load_ms": _median([_number(t.get("session_create_ms")) for t in timings]),
@@ -1556,7 +1583,8 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         "cpus": _cpus(first["config_key"]),
         "max_ms": summary.max_ms,
         "cv": summary.cv,
-        "flags": ",".join(summary.flags) if ok else "",
+        "flags": trust["flags"] if ok else "",
+        "unreliable": trust["unreliable"] if ok else "",
         "outliers_low": summary.outliers_low,
         "outliers_high": summary.outliers_high,
         "failed_trials": failed,
@@ -1570,6 +1598,10 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         if first["file_bytes"] is not None
         else _integer(_mapping(model_document.get("model")).get("file_bytes")),
         "trial_medians_ms": [s.median_ms for s in trial_summaries if s.median_ms is not None],
+        "hottest_c": trust["hottest_c"],
+        "other_load": trust["other_load"],
+        "cooldown_s": trust["cooldown_s"],
+        "trial_reference_ms": trust["trial_reference_ms"],
     }
 
 
@@ -1601,6 +1633,6 @@ def _typed_frame(records: list[dict[str, object]], columns: list[str]) -> pd.Dat
             frame[column] = frame[column].astype("Int64")
         elif column in _FLOAT_COLUMNS:
             frame[column] = frame[column].astype("float64")
-        elif column in ("samples_ms", "trial_medians_ms"):
+        elif column in ("samples_ms", "trial_medians_ms", "trial_reference_ms"):
             frame[column] = frame[column].astype(object)
     return frame

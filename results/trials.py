@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,7 @@ MIN_TRIALS: Final = 3
 """Fewer trials than this give no cross-trial interval."""
 CONFIDENCE_LEVEL: Final = 0.95
 Method = Literal["t_log", "bootstrap"]
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,31 @@ def cross_trial_interval(
         mean_log = float(np.mean(logs))
         low, high = math.exp(mean_log - half), math.exp(mean_log + half)
     return TrialInterval(n, centre, low, high, spread, range_ratio, None)
+
+
+def short_of_target(
+    cells: Sequence[tuple[K, Sequence[float], int]],
+    *,
+    target: float,
+    max_trials: int,
+    budget_left: int,
+) -> list[K]:
+    """The cells that get one more trial in the next round of an adaptive run.
+
+    ``cells`` holds, in plan order, each cell's key, its successful trials' medians and how
+    many trials it has used (failed ones included). A cell gets another trial while its
+    cross-trial interval is missing or wider than ``target`` (relative half-width) and it
+    has used fewer than ``max_trials``; at most ``budget_left`` cells are chosen, the ones
+    furthest from the target first, so a short budget goes where it helps most.
+    """
+    wanting: list[tuple[float, int, K]] = []
+    for index, (key, medians, used) in enumerate(cells):
+        if used >= max_trials:
+            continue
+        interval = cross_trial_interval(medians)
+        if interval.within(target):
+            continue
+        width = interval.half_width
+        wanting.append((-(width if width is not None else math.inf), index, key))
+    chosen = sorted(wanting, key=lambda item: item[:2])[: max(0, budget_left)]
+    return [key for _, _, key in sorted(chosen, key=lambda item: item[1])]

@@ -23,12 +23,23 @@ from harness.commands.generate import (
     default_models_dir,
     models_dir_flag,
 )
+from harness.commands.trust import (
+    adaptive_from_args,
+    add_trust_arguments,
+    attach_guards,
+    check_budget,
+    cooldown_from_args,
+    cooldown_from_config,
+    cooldown_to_config,
+)
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
 from harness.grid import add_grid_arguments, specs_from_args
+from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive
 from harness.spec import ModelSpec
 from harness.stored import StoredPlan
 from harness.sweep import (
+    PlanItem,
     ProgressBar,
     RunnerSettings,
     Sweep,
@@ -121,7 +132,8 @@ def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str)
         type=float_arg("--target-ci", high=100.0),
         default=1.0,
         metavar="PCT",
-        help="stop when the 95%% CI of the median is within +-PCT %% (default 1)",
+        help="stop a trial when the 95%% CI of its median is within +-PCT %% (default 1); "
+        "run: also add fresh-process trials until the cross-trial CI is within it",
     )
     parser.add_argument(
         "--min-time",
@@ -163,7 +175,7 @@ def settings_from_args(args: argparse.Namespace, profile: bool = False) -> Runne
             f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
         )
     return RunnerSettings(
-        target_ci=args.target_ci / 100,
+        target_ci=(args.target_ci if args.target_ci is not None else 1.0) / 100,
         min_time_s=args.min_time,
         max_time_s=args.max_time,
         profile=profile,
@@ -219,6 +231,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op thread counts (default: all cores of the device)",
     )
     add_measurement_arguments(parser, "fresh-process trials per model and thread count")
+    add_trust_arguments(parser)
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -262,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
             return _resume(args, store)
     # Everything the user typed is checked before the store, a model or a process exists.
     settings = settings_from_args(args, profile=args.profile)
+    adaptive = adaptive_from_args(args, args.trials)
+    cooldown = cooldown_from_args(args)
     threads_given = distinct(args.threads, "--threads")
     models_dir = creatable_dir(
         args.models_dir or default_models_dir(), models_dir_flag(args.models_dir, "--models-dir")
@@ -281,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         calibration = calibration_from_args(args, specs)
         count = len(specs)
     check_plan_size(count, threads_given, args.trials, args.max_plan)
+    check_budget(adaptive, count * len(threads_given or [1]) * args.trials)
     device = resolve(args)
     with Store.open(db_path) as store:
         if args.model:
@@ -297,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
             config = sweep_config(
                 models, threads, args.trials, cpus, settings, args.device, models_dir, args.timeout
             )
+            config["adaptive"] = adaptive.to_config() if adaptive else None
+            config["cooldown"] = cooldown_to_config(cooldown)
             run_id = store.create_run(
                 device=device.name,
                 device_kind=device.kind,
@@ -315,10 +333,26 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             plan = make_plan(models, threads, args.trials, cpus)
-            outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+            sweep.guard = attach_guards(transport, device, cooldown, cpus)
+            outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
         finally:
             close_run_transport(transport, sweep)
         return _finish(store, outcome)
+
+
+def _measure(
+    sweep: Sweep,
+    run_id: int,
+    plan: list[PlanItem],
+    adaptive: AdaptivePlan | None,
+    quiet: bool,
+) -> SweepOutcome:
+    """The base plan, then (``--target-ci``) rounds of trials until the cross-trial CIs fit."""
+    progress = None if quiet else ProgressBar()
+    if adaptive is None:
+        return run_plan(sweep, run_id, plan, progress)
+    sweep.trial_target_ci = adaptive.target_ci
+    return run_adaptive(sweep, run_id, plan, adaptive, progress)
 
 
 def _distinct_files(paths: list[Path]) -> list[Path]:
@@ -381,7 +415,12 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             sweep.facts = dict(record.device_facts)
             sweep.resume_command = resume_hint(run_id, args)
             print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-            outcome = run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
+            cooldown = cooldown_from_config(run_id, config.get("cooldown"))
+            sweep.guard = attach_guards(
+                transport, device, cooldown, list(stored.cpus) if stored.cpus else None
+            )
+            adaptive = adaptive_from_config(run_id, config.get("adaptive"))
+            outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
         finally:
             close_run_transport(transport, sweep)
     return _finish(store, outcome)
@@ -457,11 +496,13 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
                 r["p50_ms"],
                 r["ci_low_ms"],
                 r["ci_high_ms"],
+                None if r["spread"] is None or r["spread"] != r["spread"] else 100 * r["spread"],
                 r["p90_ms"],
                 r["samples"],
                 _mib(r["peak_rss_bytes"]),
                 _millions(r["macs"]),
                 r["status"],
+                r["flags"] or "",
             ]
             for r in frame.to_dict("records")
         ]
@@ -474,11 +515,13 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
                     "p50 ms",
                     "CI low ms",
                     "CI high ms",
+                    "spread %",
                     "p90 ms",
                     "samples",
                     "peak RSS MiB",
                     "MMACs",
                     "status",
+                    "flags",
                 ],
                 rows,
             )

@@ -141,7 +141,7 @@ DEFAULT_PROFILE_RUNS = 20
 DEFAULT_SEED = 0
 
 CONFIDENCE = 0.95
-REFERENCE_LOOPS = 20000  # one repeat of the reference workload: this many loop iterations
+REFERENCE_LOOPS = 100000  # one repeat of the reference workload: this many loop iterations
 REFERENCE_REPEATS = 5
 CHECK_INTERVAL_NS = 200000000  # the stopping rule is evaluated at most every 0.2 s
 WARMUP_WINDOW_MIN_ITERATIONS = 5

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from results.guards import judge_trial
+from results.guards import judge_trial, pinning
 from results.stats import HIGH_CV, Summary
 from results.trials import TrialInterval, cross_trial_interval
 
@@ -63,9 +63,15 @@ def _number(value: object) -> float | None:
 
 
 def cell_reliability(
-    documents: Sequence[Mapping[str, object]], summaries: Sequence[Summary]
+    documents: Sequence[Mapping[str, object]],
+    summaries: Sequence[Summary],
+    pooled_flags: Sequence[str] = (),
 ) -> dict[str, object]:
-    """The trust columns of one cell from its successful trials (same order in both)."""
+    """The trust columns of one cell from its successful trials (same order in both).
+
+    ``pooled_flags`` are the flags of the pooled summary; its ``few_samples`` (fewer samples
+    than all trials asked for together) and ``no_samples`` are kept.
+    """
     medians = [s.median_ms for s in summaries if s.median_ms is not None and s.median_ms > 0]
     interval: TrialInterval = cross_trial_interval(medians)
     counts: Counter[str] = Counter()
@@ -109,10 +115,11 @@ def cell_reliability(
             f"{HIGH_CV:.0%})"
         )
     for sample_flag in ("few_samples", "no_samples"):
-        if any(sample_flag in s.flags for s in summaries):
+        if sample_flag in pooled_flags:
             flags.append(sample_flag)
             reasons.append(FLAG_MEANINGS[sample_flag])
     references = [r for d in documents if (r := _number(d.get("reference_ms"))) is not None]
+    state, command = _device_state(documents)
     return {
         "ci_low_ms": interval.ci_low_ms,
         "ci_high_ms": interval.ci_high_ms,
@@ -124,7 +131,47 @@ def cell_reliability(
         "other_load": max(other) if other else None,
         "cooldown_s": waited if any(d.get("guards") for d in documents) else None,
         "trial_reference_ms": references,
+        "device_state": state,
+        "pin_command": command,
     }
+
+
+def _device_state(documents: Sequence[Mapping[str, object]]) -> tuple[str, str]:
+    """How the device stood at the first guarded trial, and the command that would pin it."""
+    for document in documents:
+        guards = document.get("guards")
+        if not isinstance(guards, Mapping) or not isinstance(guards.get("before"), Mapping):
+            continue
+        before = guards["before"]
+        assert isinstance(before, Mapping)
+        kind = guards.get("kind")
+        cpus = guards.get("cpus")
+        state = pinning(
+            before,
+            cpus=[c for c in cpus if isinstance(c, int)] if isinstance(cpus, list) else None,
+            kind=kind if kind in ("local", "ssh", "adb") else "local",
+        )
+        parts: list[str] = []
+        command = ""
+        if state is None:
+            parts.append("no cpufreq (frequencies not visible)")
+        else:
+            pinned = "pinned" if state.pinned else "not pinned"
+            parts.append(f"governor {'/'.join(state.governors)} ({pinned})")
+            command = " && ".join(state.commands)
+        android = before.get("android")
+        if isinstance(android, Mapping):
+            level, charging = android.get("battery_level_pct"), android.get("charging")
+            if level is not None:
+                parts.append(f"battery {level} %{' charging' if charging else ''}")
+            screen = android.get("screen_on")
+            if screen is not None:
+                parts.append(f"screen {'on' if screen else 'off'}")
+            status = android.get("thermal_status")
+            if status is not None:
+                parts.append(f"thermal status {status}")
+        return "; ".join(parts), command
+    return "", ""
 
 
 def stability(reference_ms: Sequence[float]) -> dict[str, float | int] | None:

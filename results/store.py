@@ -226,6 +226,8 @@ RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "other_load",
     "cooldown_s",
     "trial_reference_ms",
+    "device_state",
+    "pin_command",
 )
 _INT_COLUMNS: Final = (
     "run_id",
@@ -1544,7 +1546,7 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
     model_document = documents[0] if documents else {}
     from results.reliability import cell_reliability
 
-    trust = cell_reliability(ok, trial_summaries)
+    trust = cell_reliability(ok, trial_summaries, summary.flags)
     return {
         "run_id": first["run_id"],
         "device": first["device"],
@@ -1602,6 +1604,8 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
         "other_load": trust["other_load"],
         "cooldown_s": trust["cooldown_s"],
         "trial_reference_ms": trust["trial_reference_ms"],
+        "device_state": trust["device_state"],
+        "pin_command": trust["pin_command"],
     }
 
 

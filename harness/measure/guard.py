@@ -7,7 +7,8 @@ the ``guards`` record stored inside the trial's document::
 
     {"before": READING, "after": READING, "wall_s": float,
      "own_cpu_s": float | null, "own_cpu_source": "runner" | "children" | null,
-     "cpus": [int] | null, "cooldown": COOLDOWN | null, "hot_c": float}
+     "cpus": [int] | null, "cooldown": COOLDOWN | null, "hot_c": float,
+     "kind": "local" | "ssh" | "adb"}
 
 ``own_cpu_s`` is the trial process's CPU time: on this machine the harness's children's
 CPU time over the trial (the runner and the two sampling shells), on a remote device the
@@ -109,4 +110,5 @@ class TrialGuard:
             "cpus": list(cpus) if cpus else None,
             "cooldown": asdict(started.cooldown) if started.cooldown else None,
             "hot_c": self.hot_c if self.hot_c is not None else DEFAULT_HOT_C,
+            "kind": "adb" if self.android else ("local" if self.local else "ssh"),
         }

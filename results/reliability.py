@@ -18,8 +18,10 @@ Flags of a cell:
   applied to the unit of replication);
 * ``target_missed``: an adaptive run (``run --target-ci``) ended before the cell's interval
   was within the target;
-* ``high_cv``: the median over trials of the within-process CV above 10 % (pooled samples
-  mix processes, so the pooled CV says nothing about one process);
+* ``high_cv``: the median over trials of the within-process robust CV (IQR / 1.349 /
+  median) above 10 %: pooled samples mix processes, so the pooled CV says nothing about
+  one process, and a plain CV over thousands of per-inference samples is dominated by the
+  few preempted ones;
 * ``few_samples``/``no_samples`` as in ``results.stats``.
 
 ``far_min``/``far_max`` (one sample far from the median) are no longer flags: over
@@ -33,6 +35,8 @@ import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Final
+
+import numpy as np
 
 from results.guards import judge_trial, pinning
 from results.stats import HIGH_CV, Summary
@@ -50,10 +54,20 @@ FLAG_MEANINGS: Final[Mapping[str, str]] = {
     "low_battery": "the phone's battery was below 25 % and not charging",
     "spread": "trials (fresh processes) differ by more than 10 % (SD of log medians)",
     "target_missed": "the run's cross-trial CI target was not reached",
-    "high_cv": "samples within one process vary by more than 10 % (CV)",
+    "high_cv": "samples within one process vary by more than 10 % (robust CV from the IQR)",
     "few_samples": "fewer samples than requested",
     "no_samples": "no samples",
 }
+
+
+def _robust_cv(samples: object) -> float | None:
+    """IQR / 1.349 / median of one trial's samples: the CV of a normal distribution with the
+    same quartiles, not inflated by a single preempted inference as the plain CV is."""
+    if not isinstance(samples, list) or len(samples) < 4:
+        return None
+    values = np.asarray([float(v) for v in samples], dtype=np.float64)
+    q1, median, q3 = np.percentile(values, [25.0, 50.0, 75.0])
+    return float((q3 - q1) / 1.349 / median) if median > 0 else None
 
 
 def _number(value: object) -> float | None:
@@ -107,12 +121,12 @@ def cell_reliability(
         reasons.append(
             f"cross-trial CI {got} after {interval.trials} trials, target ±{min(targets):.1%}"
         )
-    cvs = [s.cv for s in summaries if s.cv is not None]
-    if cvs and statistics.median(cvs) > HIGH_CV:
+    within = [w for d in documents if (w := _robust_cv(d.get("samples_ms"))) is not None]
+    if within and statistics.median(within) > HIGH_CV:
         flags.append("high_cv")
         reasons.append(
-            f"within-process CV {statistics.median(cvs):.0%} (median of trials; limit "
-            f"{HIGH_CV:.0%})"
+            f"within-process spread {statistics.median(within):.0%} (IQR / 1.349 / median, "
+            f"median of trials; limit {HIGH_CV:.0%})"
         )
     for sample_flag in ("few_samples", "no_samples"):
         if sample_flag in pooled_flags:

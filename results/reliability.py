@@ -38,7 +38,14 @@ from typing import Final
 
 import numpy as np
 
-from results.guards import judge_trial, pinning
+from results.guards import (
+    LOADAVG_PER_CPU_MAX,
+    LOW_BATTERY_PCT,
+    OTHER_LOAD_MAX,
+    STEAL_MAX,
+    judge_trial,
+    pinning,
+)
 from results.stats import HIGH_CV, Summary
 from results.trials import TrialInterval, cross_trial_interval
 
@@ -48,13 +55,13 @@ SPREAD_MAX: Final = 0.10
 FLAG_MEANINGS: Final[Mapping[str, str]] = {
     "throttled": "the device throttled its CPU frequency during a trial",
     "hot": "a thermal zone reached the device's temperature limit",
-    "busy": "other processes used more than 10 % of the measured CPUs",
-    "steal": "the hypervisor took more than 5 % of the CPUs' time",
-    "overloaded": "the load average exceeded 1.5 runnable tasks per CPU",
-    "low_battery": "the phone's battery was below 25 % and not charging",
-    "spread": "trials (fresh processes) differ by more than 10 % (SD of log medians)",
+    "busy": f"other processes used more than {OTHER_LOAD_MAX:.0%} of the measured CPUs",
+    "steal": f"the hypervisor took more than {STEAL_MAX:.0%} of the CPUs' time",
+    "overloaded": f"the load average exceeded {LOADAVG_PER_CPU_MAX:g} runnable tasks per CPU",
+    "low_battery": f"the phone's battery was below {LOW_BATTERY_PCT} % and not charging",
+    "spread": f"trials (fresh processes) differ by more than {SPREAD_MAX:.0%} (SD of log medians)",
     "target_missed": "the run's cross-trial CI target was not reached",
-    "high_cv": "samples within one process vary by more than 10 % (robust CV from the IQR)",
+    "high_cv": f"samples within one process vary by more than {HIGH_CV:.0%} (robust CV)",
     "few_samples": "fewer samples than requested",
     "no_samples": "no samples",
 }

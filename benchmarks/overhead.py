@@ -3,9 +3,9 @@
 For MobileNetV1 1.0/224 and 0.25/128 (Howard et al. 2017, arXiv:1704.04861; built by
 ``harness.generator``) this script alternates, round by round, between
 
-  (a) the runner (harness/runner.py) started as a subprocess exactly as the harness starts
-      it -- ``python runner.py MODEL --threads N`` with its default measurement rule -- and
-      the median of the samples it reports, and
+  (a) the agent (harness/agent, as the agent.pyz zipapp) started as a subprocess exactly as
+      the harness starts it -- ``python agent.pyz MODEL --threads N`` with its default
+      measurement rule -- and the median of the samples it reports, and
   (b) a bare in-process loop over the same model with the same session options
       (N intra-op threads, default inter-op threads, all graph optimizations, sequential,
       spinning on), inputs and outputs bound once through IO binding, timed with
@@ -38,11 +38,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from harness import runner
+from harness.agent.bundle import AGENT, zipapp_path
+from harness.agent.facts import cpu_model
 from harness.generator import build_model
 from harness.spec import ModelSpec
 
-RUNNER_PATH = Path(runner.__file__)
+RUNNER_PATH = zipapp_path(AGENT)
 BARE_WARMUP_S = 1.0
 BARE_MEASURE_S = 1.0
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         help="intra-op threads for both sides (default: the CPUs this process may use)",
     )
     args = parser.parse_args(argv)
-    print(f"onnxruntime {ort.__version__}, python {sys.version.split()[0]}, {runner.cpu_model()}")
+    print(f"onnxruntime {ort.__version__}, python {sys.version.split()[0]}, {cpu_model()}")
     summary = []
     with tempfile.TemporaryDirectory(prefix="mnbench_overhead_") as workdir:
         for case in CASES:

@@ -3,7 +3,7 @@
 For each cell (Howard et al. 2017, arXiv:1704.04861; built by ``harness.generator``, the int8
 model by ``harness.precision``: static QDQ, per-channel weights) this script alternates the
 two precisions round by round (A B B A ...), each measurement a fresh runner process started
-exactly as ``mnbench run`` starts it (``python runner.py MODEL --threads N``, its default
+exactly as ``mnbench run`` starts it (``python agent.pyz MODEL --threads N``, its default
 measurement rule), and prints each precision's median latency (median of the per-round
 medians) and the int8/fp32 ratio (median of the per-round ratios).
 
@@ -32,11 +32,11 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from harness import runner
+from harness.agent.bundle import AGENT, zipapp_path
 from harness.generator import GeneratedModel, generate
 from harness.spec import ModelSpec, Precision
 
-RUNNER_PATH = Path(runner.__file__)
+RUNNER_PATH = zipapp_path(AGENT)
 CELLS = ((1.0, 224), (0.25, 128))
 PRECISIONS: tuple[Precision, Precision] = ("fp32", "int8")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_fp16", "asimddp")

@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 
 from devices.transport import LocalTransport
+from harness.agent.bundle import AGENT, zipapp_path
 from harness.cli import main as mnbench
 from harness.paired import PairSettings, SideCommand, measure_pair
-from harness.sweep import RUNNER_PATH
 from results.paired import Burst, burst_log_ratios
 
 
@@ -46,7 +46,7 @@ def main() -> None:
             mnbench(["generate", "--alpha", args.alpha, "--resolution", args.resolution,
                      "--out", tmp])  # fmt: skip
         (model,) = Path(tmp).glob("*.onnx")
-        base = (sys.executable, str(RUNNER_PATH), str(model), "--threads", "2")
+        base = (sys.executable, str(zipapp_path(AGENT)), str(model), "--threads", "2")
         modes = {
             "suspend": (base, True),
             "no-spin": ((*base, "--no-spin"), False),

@@ -4,10 +4,10 @@ Sources: the properties a benchmark records (``ro.product.*``, ``ro.soc.*`` from
 ``SocProperties.sysprop``, ``ro.build.*``, ``ro.product.cpu.abilist``); cpufreq sysfs
 files in kHz (``Documentation/cpu-freq/user-guide`` in the Linux kernel); thermal zones in
 milli-degrees C (``Documentation/driver-api/thermal/sysfs-api``); ``dumpsys battery``
-with the temperature in tenths of a degree (``BatteryService``); big/LITTLE grouping by
-``cpuinfo_max_freq`` as ncnn's ``src/cpu.cpp`` does; the hex affinity mask of toybox
-``taskset`` (``toys/other/taskset.c``); ELF ``e_machine`` values from the System V ABI
-(EM_386 = 3, EM_ARM = 40, EM_X86_64 = 62, EM_AARCH64 = 183).
+with the temperature in tenths of a degree (``BatteryService``); the clusters by
+``cpuinfo_max_freq`` with the agent's one rule (``harness/agent/cores.py``); ELF
+``e_machine`` values from the System V ABI (EM_386 = 3, EM_ARM = 40, EM_X86_64 = 62,
+EM_AARCH64 = 183).
 
 Everything is read in one shell round trip (``collect_android_facts``).
 """
@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from devices.probe import MAX_CPU
+from devices.errors import DeviceError
+from devices.probe import resolve_cpus
 from devices.transport import Transport
-from harness.errors import UserError
+from harness.agent.cores import clusters
 
 ANDROID_PROP_KEYS: tuple[str, ...] = (
     "ro.product.manufacturer",
@@ -72,7 +73,7 @@ true
 _PROP_RE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 
 
-class AbiMismatch(UserError):
+class AbiMismatch(DeviceError):
     """A binary built for an ABI the phone cannot run."""
 
 
@@ -135,86 +136,18 @@ def collect_android_facts(transport: Transport) -> dict[str, object]:
         "mem_total_bytes": mem_total_bytes,
         "cpu_count": len(cpus),
         "cpus": cpus,
-        "clusters": cluster_cpus(max_khz),
+        "clusters": clusters(max_khz),
         "thermal_zones": zones,
         "battery": _parse_battery(sections.get("battery", [])),
     }
 
 
-def cluster_cpus(per_core_max_khz: Mapping[int, int]) -> dict[str, list[int]]:
-    """Group cores by maximum frequency: ``little`` (slowest), ``big``, ``prime``.
-
-    ``big`` is every core faster than the little cluster (what a "big cores" taskset mask
-    means); with three or more frequency levels the fastest level is also ``prime``. A
-    phone whose cores all share one frequency has ``big`` == ``little`` == all cores.
-    """
-    if not per_core_max_khz:
-        return {}
-    levels = sorted(set(per_core_max_khz.values()))
-    by_level = {
-        level: sorted(cpu for cpu, khz in per_core_max_khz.items() if khz == level)
-        for level in levels
-    }
-    everyone = sorted(per_core_max_khz)
-    if len(levels) == 1:
-        return {"little": everyone, "big": everyone}
-    clusters = {
-        "little": by_level[levels[0]],
-        "big": sorted(cpu for cpu, khz in per_core_max_khz.items() if khz > levels[0]),
-    }
-    if len(levels) >= 3:
-        clusters["prime"] = by_level[levels[-1]]
-    return clusters
-
-
-def taskset_mask(cpus: Sequence[int]) -> str:
-    """The hex affinity mask toybox/util-linux ``taskset`` takes, e.g. [4, 5, 6, 7] → f0."""
-    if not cpus:
-        raise ValueError("an affinity mask needs at least one CPU")
-    mask = 0
-    for cpu in cpus:
-        if cpu < 0:
-            raise ValueError(f"not a CPU number: {cpu}")
-        mask |= 1 << cpu
-    return f"{mask:x}"
-
-
 def resolve_cores(spec: str, facts: Mapping[str, object]) -> list[int]:
-    """CPU numbers for ``big``, ``little``, ``prime``, ``all``, ``0xMASK`` or ``0,2,4-7``."""
-    text = spec.strip().lower()
-    known = _known_cpus(facts)
-    clusters = facts.get("clusters")
-    if text == "all":
-        cpus = sorted(known)
-    elif text in ("big", "little", "prime"):
-        members = clusters.get(text) if isinstance(clusters, Mapping) else None
-        if not members:
-            available = ", ".join(sorted(clusters)) if isinstance(clusters, Mapping) else "none"
-            raise UserError(
-                f"this device has no {text!r} cores (clusters: {available}); "
-                "use all, a list like 0-3 or a hex mask like 0xf0"
-            )
-        cpus = sorted(int(cpu) for cpu in members)
-    elif text.startswith("0x"):
-        try:
-            mask = int(text, 16)
-        except ValueError:
-            raise UserError(f"bad CPU mask {spec[:60]!r}; write it in hex like 0xf0") from None
-        if mask.bit_length() > MAX_CPU + 1:
-            raise UserError(
-                f"CPU mask {spec[:60]!r} names cores above {MAX_CPU}; no device has them"
-            )
-        cpus = [bit for bit in range(mask.bit_length()) if mask >> bit & 1]
-    else:
-        cpus = _parse_cpu_list(spec)
-    if not cpus:
-        raise UserError(f"CPU selection {spec[:60]!r} selects no cores; pick at least one")
-    missing = [cpu for cpu in cpus if known and cpu not in known]
-    if missing:
-        raise UserError(
-            f"CPU selection {spec[:60]!r} names cores {_few(missing)} the device does not have "
-            f"(it has {_span(sorted(known))}); choose among those"
-        )
+    """CPU numbers for ``big``, ``little``, ``prime``, ``all``, ``0xMASK`` or ``0,2,4-7`` on a
+    phone: the same selection as on every other device (``devices.probe.resolve_cpus``)."""
+    cpus = resolve_cpus(spec, facts)
+    if cpus is None:
+        raise DeviceError("an empty CPU selection selects no cores; pick at least one")
     return cpus
 
 
@@ -224,14 +157,14 @@ def abi_of_elf(path: Path) -> Abi:
         with open(path, "rb") as handle:
             header = handle.read(20)
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+        raise DeviceError(f"cannot read {path}: {exc.strerror}; check the path") from exc
     if len(header) < 20 or header[:4] != b"\x7fELF":
-        raise UserError(f"{path} is not an ELF binary; give an Android build of the tool")
+        raise DeviceError(f"{path} is not an ELF binary; give an Android build of the tool")
     order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
     machine = int.from_bytes(header[18:20], order)
     abi = _ELF_MACHINES.get(machine)
     if abi is None:
-        raise UserError(
+        raise DeviceError(
             f"{path} is built for ELF machine {machine}, not an Android ABI; "
             "build it for arm64-v8a or armeabi-v7a"
         )
@@ -306,49 +239,6 @@ def _soc_name(props: Mapping[str, str | None]) -> str | None:
     if model:
         return f"{maker} {model}" if maker else model
     return props.get("ro.board.platform") or props.get("ro.hardware")
-
-
-def _known_cpus(facts: Mapping[str, object]) -> set[int]:
-    cpus = facts.get("cpus")
-    known: set[int] = set()
-    if isinstance(cpus, list):
-        for entry in cpus:
-            if isinstance(entry, Mapping) and "cpu" in entry:
-                known.add(int(entry["cpu"]))
-    return known
-
-
-def _parse_cpu_list(spec: str) -> list[int]:
-    cpus: set[int] = set()
-    try:
-        for raw in spec.split(","):
-            part = raw.strip()
-            if not part:
-                continue
-            first, _, last = part.partition("-")
-            start, end = int(first), int(last or first)
-            if end < start:
-                raise ValueError
-            if end > MAX_CPU:
-                raise UserError(
-                    f"CPU selection {spec[:60]!r} names core {end}; core numbers stop at {MAX_CPU}"
-                )
-            cpus.update(range(start, end + 1))
-    except ValueError:
-        raise UserError(
-            f"bad CPU selection {spec[:60]!r}; use big, little, prime, all, 0,1,4-7 "
-            "or a mask like 0xf0"
-        ) from None
-    return sorted(cpus)
-
-
-def _few(cpus: Sequence[int]) -> str:
-    """A short list of core numbers for a message: all of them, or the ends and the count."""
-    return str(list(cpus)) if len(cpus) <= 8 else f"[{cpus[0]}, ..., {cpus[-1]}] ({len(cpus)})"
-
-
-def _span(cpus: Sequence[int]) -> str:
-    return f"{cpus[0]}-{cpus[-1]}" if cpus else "none"
 
 
 def _zone_index(zone: str) -> int:

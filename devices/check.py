@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal
 
 from devices.device import DeviceConfig, open_transport
+from devices.errors import DeviceError
 from devices.probe import probe_python
 from devices.transport import CommandFailed, Completed, Transport, TransportError
-from harness.errors import UserError
 
 CheckName = Literal[
     "reachable", "python", "numpy", "onnxruntime", "workdir", "runner", "perf_test", "abi"
@@ -110,7 +110,7 @@ def check_device(
     items: list[CheckItem] = []
     try:
         transport = open_transport(config)
-    except UserError as exc:
+    except DeviceError as exc:
         return [CheckItem("reachable", False, exc.message, device_command(config, ["true"]))]
     try:
         try:
@@ -123,7 +123,7 @@ def check_device(
         versions: dict[str, object] | None = None
         try:
             versions = probe_python(transport, config.python_argv, env=config.env)
-        except UserError as exc:
+        except DeviceError as exc:
             items.append(
                 CheckItem(
                     "python",
@@ -177,7 +177,7 @@ def _check_phone(
     items: list[CheckItem] = []
     try:
         transport = open_transport(config)
-    except UserError as exc:
+    except DeviceError as exc:
         return [CheckItem("reachable", False, exc.message, f"{config.adb_path} devices -l")]
     try:
         try:
@@ -213,7 +213,7 @@ def _check_phone(
             supported = [str(a) for a in abilist] if isinstance(abilist, list) else []
             try:
                 abi = abi_of_elf(binary)
-            except UserError as exc:
+            except DeviceError as exc:
                 items.append(CheckItem("abi", False, exc.message, None))
             else:
                 ok = not supported or abi in supported
@@ -280,12 +280,12 @@ def install_runtime(
     except CommandFailed as exc:
         output = exc.completed.stderr + exc.completed.stdout
         if "externally-managed-environment" in output:
-            raise UserError(
+            raise DeviceError(
                 f"the system Python on {transport.name} is externally managed (PEP 668); "
                 f"make a venv there: {venv_fix(config)}"
             ) from exc
         if "No module named pip" in output:
-            raise UserError(
+            raise DeviceError(
                 f"pip is missing on {transport.name}; install it with: "
                 + device_command(config, ["sudo", "apt-get", "install", "-y", "python3-pip"])
             ) from exc

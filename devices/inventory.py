@@ -17,7 +17,7 @@ Inventory shape (TOML v1.0, read with ``tomllib``, ``tomli`` on Python 3.10)::
     cpus = "big"              # or cores = ...
     env = { OMP_NUM_THREADS = "1" }
 
-Every key is checked: an unknown key or a wrong type is a one-line ``UserError`` naming the
+Every key is checked: an unknown key or a wrong type is a one-line ``DeviceError`` naming the
 device, the key and what is allowed. Local paths (identity_file, known_hosts_file, perf_test,
 perf_test_libs) are relative to the inventory file's directory.
 """
@@ -36,8 +36,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DEVICE_KINDS, DeviceConfig, DeviceKind
+from devices.errors import DeviceError
 from devices.ssh_options import UnsafeSshOption, check_ssh_options, valid_host, valid_user
-from harness.errors import UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,7 +52,7 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_CONNECT_TIMEOUT_S = 86_400.0
 
 
-class InventoryError(UserError):
+class InventoryError(DeviceError):
     """The inventory file or a device URL is wrong (exit code 2)."""
 
 

@@ -9,9 +9,9 @@ What is collected (docs/devices.md, "Device facts"): the board model
 ``sh`` script prints them as ``== NAME`` sections (never built from user input), so an SSH
 or adb device costs one round trip; the parsing is pure and tested on recorded samples.
 
-Core selection (``resolve_cpus``) groups cores into big and little clusters by their
-maximum frequency the way ncnn's ``src/cpu.cpp`` does: a core is big when its
-``cpuinfo_max_freq`` is at least the midpoint of the slowest and fastest cores.
+Core selection (``resolve_cpus``) applies the agent's one cluster rule
+(``harness/agent/cores.py``: little = the slowest cluster, big = every faster core, prime =
+the fastest of three or more levels) to the facts of any device, Linux or Android.
 """
 
 from __future__ import annotations
@@ -22,35 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devices.errors import DeviceError
 from devices.transport import CommandFailed, Transport, TransportError
-from harness.errors import UserError
-
-ARM_IMPLEMENTER = 0x41
-ARM_PARTS: dict[int, str] = {
-    0xD03: "Cortex-A53",
-    0xD04: "Cortex-A35",
-    0xD05: "Cortex-A55",
-    0xD07: "Cortex-A57",
-    0xD08: "Cortex-A72",
-    0xD09: "Cortex-A73",
-    0xD0A: "Cortex-A75",
-    0xD0B: "Cortex-A76",
-    0xD0C: "Neoverse-N1",
-    0xD0D: "Cortex-A77",
-    0xD40: "Neoverse-V1",
-    0xD41: "Cortex-A78",
-    0xD44: "Cortex-X1",
-    0xD46: "Cortex-A510",
-    0xD47: "Cortex-A710",
-    0xD48: "Cortex-X2",
-    0xD49: "Neoverse-N2",
-    0xD4D: "Cortex-A715",
-    0xD4E: "Cortex-X3",
-    0xD4F: "Neoverse-V2",
-    0xD80: "Cortex-A520",
-    0xD81: "Cortex-A720",
-    0xD82: "Cortex-X4",
-}
+from harness.agent.cores import CORE_WORDS, CoreSelectionError, select_cores
+from harness.agent.cpus import MAX_CPU
+from harness.agent.parts import arm_core_name
 
 FACTS_SCRIPT = r"""
 section() { printf '\n== %s\n' "$1"; }
@@ -181,18 +157,6 @@ def split_sections(text: str) -> dict[str, str]:
     if name is not None:
         sections[name] = "\n".join(lines).strip("\n")
     return sections
-
-
-def arm_core_name(implementer: str | None, part: str | None) -> str | None:
-    """The core name, e.g. Cortex-A72 for implementer 0x41 part 0xd08; None when unknown."""
-    try:
-        impl = int(implementer or "", 16)
-        number = int(part or "", 16)
-    except ValueError:
-        return None
-    if impl == ARM_IMPLEMENTER:
-        return ARM_PARTS.get(number)
-    return None
 
 
 def parse_cpuinfo(text: str) -> tuple[list[CpuCore], str | None, str | None]:
@@ -341,80 +305,70 @@ def probe_python(
     except CommandFailed as exc:
         tail = (exc.completed.stderr.strip().splitlines() or ["no output"])[-1]
         if exc.completed.rc in (126, 127):
-            raise UserError(
+            raise DeviceError(
                 f"Python {program!r} was not found on {transport.name} ({tail[:200]}); install "
                 "python3 there or set the device's python to an interpreter path"
             ) from exc
-        raise UserError(f"Python {program!r} on {transport.name} failed: {tail[:300]}") from exc
+        raise DeviceError(f"Python {program!r} on {transport.name} failed: {tail[:300]}") from exc
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("MNBENCH-PROBE "):
             result: dict[str, object] = json.loads(line[len("MNBENCH-PROBE ") :])
             return result
-    raise UserError(f"Python {program!r} on {transport.name} printed no version report")
+    raise DeviceError(f"Python {program!r} on {transport.name} printed no version report")
 
 
 # -- core selection ---------------------------------------------------------------------
 
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?\Z")
 
-
-def clusters(facts: DeviceFacts) -> tuple[list[int], list[int]]:
-    """(big, little) cores by maximum frequency (ncnn's midpoint rule); both are all cores
-    on a device whose cores all run at the same maximum frequency."""
-    known = [(c.cpu, c.max_freq_khz) for c in facts.cores if c.max_freq_khz]
-    if not known:
-        raise UserError(
-            "cannot tell big from little cores on this device (no cpufreq in sysfs); "
-            'give core numbers instead, e.g. cpus = "4-7"'
-        )
-    freqs = [f for _, f in known]
-    midpoint = (min(freqs) + max(freqs)) / 2
-    if min(freqs) == max(freqs):
-        every = sorted(cpu for cpu, _ in known)
-        return every, every
-    big = sorted(cpu for cpu, f in known if f >= midpoint)
-    little = sorted(cpu for cpu, f in known if f < midpoint)
-    return big, little
+def core_topology(facts: DeviceFacts | Mapping[str, Any]) -> tuple[list[int], dict[int, int]]:
+    """(every core, maximum kHz of the cores that report one) from a device's facts: a Linux
+    device's (``cores`` with ``max_freq_khz``) or an Android phone's (``cpus`` with
+    ``max_khz``, ``devices/android.py``)."""
+    if isinstance(facts, Mapping) and "cores" not in facts and "cpus" in facts:
+        entries = [e for e in facts.get("cpus") or () if isinstance(e, Mapping) and "cpu" in e]
+        cpus = sorted(int(e["cpu"]) for e in entries)
+        max_khz = {int(e["cpu"]): int(e["max_khz"]) for e in entries if e.get("max_khz")}
+        return cpus, max_khz
+    device = facts if isinstance(facts, DeviceFacts) else DeviceFacts.from_dict(facts)
+    max_khz = {c.cpu: c.max_freq_khz for c in device.cores if c.max_freq_khz}
+    return device.cpu_ids, max_khz
 
 
 _CPU_PIECE = re.compile(r"(\d{1,12})(?:-(\d{1,12}))?\Z")
-_CPU_WORDS = ("big", "little", "prime", "all")
-MAX_CPU = 4095
-"""Highest core number a CPU list may name (Linux's NR_CPUS stops at 8192)."""
 MAX_SPEC_CHARS = 200
 
 
 def check_cpu_spec(text: str, name: str = "cpus") -> str:
     """Refuse a CPU list whose numbers or size no machine has, before anything expands it."""
     spec = text.strip().lower()
-    if spec in _CPU_WORDS:
+    if spec in CORE_WORDS:
         return text
     if len(spec) > MAX_SPEC_CHARS:
-        raise UserError(f"{name} {_shown(text)} is too long; give core numbers, ranges or a word")
+        raise DeviceError(f"{name} {_shown(text)} is too long; give core numbers, ranges or a word")
     if spec.startswith("0x"):
         digits = spec[2:]
         if not digits or not re.fullmatch(r"[0-9a-f]+", digits):
-            raise UserError(f"{name} {_shown(text)} is not a hex mask; write it like 0xf0")
+            raise DeviceError(f"{name} {_shown(text)} is not a hex mask; write it like 0xf0")
         if int(digits, 16).bit_length() > MAX_CPU + 1:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} names cores above {MAX_CPU}; no device has them"
             )
         return text
     for piece in spec.split(","):
         match = _CPU_PIECE.match(piece.strip())
         if not match:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} is not a CPU list; use core numbers (0,1), ranges "
                 "(4-7), big, little, all or a hex mask (0xf0)"
             )
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
         if last > MAX_CPU:
-            raise UserError(
+            raise DeviceError(
                 f"{name} {_shown(text)} names core {last}; core numbers stop at {MAX_CPU}"
             )
         if last < first:
-            raise UserError(f"{name}: range {piece.strip()!r} runs backwards; write low-high")
+            raise DeviceError(f"{name}: range {piece.strip()!r} runs backwards; write low-high")
     return text
 
 
@@ -425,68 +379,20 @@ def _shown(text: str) -> str:
 def resolve_cpus(
     spec: str | None, facts: DeviceFacts | Mapping[str, Any] | None = None
 ) -> list[int] | None:
-    """Core numbers for a spec ("0,1", "4-7", "big", "little", "all", "0xf0"); None = no pinning."""
+    """Core numbers for a spec ("0,1", "4-7", "big", "little", "prime", "all", "0xf0") on a
+    Linux or Android device; None = no pinning."""
     if spec is None or not spec.strip():
         return None
     check_cpu_spec(spec)
-    if facts is not None and not isinstance(facts, DeviceFacts):
-        facts = DeviceFacts.from_dict(facts)
     text = spec.strip().lower()
-    available = facts.cpu_ids if facts is not None else []
-    if text in ("big", "little", "all"):
-        if facts is None:
-            raise UserError(f"cpus = {spec!r} needs the device's facts; probe the device first")
-        if text == "all":
-            return available
-        big, little = clusters(facts)
-        return big if text == "big" else little
-    cpus: set[int] = set()
-    if text.startswith("0x"):
-        try:
-            mask = int(text, 16)
-        except ValueError:
-            mask = 0
-        if mask <= 0:
-            raise UserError(f"invalid CPU mask {spec!r}; use a hex mask like 0xf0")
-        cpus = {bit for bit in range(mask.bit_length()) if mask >> bit & 1}
+    cpus: list[int] = []
+    max_khz: dict[int, int] = {}
+    if facts is None:
+        if text in CORE_WORDS:
+            raise DeviceError(f"cpus = {spec!r} needs the device's facts; probe the device first")
     else:
-        for piece in text.split(","):
-            match = _RANGE.match(piece.strip())
-            if not match:
-                raise UserError(
-                    f"invalid cpus {spec!r}; use core numbers (0,1), ranges (4-7), "
-                    "big, little, all or a hex mask (0xf0)"
-                )
-            first = int(match.group(1))
-            last = int(match.group(2)) if match.group(2) else first
-            if last < first:
-                raise UserError(f"invalid CPU range {piece!r} in {spec!r}; write low-high")
-            cpus.update(range(first, last + 1))
-    if available:
-        missing = sorted(cpus - set(available))
-        if missing:
-            raise UserError(
-                f"cpus {_shown(spec)} names cores {_ranges(missing)} that the device does not "
-                "have; "
-                f"it has {_ranges(available)}"
-            )
-    return sorted(cpus)
-
-
-def cpu_mask(cpus: Sequence[int]) -> str:
-    """The hex affinity mask ``taskset`` takes, e.g. ``f0`` for cores 4-7."""
-    return format(sum(1 << c for c in set(cpus)), "x")
-
-
-def _ranges(cpus: Sequence[int]) -> str:
-    out: list[str] = []
-    ordered = sorted(cpus)
-    start = prev = ordered[0]
-    for cpu in [*ordered[1:], None]:
-        if cpu is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        out.append(f"{start}-{prev}" if prev != start else str(start))
-        if cpu is not None:
-            start = prev = cpu
-    return ",".join(out)
+        cpus, max_khz = core_topology(facts)
+    try:
+        return select_cores(spec, cpus, max_khz)
+    except CoreSelectionError as error:
+        raise DeviceError(str(error)) from None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from harness.errors import UserError
+from devices.errors import DeviceError
 
 ALLOWED_OPTIONS: tuple[str, ...] = (
     "AddressFamily",
@@ -88,7 +88,7 @@ _HOST = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.%A-Za-z]+\])\Z
 _IPV6 = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*\Z")
 
 
-class UnsafeSshOption(UserError):
+class UnsafeSshOption(DeviceError):
     """An ssh option, host or user that a device description may not carry (exit code 2)."""
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from harness.errors import UserError
+from devices.errors import DeviceError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -59,7 +59,7 @@ class Completed:
     wall_s: float
 
 
-class TransportError(UserError):
+class TransportError(DeviceError):
     """The device could not be reached or a file could not be moved (exit code 2)."""
 
 

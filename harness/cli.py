@@ -18,9 +18,21 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Protocol, cast
 
+from devices.errors import DeviceError
 from harness import __version__
-from harness.commands import COMMANDS
+from harness.commands import COMMANDS, SUMMARIES
 from harness.errors import Interrupted, UserError, disk_full_message, request_stop, reset_stop
+from reports.errors import ReportError
+from results.errors import ResultsError
+
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, DeviceError, ResultsError, ReportError)
+"""The errors a user can act on, each package's own: printed as one line, never a traceback."""
+
+
+def exit_code_of(exc: Exception) -> int:
+    """The exit code of an error a user can act on: 2 (usage or harness error) unless a
+    harness ``UserError`` says otherwise."""
+    return exc.exit_code if isinstance(exc, UserError) else 2
 
 
 class CommandModule(Protocol):
@@ -40,7 +52,20 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_verb(argv: Sequence[str]) -> str | None:
+    """The verb an argument list runs: its first word that is not an option (or None)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mnbench`` parser. Given ``argv``, only the module of the verb it runs is
+    imported; every other verb is listed from ``COMMANDS``/``SUMMARIES`` alone, so
+    ``mnbench --help`` starts without onnx or pandas. Without ``argv``, every verb's full
+    parser is built."""
+    verb = None if argv is None else chosen_verb(argv)
     parser = _Parser(
         prog="mnbench",
         description="Benchmark MobileNetV1 (alpha x resolution grid) with ONNX Runtime on "
@@ -52,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
     )
     sub.required = True
-    for module_name in COMMANDS.values():
-        cast(CommandModule, importlib.import_module(module_name)).add_parser(sub)
+    for name, module_name in COMMANDS.items():
+        if argv is None or name == verb:
+            cast(CommandModule, importlib.import_module(module_name)).add_parser(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name], add_help=False)
     return parser
 
 
@@ -114,14 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = None
     try:
         with _stop_signals_interrupt():
-            parser = build_parser()
-            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+            words = list(sys.argv[1:] if argv is None else argv)
+            args = build_parser(words).parse_args(words)
             command = args.command
             module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
             return module.run(args)
-    except UserError as exc:
-        print(f"mnbench: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+    except USER_ERRORS as exc:
+        print(f"mnbench: error: {exc}", file=sys.stderr)
+        return exit_code_of(exc)
     except Interrupted as exc:
         print(_interrupted_line(exc.signum, exc.hint, command), file=sys.stderr)
         return 128 + exc.signum

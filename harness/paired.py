@@ -1,6 +1,6 @@
 """Process pairs measured side by side: the device-side work of ``mnbench regress``.
 
-One pair = a baseline and a candidate runner process in agent mode (``runner.py --serve``)
+One pair = a baseline and a candidate runner process in agent mode (``agent.pyz --serve``)
 on the device, started together (which one is started first is random). Each loads its
 model once; then, with the other process suspended (SIGSTOP of its process group, so its
 onnxruntime threads cannot spin and take the cores), each warms up in turn, and the two

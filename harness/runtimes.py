@@ -28,16 +28,22 @@ SPEC_RE = re.compile(r"^onnxruntime==(\d+(?:\.\d+){1,3}(?:(?:rc|a|b|\.post|\.dev
 PIP_TIMEOUT_S = 900.0
 
 
-def cache_dir() -> Path:
-    """Where runtime environments live; a cache path that is a file (or lies under one) is
-    a one-line error naming the variable to fix."""
-    configured = os.environ.get("MNBENCH_CACHE")
-    root = Path(
-        configured
+def cache_root() -> Path:
+    """mnbench's cache: ``$MNBENCH_CACHE``, else ``$XDG_CACHE_HOME/mnbench`` or
+    ``~/.cache/mnbench`` (runtime environments, the agent's zipapps)."""
+    return Path(
+        os.environ.get("MNBENCH_CACHE")
         or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mnbench"
         )
     )
+
+
+def cache_dir() -> Path:
+    """Where runtime environments live; a cache path that is a file (or lies under one) is
+    a one-line error naming the variable to fix."""
+    configured = os.environ.get("MNBENCH_CACHE")
+    root = cache_root()
     for path in (root / "runtimes", *(root / "runtimes").parents):
         if path.exists():
             if not path.is_dir():

@@ -1,7 +1,8 @@
 """Sweep orchestration: plan model x configuration x trial, run each in a fresh runner process
 on the device, and commit every measurement to the store on its own.
 
-One code path for every device (the Transport seam): the runner script is pushed to the
+One code path for every device (the Transport seam): the agent (``harness/agent`` as one
+zipapp) is pushed to the
 device's work directory once, each model once, and each measurement is one process. An
 interrupted sweep loses at most the measurement in flight; ``resume`` re-plans from the
 stored configuration and measures only what is missing. Trials are interleaved (trial-major
@@ -29,24 +30,26 @@ import onnx
 
 from devices.device import DeviceConfig, open_transport
 from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
+from harness.agent.bundle import AGENT, zipapp_path
+from harness.agent.cpus import cpu_mask
+from harness.agent.record import SCHEMA
 from harness.cost import analyze_model, load_model_file
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.generator import generate, spec_from_model
 from harness.layers import layer_card
 from harness.measure.guard import TrialGuard
 from harness.precision import CalibrationSource
+from harness.runtimes import cache_root
 from harness.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
 
-RUNNER_PATH = Path(__file__).with_name("runner.py")
-RUNNER_SCHEMA = "mnbench.runner/1"
 PERF_TEST_RUNS = 100
 """Timed inferences per onnxruntime_perf_test process when the runs are not fixed."""
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Flags passed to the runner (see ``harness/runner.py --help``)."""
+    """Flags passed to the agent (see ``python -m harness.agent --help``)."""
 
     target_ci: float = 0.01
     min_time_s: float = 0.5
@@ -247,7 +250,7 @@ def parse_document(stdout: str) -> dict[str, Any] | None:
                 doc = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(doc, dict) and doc.get("schema") == RUNNER_SCHEMA:
+            if isinstance(doc, dict) and doc.get("schema") == SCHEMA:
                 return doc
     return None
 
@@ -327,8 +330,8 @@ class Sweep:
 
     def push_runner(self) -> str:
         if self._remote_runner is None:
-            remote = self.remote_path("runner.py")
-            self.transport.push(RUNNER_PATH, remote)
+            remote = self.remote_path("agent.pyz")
+            self.transport.push(zipapp_path(AGENT, cache_root() / "agent"), remote)
             self._remote_runner = remote
         return self._remote_runner
 
@@ -371,7 +374,6 @@ class Sweep:
         )
 
     def measure_perf_test(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
-        from devices.android import taskset_mask
         from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
         binary, lib_dir = self.push_perf_test()
@@ -383,7 +385,7 @@ class Sweep:
             item.threads,
             runs,
             lib_dir,
-            taskset_mask(item.cpus) if item.cpus else None,
+            cpu_mask(item.cpus) if item.cpus else None,
         )
         try:
             done = self.transport.run(argv, timeout_s=self.timeout_s, check=False)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from devices.errors import DeviceError
 from devices.probe import check_cpu_spec
 from harness.errors import UserError
 
@@ -119,7 +120,7 @@ def cpu_arg(flag: str = "--cpus") -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
             return check_cpu_spec(text, flag)
-        except UserError as exc:
+        except DeviceError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 
     return parse

@@ -9,7 +9,7 @@ numbers per cell; the standard-convolution variant gets none.
 
 A user CSV (``--accuracy``) has the columns ``alpha,resolution,precision,top1`` (``top5`` and
 ``source`` optional, lines starting with ``#`` are comments); its rows win over the reference
-rows for the same (alpha, resolution, precision). A malformed file is a one-line ``UserError``
+rows for the same (alpha, resolution, precision). A malformed file is a one-line ``ReportError``
 naming the line and what is wrong.
 """
 
@@ -23,7 +23,7 @@ from typing import cast
 
 import pandas as pd
 
-from harness.errors import UserError
+from reports.errors import ReportError
 
 PRECISIONS: tuple[str, ...] = ("fp32", "int8", "fp16")
 REQUIRED_COLUMNS: tuple[str, ...] = ("alpha", "resolution", "precision", "top1")
@@ -53,40 +53,40 @@ def _parse_rows(text: str, origin: str) -> pd.DataFrame:
             header = [cell.lower() for cell in cells]
             missing = [name for name in REQUIRED_COLUMNS if name not in header]
             if missing:
-                raise UserError(
+                raise ReportError(
                     f"{origin} line {line}: header lacks column(s) {', '.join(missing)}; "
                     f"the first row must name the columns {','.join(REQUIRED_COLUMNS)}"
                 )
             continue
         if len(cells) != len(header):
-            raise UserError(
+            raise ReportError(
                 f"{origin} line {line}: {len(cells)} field(s) where the header has "
                 f"{len(header)} ({','.join(header)}); fix or remove that row"
             )
         values = dict(zip(header, cells, strict=True))
         for name in REQUIRED_COLUMNS:
             if values[name] == "":
-                raise UserError(
+                raise ReportError(
                     f"{origin} line {line}: {name} is empty; give a value or remove that row"
                 )
         alpha = _number(values["alpha"], "alpha", origin, line)
         if not alpha > 0:
-            raise UserError(f"{origin} line {line}: alpha {values['alpha']} must be > 0")
+            raise ReportError(f"{origin} line {line}: alpha {values['alpha']} must be > 0")
         resolution_f = _number(values["resolution"], "resolution", origin, line)
         if resolution_f != int(resolution_f) or resolution_f < 32:
-            raise UserError(
+            raise ReportError(
                 f"{origin} line {line}: resolution {values['resolution']} must be "
                 "an integer >= 32 (pixels, e.g. 224)"
             )
         precision = values["precision"].lower()
         if precision not in PRECISIONS:
-            raise UserError(
+            raise ReportError(
                 f"{origin} line {line}: precision {values['precision']!r} is not one "
                 f"of {', '.join(PRECISIONS)}"
             )
         top1 = _number(values["top1"], "top1", origin, line)
         if not 0 < top1 <= 100:
-            raise UserError(
+            raise ReportError(
                 f"{origin} line {line}: top1 {values['top1']} is outside (0, 100]; "
                 "give the accuracy in percent, e.g. 70.9"
             )
@@ -94,13 +94,13 @@ def _parse_rows(text: str, origin: str) -> pd.DataFrame:
         if values.get("top5", ""):
             top5 = _number(values["top5"], "top5", origin, line)
             if not 0 < top5 <= 100:
-                raise UserError(
+                raise ReportError(
                     f"{origin} line {line}: top5 {values['top5']} is outside "
                     "(0, 100]; give the accuracy in percent"
                 )
         key = (alpha_key(alpha), int(resolution_f), precision)
         if key in seen:
-            raise UserError(
+            raise ReportError(
                 f"{origin} line {line}: alpha {alpha:g}, resolution "
                 f"{int(resolution_f)}, {precision} repeats line {seen[key]}; keep one"
             )
@@ -116,18 +116,18 @@ def _parse_rows(text: str, origin: str) -> pd.DataFrame:
             }
         )
     if header is None:
-        raise UserError(
+        raise ReportError(
             f"{origin}: no header row; the first row must name the columns "
             f"{','.join(REQUIRED_COLUMNS)}"
         )
     if not records:
-        raise UserError(
+        raise ReportError(
             f"{origin}: no data rows after the header; add rows "
             f"{','.join(REQUIRED_COLUMNS)} or leave out --accuracy"
         )
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     if all(float(v) <= 1.0 for v in frame["top1"]):
-        raise UserError(
+        raise ReportError(
             f"{origin}: every top1 is <= 1, which looks like a fraction; give "
             "accuracy in percent (e.g. 70.9)"
         )
@@ -138,9 +138,9 @@ def _number(text: str, column: str, origin: str, line: int) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"{origin} line {line}: {column} {text!r} is not a number") from None
+        raise ReportError(f"{origin} line {line}: {column} {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise UserError(f"{origin} line {line}: {column} {text!r} is not a finite number")
+        raise ReportError(f"{origin} line {line}: {column} {text!r} is not a finite number")
     return value
 
 
@@ -151,15 +151,15 @@ def reference_accuracy() -> pd.DataFrame:
 
 
 def read_accuracy_csv(path: Path) -> pd.DataFrame:
-    """A user's accuracy CSV, validated; a missing or malformed file is a ``UserError``."""
+    """A user's accuracy CSV, validated; a missing or malformed file is a ``ReportError``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(
+        raise ReportError(
             f"accuracy file {path} does not exist; give an existing CSV to --accuracy"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(
+        raise ReportError(
             f"cannot read accuracy file {path}: {exc}; give a readable UTF-8 CSV"
         ) from None
     return _parse_rows(text, str(path))

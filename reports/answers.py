@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reports.charts import Chart, _float, cell_text, measured
+from reports.charts import Chart, cell_text, measured
+from reports.charts.chart import as_float
 from reports.mission import NAME as MISSION_NAME
 from reports.mission import departures
 
@@ -94,7 +95,7 @@ def _range(results: pd.DataFrame) -> tuple[str, str]:
     grid = _grid(results)
     if grid.empty:
         return "", ""
-    main_run = int(_float(grid["run_id"].value_counts().sort_index(ascending=False).idxmax()))
+    main_run = int(as_float(grid["run_id"].value_counts().sort_index(ascending=False).idxmax()))
     part = grid[grid["run_id"] == main_run]
     fast = part.loc[part["p50_ms"].idxmin()]
     slow = part.loc[part["p50_ms"].idxmax()]

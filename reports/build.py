@@ -24,7 +24,6 @@ from pathlib import Path
 import pandas as pd
 
 from harness import __version__, files
-from harness.errors import UserError
 from harness.layers import PROBE_VARIANT_PREFIX, layer_table
 from harness.validate import creatable_dir
 from reports.accuracy import accuracy_table
@@ -43,6 +42,7 @@ from reports.charts import (
     series_labels,
     time_share_chart,
 )
+from reports.errors import ReportError
 from reports.html import render_html
 from reports.mission import mission_chart
 from reports.prediction import predicted_layer_ratios, validation_frame
@@ -109,7 +109,7 @@ def read_manifest(out_dir: Path) -> set[str] | None:
         doc = None
     names = doc.get("files") if isinstance(doc, dict) else None
     if doc is None or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(names, list):
-        raise UserError(
+        raise ReportError(
             f"{manifest} is not a report manifest of mnbench; give --out another directory"
         )
     return {n for n in names if isinstance(n, str) and n == Path(n).name and n != MANIFEST_NAME}
@@ -121,13 +121,13 @@ def check_out_dir(out_dir: Path) -> set[str]:
     A report replaces or removes only files listed in the directory's manifest; a non-empty
     directory without one holds someone else's files and is refused."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(
+        raise ReportError(
             f"output path {out_dir} exists and is not a directory; give --out a directory"
         )
     creatable_dir(out_dir, "--out")
     owned = read_manifest(out_dir)
     if owned is None:
-        raise UserError(
+        raise ReportError(
             f"{out_dir} already holds files and no earlier mnbench report; "
             "give --out an empty or new directory"
         )
@@ -140,25 +140,25 @@ def _write_manifest(out_dir: Path, names: Sequence[str]) -> None:
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
-    """Create the output directory; a path that cannot hold files is a ``UserError``."""
+    """Create the output directory; a path that cannot hold files is a ``ReportError``."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise UserError(
+        raise ReportError(
             f"output path {out_dir} exists and is not a directory; give --out a directory"
         ) from None
     except NotADirectoryError:
-        raise UserError(
+        raise ReportError(
             f"cannot create {out_dir}: part of the path is a file, not a "
             "directory; give --out another directory"
         ) from None
     except OSError as exc:
-        raise UserError(
+        raise ReportError(
             f"cannot create output directory {out_dir} ({exc.strerror}); give "
             "--out a writable directory"
         ) from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise UserError(
+        raise ReportError(
             f"output directory {out_dir} is not writable; give --out a writable directory"
         )
     return out_dir
@@ -252,7 +252,7 @@ def render_report(
     written = [name for name, content in contents.items() if content is not None]
     foreign = sorted(n for n in written if n not in owned and (out_dir / n).exists())
     if foreign:
-        raise UserError(
+        raise ReportError(
             f"{out_dir / foreign[0]} was not written by an mnbench report and would be "
             "replaced; move it away or give --out another directory"
         )
@@ -276,7 +276,7 @@ def render_report(
             (out_dir / stale).unlink(missing_ok=True)
         _write_manifest(out_dir, written)
     except OSError as exc:
-        raise UserError(
+        raise ReportError(
             f"cannot write the report into {out_dir} ({exc.strerror or exc}); give "
             "--out a writable directory"
         ) from None
@@ -297,10 +297,10 @@ def _run_ids(store: Store, run_specs: Sequence[str | int]) -> list[int]:
     specs = list(run_specs) or ["latest"]
     if any(str(spec).strip().lower() == "all" for spec in specs):
         if len(specs) > 1:
-            raise UserError("--run all cannot be combined with other runs; give 'all' alone")
+            raise ReportError("--run all cannot be combined with other runs; give 'all' alone")
         ids = [run.id for run in store.list_runs()]
         if not ids:
-            raise UserError(f"{store.path} holds no runs yet; measure with `mnbench run`")
+            raise ReportError(f"{store.path} holds no runs yet; measure with `mnbench run`")
         return ids
     ids = []
     for spec in specs:

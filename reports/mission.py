@@ -36,12 +36,11 @@ from harness.layers import predicted_ratio
 from reports.charts import (
     LAYERS_HINT,
     Chart,
-    _finish_axes,
-    _render,
     cell_text,
     measured,
     no_chart,
 )
+from reports.charts.style import finish_axes, render
 
 NAME = "mission"
 TITLE = "Mission: measured cost vs the predicted 1/N + 1/D_K²"
@@ -439,7 +438,7 @@ def mission_chart(
         linewidth=1.0,
         label="y = x: cost follows the prediction",
     )
-    _finish_axes(
+    finish_axes(
         ax,
         "predicted ratio 1/N + 1/D_K² (separable / standard, log scale)",
         "measured ratio separable / standard (log scale)",
@@ -451,6 +450,6 @@ def mission_chart(
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlim(x_low, x_high)
     ax.set_ylim(y_low, y_high)
-    png, svg = _render(fig, svg=True)
+    png, svg = render(fig, svg=True)
     reading = _reading(points, series, _why(layers, model_pairs(results)))
     return Chart(NAME, TITLE, reading, points, png=png, svg=svg)

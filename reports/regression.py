@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.build import write_atomic
-from reports.charts import OKABE_ITO, Chart, _plain_log_ticks, _render, no_chart
+from reports.charts import OKABE_ITO, Chart, no_chart
+from reports.charts.style import plain_log_ticks, render
 
 if TYPE_CHECKING:
     from results.compare import Comparison
@@ -69,11 +70,11 @@ def regression_chart(comparison: Comparison) -> Chart:
     ax.set_xscale("log")
     span = max(upper * 1.05, *highs, 1 / min(*lows, 1 / upper) * 1.05)
     ax.set_xlim(1 / span, span)
-    _plain_log_ticks(ax)
+    plain_log_ticks(ax)
     ax.set_xlabel("ratio candidate / baseline (log scale; > 1 = slower)")
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", linewidth=0.3)
-    png, svg = _render(fig, svg=True)
+    png, svg = render(fig, svg=True)
     counts = ", ".join(
         f"{comparison.count(v)} {v}" for v in ("slower", "faster", "unchanged", "inconclusive")
     )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.errors import UserError
+from results.errors import ResultsError
 
 Verdict = Literal["slower", "faster", "unchanged", "inconclusive"]
 VERDICTS: tuple[Verdict, ...] = ("slower", "faster", "unchanged", "inconclusive")
@@ -185,7 +185,7 @@ def compare_frames(
             name = group["name"].iloc[0]
             other = base_names.get((name, key[1]))
             if other is not None and other != key[0]:
-                raise UserError(
+                raise ResultsError(
                     f"{name} has a different model file (sha256) in the two runs, so they "
                     "are not comparable; regenerate with the same version or pass --force"
                 )
@@ -314,7 +314,7 @@ def compare_runs(
     assert isinstance(store, Store)
     base, cand = store.get_run(baseline_run), store.get_run(candidate_run)
     if base.device != cand.device and not force:
-        raise UserError(
+        raise ResultsError(
             f"run {baseline_run} is on {base.device} and run {candidate_run} on {cand.device}: "
             "runs from different devices are not comparable; pass --force to compare anyway"
         )

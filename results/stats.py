@@ -18,6 +18,9 @@ Definitions, so the numbers can be recomputed elsewhere:
   The percentile method is used rather than BCa because BCa divides by zero (and warns) on
   data with many ties, which latency samples at timer resolution often are;
 * outliers are samples below ``Q1 - 1.5·IQR`` or above ``Q3 + 1.5·IQR``; only counted.
+
+The CI *within one process* (``within_process_median_ci``) is the agent's own
+order-statistic interval (``harness/agent/stats.py``), the one its stopping rule bounds.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import numpy as np
+
+from harness.agent.stats import quantile_ci
 
 Flag = Literal["high_cv", "far_min", "far_max", "few_samples", "no_samples"]
 SummarySource = Literal["samples", "reported", "none"]
@@ -223,3 +228,12 @@ def summarize_reported(reported_ms: Mapping[str, object], *, n: int = 0) -> Summ
         flags=tuple(_far_flags(median, values["min"], values["max"])),
         source="reported",
     )
+
+
+def within_process_median_ci(samples_ms: Sequence[float]) -> tuple[float | None, float | None]:
+    """The 95 % CI of the median of one process's samples, as the agent's stopping rule
+    defines it (order statistics); (None, None) without samples or when unbounded."""
+    if not samples_ms:
+        return None, None
+    _median, low, high = quantile_ci(samples_ms)
+    return low, high

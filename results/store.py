@@ -35,7 +35,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 from urllib.parse import quote
 
-from harness.errors import UserError
+from results.errors import ResultsError
+from results.record import Measurement
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -270,7 +271,7 @@ _FLOAT_COLUMNS: Final = (
 )
 
 
-class LeaseHeld(UserError):
+class LeaseHeld(ResultsError):
     """Another live process is measuring this run (exit code 2)."""
 
 
@@ -398,8 +399,8 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     )
 
 
-def _not_mnbench(path: Path, why: str) -> UserError:
-    return UserError(
+def _not_mnbench(path: Path, why: str) -> ResultsError:
+    return ResultsError(
         f"{path} is not an mnbench database ({why}); pass another --db or move it away"
     )
 
@@ -412,7 +413,7 @@ def _check_header(path: Path) -> None:
         with path.open("rb") as handle:
             head = handle.read(len(_SQLITE_MAGIC))
     except OSError as exc:
-        raise UserError(
+        raise ResultsError(
             f"cannot read {path}: {exc.strerror}; check the path and permissions"
         ) from None
     if head and head != _SQLITE_MAGIC:
@@ -452,25 +453,25 @@ class Store:
         if exists:
             _check_header(db_path)
         elif not create or readonly:
-            raise UserError(
+            raise ResultsError(
                 f"no results database at {db_path}; measure with `mnbench run` or pass --db"
             )
         else:
             try:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UserError(
+                raise ResultsError(
                     f"cannot create {db_path.parent} for the database ({exc.strerror}); "
                     "pass a writable --db"
                 ) from None
         writable = _writable(db_path)
         if not readonly and not writable and not exists:
-            raise UserError(
+            raise ResultsError(
                 f"cannot create {db_path}: its directory is read-only; pass a --db in a "
                 "writable directory"
             )
         if not readonly and not writable:
-            raise UserError(
+            raise ResultsError(
                 f"{db_path} is read-only (file or directory not writable) and this command "
                 "writes results; copy it somewhere writable or pass another --db"
             )
@@ -482,7 +483,7 @@ class Store:
                     str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None
                 )
         except sqlite3.Error as exc:
-            raise UserError(
+            raise ResultsError(
                 f"cannot open {db_path} ({exc}); check the path and permissions"
             ) from None
         store = cls(db_path, connection)
@@ -504,12 +505,12 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise _not_mnbench(self.path, f"sqlite: {exc}") from None
         if version == 0:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         self._check_version(version, supported)
         if version < supported and not all(
             step in READER_OPTIONAL for step in migrations[version:]
         ):
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} has schema version {version} and this mnbench reads {supported}; "
                 "upgrade it by writing to it once (e.g. `mnbench run --db ...`), or use the "
                 "mnbench that wrote it"
@@ -548,7 +549,7 @@ class Store:
                             )
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":
-                raise UserError(
+                raise ResultsError(
                     f"cannot switch {self.path} to WAL mode (journal_mode={mode}); "
                     "put the database on a local file system"
                 )
@@ -571,7 +572,7 @@ class Store:
 
     def _check_version(self, found: int, supported: int) -> None:
         if found > supported:
-            raise UserError(
+            raise ResultsError(
                 f"{self.path} was written by a newer mnbench (schema version {found}, this "
                 f"one reads up to {supported}); upgrade mnbench or pass another --db"
             )
@@ -922,14 +923,16 @@ class Store:
             query += " AND status = 'ok'"
         return {(str(a), str(b), int(c)) for a, b, c in self._db.execute(query, (run_id,))}
 
-    def _no_run(self, run_id: int | str) -> UserError:
-        return UserError(f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs")
+    def _no_run(self, run_id: int | str) -> ResultsError:
+        return ResultsError(
+            f"no run {run_id} in {self.path}; `mnbench results --list` lists the runs"
+        )
 
     def resolve_run_id(self, spec: str | int | None) -> int:
         """A run id from ``None``/"latest" (newest), a number, or a run label (newest match)."""
         newest = self._db.execute("SELECT MAX(id) FROM runs").fetchone()[0]
         if newest is None:
-            raise UserError(f"{self.path} holds no runs yet; measure with `mnbench run`")
+            raise ResultsError(f"{self.path} holds no runs yet; measure with `mnbench run`")
         if spec is None or (isinstance(spec, str) and spec.strip().lower() == "latest"):
             return int(newest)
         if isinstance(spec, int) or spec.strip().isdigit():
@@ -943,7 +946,7 @@ class Store:
             "SELECT MAX(id) FROM runs WHERE label = ?", (spec.strip(),)
         ).fetchone()
         if row[0] is None:
-            raise UserError(
+            raise ResultsError(
                 f"no run {spec.strip()!r} in {self.path} (give a run id, a label or 'latest'); "
                 "`mnbench results --list` lists the runs"
             )
@@ -1073,15 +1076,27 @@ class Store:
         finally:
             self._db.row_factory = None
 
+    def measurement_records(
+        self, run_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, Measurement]]:
+        """(measurement id, record) of every stored document, in the frames' order; the raw
+        document stays in the store (and in ``Measurement.document``)."""
+        return [
+            (int(row["id"]), Measurement.from_document(_document(row)))
+            for row in self._measurement_rows(run_ids)
+            if row["document"]
+        ]
+
     def measurements_frame(self, run_ids: Sequence[int] | None = None) -> pd.DataFrame:
         """One row per measurement (trial): status, reason, its own summary, raw samples."""
         records: list[dict[str, object]] = []
         for row in self._measurement_rows(run_ids):
             document = _document(row)
-            samples = _samples(document)
-            summary = _trial_summary(document)
-            timings = _mapping(document.get("timings"))
-            memory = _mapping(document.get("memory"))
+            record = Measurement.from_document(document)
+            samples = list(record.samples_ms)
+            summary = _trial_summary(record)
+            timings = record.timings
+            memory = record.memory
             records.append(
                 {
                     "id": row["id"],
@@ -1097,8 +1112,8 @@ class Store:
                     "status": row["status"],
                     "reason": row["reason"],
                     "created_at": row["created_at"],
-                    "runtime_version": _mapping(document.get("runtime")).get("version"),
-                    "stop_reason": document.get("stop_reason"),
+                    "runtime_version": record.runtime_version,
+                    "stop_reason": record.stop_reason,
                     "samples": summary.n,
                     "p50_ms": summary.median_ms,
                     "p90_ms": summary.p90_ms,
@@ -1336,7 +1351,7 @@ class Store:
         spec_cards: dict[str, Mapping[str, Any]] = {}
         groups: dict[tuple[int, str, str, str], dict[str, Any]] = {}
         for row in rows:
-            profile = _mapping(_document(row).get("profile"))
+            profile = Measurement.from_document(_document(row)).profile
             if not profile:
                 continue
             sha = str(row["model_sha256"])
@@ -1442,26 +1457,12 @@ def _document(row: sqlite3.Row) -> Mapping[str, Any]:
     return _mapping(json.loads(text)) if text else {}
 
 
-def _samples(document: Mapping[str, Any]) -> list[float]:
-    values = document.get("samples_ms")
-    if not isinstance(values, list):
-        return []
-    return [float(v) for v in values if _number(v) is not None]
-
-
-def _requested(document: Mapping[str, Any]) -> int | None:
-    settings = _mapping(document.get("settings"))
-    return _integer(settings.get("min_samples"))
-
-
-def _trial_summary(document: Mapping[str, Any]) -> Summary:
+def _trial_summary(record: Measurement) -> Summary:
     from results.stats import summarize, summarize_reported
 
-    samples = _samples(document)
-    if samples:
-        return summarize(samples, _requested(document))
-    reported = _mapping(document.get("reported_ms"))
-    return summarize_reported(reported, n=_integer(document.get("iterations")) or 0)
+    if record.samples_ms:
+        return summarize(record.samples_ms, record.min_samples)
+    return summarize_reported(record.reported_ms, n=record.iterations or 0)
 
 
 def _model_name(row: sqlite3.Row, document: Mapping[str, Any]) -> str:
@@ -1509,12 +1510,13 @@ def _aggregate(rows: list[sqlite3.Row]) -> dict[str, object]:
     first = rows[0]
     documents = [_document(row) for row in rows]
     ok = [doc for row, doc in zip(rows, documents, strict=True) if row["status"] == "ok"]
+    records = [Measurement.from_document(doc) for doc in ok]
     pooled: list[float] = []
     requested = 0
-    for doc in ok:
-        pooled.extend(_samples(doc))
-        requested += _requested(doc) or 0
-    trial_summaries = [_trial_summary(doc) for doc in ok]
+    for record in records:
+        pooled.extend(record.samples_ms)
+        requested += record.min_samples or 0
+    trial_summaries = [_trial_summary(record) for record in records]
     summary: Summary
     if pooled:
         summary = summarize(pooled, requested or None)

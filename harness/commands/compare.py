@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.commands import SUMMARIES
 from harness.commands.run import add_db_argument
 from harness.errors import UserError
 from harness.table import format_table, json_text, markdown_text, terminal_safe
@@ -30,7 +31,7 @@ exit codes: 0 no regression, 1 a cell slower (or failing only in the candidate),
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "compare",
-        help="compare two stored runs with a statistical verdict per cell",
+        help=SUMMARIES["compare"],
         description="For each cell in both runs (same model file and configuration; cells "
         "are paired by model when the configurations differ): the medians, the ratio "
         "candidate/baseline with a 95%% bootstrap CI, the Mann-Whitney U p-value on "

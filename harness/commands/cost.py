@@ -9,6 +9,7 @@ import io
 import math
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
 from harness.errors import UserError
 from harness.precision import Fidelity, fidelity_of_model
@@ -72,7 +73,7 @@ def parse_shapes(texts: list[str]) -> dict[str, list[int]]:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "cost",
-        help="per-layer MACs, params, bytes and peak memory of an ONNX model",
+        help=SUMMARIES["cost"],
         description="Per-node MACs, parameters, weight and activation bytes and arithmetic "
         "intensity, model totals, peak activation memory and the separable blocks' predicted "
         "cost ratio 1/N + 1/D_K². Works on any ONNX file. Conventions: " + CONVENTIONS,

@@ -14,6 +14,7 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
+from harness.commands import SUMMARIES
 from harness.commands.run import resolve
 from harness.errors import UserError
 from harness.table import format_table, json_text
@@ -30,7 +31,7 @@ EXAMPLES = """examples:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "devices",
-        help="list devices, show their facts, check one end to end",
+        help=SUMMARIES["devices"],
         description="Devices come from an inventory file (TOML, [devices.NAME] tables) or "
         "URLs: local, ssh://user@host:port, adb://SERIAL.",
         epilog=EXAMPLES,

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.errors import UserError
 from harness.generator import generate, write_fidelity_csv, write_models_csv
 from harness.grid import (
@@ -43,7 +44,7 @@ def models_dir_flag(given: Path | None, flag: str) -> str:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "generate",
-        help="write MobileNetV1 ONNX models for a grid",
+        help=SUMMARIES["generate"],
         description="Generate MobileNetV1 ONNX models (opset 13, BN folded, seeded He-normal "
         "weights; the same spec gives byte-identical files) and DIR/models.csv.",
         epilog=EXAMPLES,

@@ -4,7 +4,7 @@ For every block of one α × resolution (and each D_K asked for) the layer probe
 ``harness.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
 like whole models (same runner, transports, store and flags as ``mnbench run``), and the
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
-(Howard et al. 2017, eq. 5). Before measuring, ``harness/limits.py`` measures the device's
+(Howard et al. 2017, eq. 5). Before measuring, ``harness/agent/limits.py`` measures the device's
 peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009),
 stored in the run's device facts under ``limits``.
 """
@@ -22,7 +22,10 @@ from devices.device import open_transport
 from devices.facts import probe_device
 from devices.transport import TransportError
 from harness import __version__
+from harness.agent import limits
+from harness.agent.bundle import LIMITS, zipapp_path
 from harness.architecture import scaled_layers
+from harness.commands import SUMMARIES
 from harness.commands.generate import default_models_dir, models_dir_flag
 from harness.commands.run import (
     _resolve_cpus,
@@ -37,6 +40,7 @@ from harness.errors import UserError
 from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.layers import TABLE_HEADERS, layer_table, table_rows
 from harness.probes import BLOCKS, block_probes, prepare_probes
+from harness.runtimes import cache_root
 from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.sweep import (
     ProgressBar,
@@ -61,8 +65,7 @@ from harness.validate import (
 )
 from results.store import Store, default_db_path
 
-LIMITS_PATH = Path(__file__).resolve().parent.parent / "limits.py"
-LIMITS_SCHEMA = "mnbench.limits/1"
+LIMITS_SCHEMA = limits.SCHEMA
 LIMITS_TIMEOUT_S = 120.0
 DEFAULT_LABEL = "layers"
 
@@ -85,7 +88,7 @@ intensities and the device's measured ceilings.
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "layers",
-        help="time each separable block against its standard conv (1/N + 1/D_K²)",
+        help=SUMMARIES["layers"],
         description="Measure single-layer probes of every depthwise-separable block - the "
         "standard conv, its depthwise + pointwise factorisation and each part - and print "
         "the measured cost ratio beside the predicted 1/N + 1/D_K², with achieved GFLOP/s. "
@@ -267,13 +270,13 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
 
 
 def measure_limits(sweep: Sweep, threads: int, cpus: list[int] | None) -> dict[str, Any]:
-    """Run ``harness/limits.py`` on the device: its JSON document, or an error document
+    """Run ``harness/agent/limits.py`` on the device: its JSON document, or an error document
     (a device without Python, such as a phone running onnxruntime_perf_test, has none)."""
     if sweep.uses_perf_test:
         return {"schema": LIMITS_SCHEMA, "status": "error", "error": "no Python on the device"}
     try:
-        remote = sweep.remote_path("limits.py")
-        sweep.transport.push(LIMITS_PATH, remote)
+        remote = sweep.remote_path("limits.pyz")
+        sweep.transport.push(zipapp_path(LIMITS, cache_root() / "agent"), remote)
         argv = [*sweep.device.python_argv, remote, "--threads", str(threads)]
         if cpus:
             argv += ["--cpus", ",".join(map(str, cpus))]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.commands import SUMMARIES
 from harness.commands.run import add_db_argument, add_device_arguments
 from harness.errors import UserError
 from harness.validate import float_arg, int_arg
@@ -96,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     parser = sub.add_parser(
         "predict",
-        help="predict latency from a kernel-level model fitted from a few minutes of probes",
+        help=SUMMARIES["predict"],
         description="Fit (once per device x runtime x threads x precision, or with --refit) a "
         "kernel-level latency model from sampled layer probes and a few whole models, store "
         "it, and predict any alpha, resolution, D_K and variant: whole-model latency with an "

@@ -32,6 +32,7 @@ from devices.facts import probe_device
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
 from harness import __version__
+from harness.commands import SUMMARIES
 from harness.commands.compare import add_threshold_arguments, render, write_chart
 from harness.commands.generate import default_models_dir
 from harness.commands.run import (
@@ -78,6 +79,7 @@ from harness.validate import (
     float_arg,
     int_arg,
 )
+from results.errors import ResultsError
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
 from results.store import Store, config_key, default_db_path
 
@@ -103,7 +105,7 @@ under the candidate; 2 a usage or harness error; 3 inconclusive (a CI job can re
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "regress",
-        help="A/B two onnxruntime versions on one device with a statistical verdict",
+        help=SUMMARIES["regress"],
         description="Runtimes: onnxruntime==X.Y.Z (an isolated environment on this machine, "
         "created on first use), a path or command of an interpreter on the device, or "
         "'current' (the device's default Python).",
@@ -229,7 +231,7 @@ def regress_command(store: Store, run_id: int) -> str:
     role = config.get("regress_role")
     sibling_id = run_id + 1 if role == "baseline" else run_id - 1
     runtimes = {str(role): str(config.get("runtime"))}
-    with contextlib.suppress(UserError):
+    with contextlib.suppress(ResultsError):
         sibling = store.get_run(sibling_id).config
         if (
             sibling.get("regress_role") in ("baseline", "candidate")

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.commands import SUMMARIES
 from harness.table import terminal_safe
 from harness.validate import run_id_arg
 
@@ -29,7 +30,7 @@ data behind it in NAME.csv.
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "report",
-        help="write the HTML report, charts and markdown summary of runs",
+        help=SUMMARIES["report"],
         description="Report on measured runs. It opens with answers (the most accurate cell "
         "for a latency budget, the latency range, separable vs standard, the noise), then "
         "the mission chart (measured latency, memory and FLOPs ratios against 1/N + 1/D_K²), "

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Literal, cast
 
+from harness.commands import SUMMARIES
 from harness.errors import UserError
 from harness.table import json_text, terminal_safe
 from harness.validate import run_id_arg
@@ -40,7 +41,7 @@ examples:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "results",
-        help="show measured results from the results database",
+        help=SUMMARIES["results"],
         description="Show one row per model x configuration of a run: the median latency\n"
         "and its 95% CI across fresh-process trials (a t-interval on log trial medians;\n"
         "none below 3 trials), the between-trial spread, the within-process CI (pooled\n"

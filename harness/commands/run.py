@@ -16,6 +16,7 @@ from devices.facts import probe_device
 from devices.probe import check_cpu_spec
 from devices.transport import Transport
 from harness import __version__
+from harness.commands import SUMMARIES
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import (
     add_calibration_argument,
@@ -199,7 +200,7 @@ def resolve(args: argparse.Namespace) -> DeviceConfig:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "run",
-        help="measure models on a device into the results store",
+        help=SUMMARIES["run"],
         description="Generate what is missing and measure every model x thread count x trial, "
         "each in a fresh runner process on the device. Each measurement is committed on its "
         "own: an interrupted run keeps what it measured and --resume finishes it.",

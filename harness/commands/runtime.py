@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.commands import SUMMARIES
 from harness.runtimes import ensure_runtime, installed_versions, list_runtimes, remove_runtime
 from harness.table import format_table
 
@@ -20,7 +21,7 @@ EXAMPLES = """examples:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "runtime",
-        help="isolated onnxruntime environments for regression tests",
+        help=SUMMARIES["runtime"],
         description="Runtime environments live in ~/.cache/mnbench/runtimes (or "
         "$MNBENCH_CACHE/runtimes), outside any repository, and are reused across runs.",
         epilog=EXAMPLES,

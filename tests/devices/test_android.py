@@ -13,13 +13,13 @@ from devices.android import (
     ANDROID_PROP_KEYS,
     AbiMismatch,
     abi_of_elf,
-    cluster_cpus,
     collect_android_facts,
     require_abi,
     resolve_cores,
-    taskset_mask,
 )
-from harness.errors import UserError
+from devices.errors import DeviceError
+from harness.agent.cores import clusters
+from harness.agent.cpus import cpu_mask
 from tests.fixtures.adb import AdbPhone
 
 
@@ -109,16 +109,16 @@ def test_facts_take_one_round_trip(adb_transport: AdbTransport) -> None:
         ({}, {}),
     ],
 )
-def test_cluster_cpus(max_khz: dict[int, int], expected: dict[str, list[int]]) -> None:
-    assert cluster_cpus(max_khz) == expected
+def test_clusters(max_khz: dict[int, int], expected: dict[str, list[int]]) -> None:
+    assert clusters(max_khz) == expected
 
 
 def test_taskset_mask() -> None:
-    assert taskset_mask([4, 5, 6, 7]) == "f0"
-    assert taskset_mask([0]) == "1"
-    assert taskset_mask([0, 1, 2, 3, 8]) == "10f"
+    assert cpu_mask([4, 5, 6, 7]) == "f0"
+    assert cpu_mask([0]) == "1"
+    assert cpu_mask([0, 1, 2, 3, 8]) == "10f"
     with pytest.raises(ValueError):
-        taskset_mask([])
+        cpu_mask([])
 
 
 def test_resolve_cores(facts: dict[str, object]) -> None:
@@ -127,11 +127,11 @@ def test_resolve_cores(facts: dict[str, object]) -> None:
     assert resolve_cores("all", facts) == list(range(8))
     assert resolve_cores("0xf0", facts) == [4, 5, 6, 7]
     assert resolve_cores("0,2,5-6", facts) == [0, 2, 5, 6]
-    with pytest.raises(UserError, match="no 'prime' cores"):
+    with pytest.raises(DeviceError, match="no 'prime' cores"):
         resolve_cores("prime", facts)
-    with pytest.raises(UserError, match=r"cores \[8\]"):
+    with pytest.raises(DeviceError, match="names cores 8 that the device does not have"):
         resolve_cores("0x100", facts)
-    with pytest.raises(UserError, match="bad CPU selection"):
+    with pytest.raises(DeviceError, match="not a CPU list"):
         resolve_cores("fast", facts)
 
 
@@ -157,9 +157,9 @@ def test_abi_of_real_binary() -> None:
 def test_abi_errors(tmp_path: Path) -> None:
     text = tmp_path / "script.sh"
     text.write_text("#!/bin/sh\n")
-    with pytest.raises(UserError, match="not an ELF binary"):
+    with pytest.raises(DeviceError, match="not an ELF binary"):
         abi_of_elf(text)
-    with pytest.raises(UserError, match="ELF machine 243"):
+    with pytest.raises(DeviceError, match="ELF machine 243"):
         abi_of_elf(_elf(tmp_path, 243, "riscv"))
 
 

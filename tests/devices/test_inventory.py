@@ -8,6 +8,7 @@ import pytest
 
 from devices.device import DeviceConfig
 from devices.inventory import InventoryError, load_inventory, parse_device_url, resolve_device
+from harness.cli import exit_code_of
 
 INVENTORY = """
 [devices.pi4]
@@ -110,7 +111,7 @@ def test_unknown_name_lists_known_devices(inventory: Path) -> None:
     assert "local, pi4, pixel, rk3399" in message
     assert "ssh://user@host:port" in message and "adb://SERIAL" in message
     assert "\n" not in message
-    assert info.value.exit_code == 2
+    assert exit_code_of(info.value) == 2
 
 
 def test_missing_inventory_file(tmp_path: Path) -> None:

@@ -8,13 +8,11 @@ import sys
 
 import pytest
 
+from devices.errors import DeviceError
 from devices.probe import (
-    ARM_PARTS,
     DeviceFacts,
-    arm_core_name,
-    clusters,
     collect_facts,
-    cpu_mask,
+    core_topology,
     parse_facts,
     probe_python,
     read_facts,
@@ -22,7 +20,9 @@ from devices.probe import (
     split_sections,
 )
 from devices.transport import LocalTransport
-from harness.errors import UserError
+from harness.agent.cores import clusters
+from harness.agent.cpus import cpu_mask
+from harness.agent.parts import ARM_PARTS, arm_core_name
 
 
 def _arm_cpu_block(n: int, part: str, revision: int, variant: str = "0x0") -> str:
@@ -137,7 +137,7 @@ def test_rk3399_big_little() -> None:
     assert facts.board_model == "Firefly-RK3399 Board"
     assert dict(facts.core_types) == {"Cortex-A53": 4, "Cortex-A72": 2}
     assert facts.cores[4].core_type == "Cortex-A72"
-    assert clusters(facts) == ([4, 5], [0, 1, 2, 3])
+    assert clusters(core_topology(facts)[1]) == {"little": [0, 1, 2, 3], "big": [4, 5]}
     assert resolve_cpus("big", facts) == [4, 5]
     assert resolve_cpus("little", facts) == [0, 1, 2, 3]
     assert resolve_cpus("all", facts) == [0, 1, 2, 3, 4, 5]
@@ -212,18 +212,18 @@ def test_resolve_cpus(spec: str | None, expected: list[int] | None) -> None:
 
 @pytest.mark.parametrize("spec", ["7", "0-9", "0x100", "x", "3-1", "0xzz", "1,,2"])
 def test_resolve_cpus_rejects(spec: str) -> None:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(DeviceError) as info:
         resolve_cpus(spec, parse_facts(RK3399))
     assert "\n" not in info.value.message
 
 
 def test_big_needs_frequencies() -> None:
     no_freq = parse_facts(PI4.replace("cpuinfo_max_freq", "other"))
-    with pytest.raises(UserError, match="core numbers"):
+    with pytest.raises(DeviceError, match="core numbers"):
         resolve_cpus("big", no_freq)
 
 
-def test_three_clusters_midpoint_rule() -> None:
+def test_three_clusters_slowest_cluster_rule() -> None:
     # Snapdragon 888-like: 4 x A55 @1.8, 3 x A78 @2.42, 1 x X1 @2.84 GHz.
     text = "\n== cpufreq\n" + _cpufreq(
         [(n, 1804800, 0, "s") for n in range(4)]
@@ -231,7 +231,23 @@ def test_three_clusters_midpoint_rule() -> None:
         + [(7, 2841600, 0, "s")]
     )
     facts = parse_facts(text)
-    assert clusters(facts) == ([4, 5, 6, 7], [0, 1, 2, 3])
+    assert resolve_cpus("big", facts) == [4, 5, 6, 7]
+    assert resolve_cpus("little", facts) == [0, 1, 2, 3]
+    assert resolve_cpus("prime", facts) == [7]
+
+
+def test_big_is_every_core_faster_than_the_slowest_cluster() -> None:
+    # 1.80 / 2.25 / 2.80 GHz: a midpoint rule (2.30 GHz) would call only core 7 big.
+    text = "\n== cpufreq\n" + _cpufreq(
+        [(n, 1800000, 0, "s") for n in range(4)]
+        + [(n, 2250000, 0, "s") for n in range(4, 7)]
+        + [(7, 2800000, 0, "s")]
+    )
+    facts = parse_facts(text)
+    assert resolve_cpus("big", facts) == [4, 5, 6, 7]
+    assert resolve_cpus("prime", facts) == [7]
+    with pytest.raises(DeviceError, match="no 'prime' cores"):
+        resolve_cpus("prime", parse_facts(RK3399))
 
 
 # -- real devices ---------------------------------------------------------------------------
@@ -265,7 +281,7 @@ def test_probe_python_missing_module(local_transport: LocalTransport) -> None:
 
 
 def test_probe_python_not_found(local_transport: LocalTransport) -> None:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(DeviceError) as info:
         probe_python(local_transport, ["sh", "-c", "exit 127", "nope"])
     assert "not found" in info.value.message
 

@@ -1,4 +1,4 @@
-"""The runner's agent mode (``runner.py --serve``) through a real interactive process: the
+"""The runner's agent mode (``agent.pyz --serve``) through a real interactive process: the
 ready document, bursts of K inferences, errors that keep it serving, a clean exit, and an
 agent suspended between bursts taking no CPU in any of its threads."""
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from devices.transport import LocalTransport
+from harness.agent.bundle import AGENT, zipapp_path
 from harness.generator import generate
 from harness.spec import ModelSpec
-from harness.sweep import RUNNER_PATH
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def _ticks(pid: int) -> tuple[set[str], int]:
 
 
 def test_agent_serves_bursts_and_exits(model: Path, tmp_path: Path) -> None:
-    argv = [sys.executable, str(RUNNER_PATH), str(model), "--threads", "2", "--serve"]
+    argv = [sys.executable, str(zipapp_path(AGENT)), str(model), "--threads", "2", "--serve"]
     with LocalTransport(tmp_path).start_interactive(argv) as agent:
         ready = json.loads(agent.read_line(120))
         assert ready["status"] == "ok" and ready["samples_ms"] == []
@@ -59,7 +59,7 @@ def test_agent_serves_bursts_and_exits(model: Path, tmp_path: Path) -> None:
 
 
 def test_suspended_agent_takes_no_cpu(model: Path, tmp_path: Path) -> None:
-    argv = [sys.executable, str(RUNNER_PATH), str(model), "--threads", "2", "--serve"]
+    argv = [sys.executable, str(zipapp_path(AGENT)), str(model), "--threads", "2", "--serve"]
     with LocalTransport(tmp_path).start_interactive(argv) as agent:
         pid = int(json.loads(agent.read_line(120))["agent"]["pid"])
         agent.exchange('{"cmd": "burst", "n": 20}', 60)  # its threads have run (and spin)

@@ -14,6 +14,8 @@ import onnx
 import pandas as pd
 import pytest
 
+from harness.agent.bundle import LIMITS as limits_entry
+from harness.agent.bundle import zipapp_path
 from harness.architecture import same_output
 from harness.cli import main
 from harness.cost import analyze_model
@@ -29,7 +31,7 @@ from harness.probes import BLOCKS, block_probes, build_probe, generate_probe, pa
 from reports.build import build_report
 from results.store import Store
 
-LIMITS = Path(__file__).resolve().parents[2] / "harness" / "limits.py"
+LIMITS = zipapp_path(limits_entry)
 FAST = ["--min-time", "0.05", "--max-time", "0.3", "--quiet"]
 
 

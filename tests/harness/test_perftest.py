@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from devices.adb import AdbTransport
+from harness.agent.record import SCHEMA
 from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
-from harness.runner import SCHEMA
 
 DATA = Path(__file__).parent / "data" / "perftest"
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import runner
+from harness.agent import cli as agent_cli
 from harness.cli import main
 from harness.cost import analyze_model
 from harness.layers import UNASSIGNED, assign_layer, layer_card, profile_layers
@@ -128,7 +128,7 @@ def foreign_model(path: Path) -> onnx.ModelProto:
 def test_foreign_model_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "foreign.onnx"
     model = foreign_model(path)
-    assert runner.main([str(path), "--fixed", "5", "--profile", "--profile-runs", "5"]) == 0
+    assert agent_cli.main([str(path), "--fixed", "5", "--profile", "--profile-runs", "5"]) == 0
     profile = json.loads(capsys.readouterr().out)["profile"]
     assert profile
 

@@ -1,13 +1,14 @@
-"""Tests of the device-side runner (harness/runner.py) with the real onnxruntime.
+"""Tests of the device-side agent (harness/agent) with the real onnxruntime.
 
-Fast checks call ``runner.main(argv)`` in-process; anything that changes the process
-(CPU affinity) or must prove the script works as a pushed file runs it as a subprocess.
+Fast checks call ``cli.main(argv)`` in-process; anything that changes the process
+(CPU affinity) or must prove the agent works as the pushed zipapp runs it as a subprocess.
 The order-statistic CI is checked against scipy.stats.binom.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from scipy import stats
 
-from harness import runner
+from harness.agent import bundle, cli, cpus, loop, record
+from harness.agent import facts as agent_facts
+from harness.agent import session as agent_session
+from harness.agent import stats as agent_stats
 
-RUNNER_PATH = Path(runner.__file__)
+AGENT_DIR = Path(cli.__file__).parent
+RUNNER_PATH = bundle.zipapp_path(bundle.AGENT)
 
 # Short limits so each run takes a fraction of a second.
 QUICK = ["--min-time", "0", "--max-time", "0.3", "--warmup-max", "20", "--warmup-max-time", "0.1"]
@@ -135,7 +141,7 @@ def garbage_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_in_process(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any]:
-    code = runner.main(argv)
+    code = cli.main(argv)
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert len(lines) == 1, out
@@ -183,7 +189,7 @@ def check_facts(facts: Any) -> None:
 def check_ok_document(doc: Any, model: Path) -> None:
     """Every key of the schema is present with the right type, and the values agree."""
     assert set(doc) == TOP_KEYS
-    assert doc["schema"] == runner.SCHEMA == "mnbench.runner/1"
+    assert doc["schema"] == record.SCHEMA == "mnbench.runner/1"
     assert doc["status"] == "ok"
     assert doc["error"] is None
     assert doc["model"]["path"] == str(model)
@@ -244,7 +250,7 @@ def check_ok_document(doc: Any, model: Path) -> None:
 
 def check_error_document(doc: Any) -> None:
     assert set(doc) == TOP_KEYS
-    assert doc["schema"] == runner.SCHEMA
+    assert doc["schema"] == record.SCHEMA
     assert doc["status"] == "error"
     assert isinstance(doc["error"], str) and doc["error"]
     assert "\n" not in doc["error"]
@@ -333,8 +339,8 @@ def test_ci_target_stops_the_run(capsys: pytest.CaptureFixture[str], tiny_model:
     assert doc["stop_reason"] == "ci_target"
     assert doc["iterations"] >= 50
     # The document's own samples satisfy the rule it claims.
-    median, low, high = runner.quantile_ci(doc["samples_ms"])
-    assert runner.relative_ci_half_width(median, low, high) <= 0.5
+    median, low, high = agent_stats.quantile_ci(doc["samples_ms"])
+    assert agent_stats.relative_ci_half_width(median, low, high) <= 0.5
 
 
 def test_symbolic_batch_defaults_to_one_and_shape_overrides(
@@ -391,11 +397,11 @@ def test_profile_names_match_graph_nodes(
 
 
 def test_help_documents_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    assert runner.main(["--help"]) == 0
+    assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--threads", "--cpus", "--target-ci", "--fixed", "--profile", "--max-time"):
         assert flag in text
-    assert f"default: {runner.DEFAULT_MIN_SAMPLES}" in text
+    assert f"default: {cli.DEFAULT_MIN_SAMPLES}" in text
     assert "exit codes" in text
 
 
@@ -453,13 +459,30 @@ def test_missing_model_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_runs_as_a_standalone_file(tiny_model: Path, tmp_path: Path) -> None:
-    """Copied alone into a directory, as on a device, the script still works."""
-    script = tmp_path / "runner.py"
+    """Copied alone into a directory, as on a device, the zipapp still works."""
+    script = tmp_path / "agent.pyz"
     shutil.copy(RUNNER_PATH, script)
     code, doc, _stderr = run_subprocess([str(tiny_model), *QUICK, "--min-samples", "15"], script)
     assert code == 0
     check_ok_document(doc, tiny_model)
     assert doc["iterations"] >= 15
+
+
+def test_zipapp_bytes_are_deterministic_and_hold_every_module() -> None:
+    first = bundle.zipapp_bytes(bundle.AGENT)
+    assert bundle.zipapp_bytes(bundle.AGENT) == first == RUNNER_PATH.read_bytes()
+    assert bundle.zipapp_bytes(bundle.LIMITS) != first  # another entry point
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        names = archive.namelist()
+        assert names == sorted(names)
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert "__main__.py" in names and "harness/__init__.py" in names
+        shipped = {n.split("/")[-1] for n in names if n.startswith("harness/agent/")}
+        main_text = archive.read("__main__.py").decode()
+    assert shipped == {p.name for p in AGENT_DIR.glob("*.py")}
+    assert "from harness.agent.cli import main" in main_text
+    with pytest.raises(ValueError):
+        bundle.zipapp_bytes("os:system")
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no sched_setaffinity")
@@ -486,22 +509,28 @@ def test_cpus_outside_the_machine_is_a_usage_error(tiny_model: Path) -> None:
 # --------------------------------------------------------------------------- the source
 
 
-def test_source_is_python38_and_self_contained() -> None:
-    source = RUNNER_PATH.read_text()
+@pytest.mark.parametrize("module", sorted(p.name for p in AGENT_DIR.glob("*.py")))
+def test_source_is_python38_and_self_contained(module: str) -> None:
+    source = (AGENT_DIR / module).read_text()
     tree = ast.parse(source, feature_version=(3, 8))
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
+            imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0
             assert node.module is not None
-            imported.add(node.module.split(".")[0])
+            imported.add(node.module)
+    project = {name for name in imported if name.split(".")[0] in {"harness", "devices"}}
+    # Only the agent's own modules: nothing else of the project is on a device.
+    assert all(name.startswith("harness.agent") for name in project), project
+    top = {name.split(".")[0] for name in imported - project}
     allowed = set(sys.stdlib_module_names) | {"numpy", "onnxruntime"}
-    assert imported - allowed == set()
-    assert "__future__" in imported
+    assert top - allowed == set()
+    if imported:  # annotations stay strings on 3.8 (every module but the docstring-only one)
+        assert "__future__" in top
     # Modules added to the standard library after 3.8 are not available on old boards.
-    assert not imported & {"zoneinfo", "graphlib", "tomllib"}
+    assert not top & {"zoneinfo", "graphlib", "tomllib"}
 
 
 # --------------------------------------------------------------------------- statistics
@@ -523,7 +552,7 @@ def expected_ranks(n: int, q: float, confidence: float) -> tuple[int | None, int
 @pytest.mark.parametrize("q", [0.5, 0.9])
 def test_order_statistic_ranks_match_scipy(q: float, confidence: float) -> None:
     for n in [*range(1, 120), 250, 1001, 5000, 20000]:
-        got = runner.order_statistic_ci_ranks(n, q, confidence)
+        got = agent_stats.order_statistic_ci_ranks(n, q, confidence)
         assert got == expected_ranks(n, q, confidence), n
         low, high = got
         if low is not None and high is not None:
@@ -533,50 +562,50 @@ def test_order_statistic_ranks_match_scipy(q: float, confidence: float) -> None:
 
 def test_median_ci_known_values() -> None:
     # Six samples are the fewest with a bounded 95 % CI of the median (0.5**6 * 2 < 0.05).
-    assert runner.order_statistic_ci_ranks(5) == (None, None)
-    assert runner.order_statistic_ci_ranks(6) == (0, 5)
+    assert agent_stats.order_statistic_ci_ranks(5) == (None, None)
+    assert agent_stats.order_statistic_ci_ranks(6) == (0, 5)
     # n = 100: the classic table gives the 40th and 61st order statistics (1-based).
-    assert runner.order_statistic_ci_ranks(100) == (39, 60)
+    assert agent_stats.order_statistic_ci_ranks(100) == (39, 60)
     values = [float(v) for v in np.random.default_rng(1).permutation(np.arange(1, 101))]
-    median, low, high = runner.quantile_ci(values)
+    median, low, high = agent_stats.quantile_ci(values)
     assert median == 50.5
     assert (low, high) == (40.0, 61.0)
-    assert runner.relative_ci_half_width(median, low, high) == pytest.approx(10.5 / 50.5)
-    median, low, high = runner.quantile_ci([3.0, 1.0, 2.0])
+    assert agent_stats.relative_ci_half_width(median, low, high) == pytest.approx(10.5 / 50.5)
+    median, low, high = agent_stats.quantile_ci([3.0, 1.0, 2.0])
     assert (median, low, high) == (2.0, None, None)
-    assert runner.relative_ci_half_width(median, low, high) == math.inf
+    assert agent_stats.relative_ci_half_width(median, low, high) == math.inf
 
 
 def test_quantile_matches_numpy() -> None:
     values = list(np.random.default_rng(2).lognormal(size=57))
     for q in (0.1, 0.5, 0.9):
-        assert runner.quantile_ci(values, q)[0] == pytest.approx(float(np.quantile(values, q)))
+        assert agent_stats.quantile_ci(values, q)[0] == pytest.approx(float(np.quantile(values, q)))
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def test_parse_cpu_list() -> None:
-    assert runner.parse_cpu_list("0,1,4-7") == [0, 1, 4, 5, 6, 7]
-    assert runner.parse_cpu_list("3,3,2") == [2, 3]
+    assert cpus.parse_cpu_list("0,1,4-7") == [0, 1, 4, 5, 6, 7]
+    assert cpus.parse_cpu_list("3,3,2") == [2, 3]
     for bad in ("", "1,,2", "5-3", "a", "-1"):
         with pytest.raises(ValueError):
-            runner.parse_cpu_list(bad)
+            cpus.parse_cpu_list(bad)
 
 
 def test_parse_shape() -> None:
-    assert runner.parse_shape("input=1x3x224x224") == ("input", [1, 3, 224, 224])
-    assert runner.parse_shape("a=b=2X3") == ("a=b", [2, 3])
+    assert cli.parse_shape("input=1x3x224x224") == ("input", [1, 3, 224, 224])
+    assert cli.parse_shape("a=b=2X3") == ("a=b", [2, 3])
     for bad in ("input", "=1x3", "input=", "input=1x-3", "input=1xx3"):
         with pytest.raises(ValueError):
-            runner.parse_shape(bad)
+            cli.parse_shape(bad)
 
 
 def test_make_inputs_are_seeded(tiny_model: Path) -> None:
     session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
-    first = runner.make_inputs(np, session, {}, seed=7)
-    again = runner.make_inputs(np, session, {}, seed=7)
-    other = runner.make_inputs(np, session, {}, seed=8)
+    first = agent_session.make_inputs(np, session, {}, seed=7)
+    again = agent_session.make_inputs(np, session, {}, seed=7)
+    other = agent_session.make_inputs(np, session, {}, seed=8)
     assert np.array_equal(first[0][1], again[0][1])
     assert not np.array_equal(first[0][1], other[0][1])
     assert first[0][1].dtype == np.float32
@@ -584,14 +613,14 @@ def test_make_inputs_are_seeded(tiny_model: Path) -> None:
 
 def test_warm_up_respects_its_caps(tiny_model: Path) -> None:
     session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
-    arrays = runner.make_inputs(np, session, {}, seed=0)
-    binding, _keep = runner.bind(ort, session, arrays)
+    arrays = agent_session.make_inputs(np, session, {}, seed=0)
+    binding, _keep = agent_session.bind(ort, session, arrays)
     session.run_with_iobinding(binding)
-    runner.rebind_outputs(session, binding)
+    agent_session.rebind_outputs(session, binding)
     # Windows need >= 5 iterations, so a cap of 3 is always what stops it.
-    count, _seconds = runner.warm_up(session.run_with_iobinding, binding, 3, 10.0)
+    count, _seconds = loop.warm_up(session.run_with_iobinding, binding, 3, 10.0)
     assert count == 3
-    count, _seconds = runner.warm_up(session.run_with_iobinding, binding, 1000, 0.0)
+    count, _seconds = loop.warm_up(session.run_with_iobinding, binding, 1000, 0.0)
     assert count == 1
     # Outputs bound once are filled by later runs: a softmax sums to 1.
     probabilities = binding.copy_outputs_to_cpu()[0]
@@ -600,7 +629,7 @@ def test_warm_up_respects_its_caps(tiny_model: Path) -> None:
 
 
 def test_peak_rss_reads_vmhwm() -> None:
-    rss, source = runner.peak_rss()
+    rss, source = agent_facts.peak_rss()
     assert source == "VmHWM"
     assert rss is not None and rss > 0
     with open("/proc/self/status") as handle:
@@ -610,7 +639,22 @@ def test_peak_rss_reads_vmhwm() -> None:
 
 
 def test_host_facts_never_raise_and_match_the_os() -> None:
-    facts = runner.collect_host_facts()
+    facts = agent_facts.collect_host_facts()
     check_facts(facts)
     assert facts["affinity"] == sorted(os.sched_getaffinity(0))
     assert [c["cpu"] for c in facts["cpus"]] == sorted(c["cpu"] for c in facts["cpus"])
+
+
+def test_zipapp_in_a_cache_is_named_by_its_digest(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    path = bundle.zipapp_path(bundle.AGENT, cache)
+    assert path.parent == cache
+    assert path.name == f"agent-{bundle.zipapp_sha256(bundle.AGENT)[:16]}.pyz"
+    assert bundle.zipapp_path(bundle.AGENT, cache) == path  # once per process
+    assert path.read_bytes() == RUNNER_PATH.read_bytes()
+    assert [p.name for p in cache.iterdir()] == [path.name]  # no partial file left
+    # A cache that cannot be written falls back to a private temporary directory.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    fallback = bundle.zipapp_path(bundle.LIMITS, blocked / "cache")
+    assert fallback.name == "limits.pyz" and fallback.is_file()

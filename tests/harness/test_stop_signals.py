@@ -38,7 +38,7 @@ def _runners(marker: str) -> list[psutil.Process]:
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
         alive = proc.info.get("status") != psutil.STATUS_ZOMBIE
-        if "runner.py" in cmdline and marker in cmdline and alive:
+        if "agent.pyz" in cmdline and marker in cmdline and alive:
             found.append(proc)
     return found
 
@@ -208,7 +208,7 @@ def test_keep_workdir_says_where_it_is(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (kept,) = list((tmp_path / "tmp").glob("mnbench-*/session-*"))
     assert f"kept the work directory {kept}\n" in done.stderr
-    assert (kept / "runner.py").is_file() and list((kept / "models").glob("*.onnx"))
+    assert (kept / "agent.pyz").is_file() and list((kept / "models").glob("*.onnx"))
 
 
 def test_stopped_regress_says_how_to_finish_both_sides(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UserError
+from harness.cli import exit_code_of
 from reports.accuracy import accuracy_table, read_accuracy_csv, reference_accuracy
+from reports.errors import ReportError
 
 # A few cells copied from tensorflow/models research/slim/nets/mobilenet_v1.md @ 10cf1c0a
 # (float and _quant rows of the mobilenet_v1_2018_08_02 checkpoints).
@@ -96,16 +97,16 @@ def test_malformed_user_csv_is_one_line_error(
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(ReportError) as caught:
         read_accuracy_csv(path)
     message = caught.value.message
     assert "\n" not in message
     assert str(path) in message
     assert where in message
     assert what in message
-    assert caught.value.exit_code == 2
+    assert exit_code_of(caught.value) == 2
 
 
 def test_missing_user_csv(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(ReportError, match="does not exist"):
         accuracy_table(tmp_path / "nope.csv")

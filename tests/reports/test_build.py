@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.errors import UserError
 from reports.build import build_report
+from results.errors import ResultsError
 from results.store import Store
 from tests.reports.storedata import make_store
 
@@ -144,6 +144,6 @@ def test_bad_input_exits_2_with_one_line(
     assert not (tmp_path / "out" / "report.html").exists()
 
 
-def test_build_report_raises_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError):
+def test_build_report_refuses_a_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError):
         build_report(tmp_path / "missing.sqlite", ["latest"], None, tmp_path / "out")

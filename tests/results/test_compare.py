@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.errors import UserError
 from results.compare import (
     bootstrap_ratio_ci,
     compare_frames,
@@ -16,6 +15,7 @@ from results.compare import (
     mann_whitney_p,
     verdict_for,
 )
+from results.errors import ResultsError
 
 
 def trials(
@@ -131,7 +131,7 @@ def test_failed_only_in_candidate_exits_1_and_incompatible_files_refused() -> No
     assert [f.side for f in comparison.failed] == ["candidate"]
     assert exit_code(comparison) == 1
     other = frame({"m": trials(rng, 10.0)}, sha="different")
-    with pytest.raises(UserError, match="--force"):
+    with pytest.raises(ResultsError, match="--force"):
         compare_frames(base, other, 1, 2)
     forced = compare_frames(base, other, 1, 2, force=True)
     assert len(forced.cells) == 1 and forced.warnings

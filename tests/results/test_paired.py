@@ -178,9 +178,9 @@ def test_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
 
 
 def test_bursts_of_an_unknown_run_are_refused(tmp_path: Path) -> None:
-    from harness.errors import UserError
+    from results.errors import ResultsError
 
-    with Store.open(tmp_path / "db.sqlite") as store, pytest.raises(UserError, match="no run 7"):
+    with Store.open(tmp_path / "db.sqlite") as store, pytest.raises(ResultsError, match="no run 7"):
         store.add_bursts(
             run_id=7, model_sha256="a", config={}, pair=1, bursts=[(0, "B", None, [1.0])]
         )

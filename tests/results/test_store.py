@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.errors import UserError
+from harness.cli import exit_code_of
+from results.errors import ResultsError
 from results.stats import summarize
 from results.store import (
     MIGRATIONS,
@@ -166,7 +167,7 @@ def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 def test_open_without_create_refuses_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.sqlite"
-    with pytest.raises(UserError, match="no results database at"):
+    with pytest.raises(ResultsError, match="no results database at"):
         Store.open(missing, create=False)
     assert not missing.exists()
 
@@ -179,12 +180,12 @@ def test_open_without_create_refuses_missing_file(tmp_path: Path) -> None:
 def test_not_a_database_is_refused_and_kept(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "mnbench.sqlite"
     path.write_bytes(content)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(ResultsError) as caught:
         Store.open(path)
     message = caught.value.message
     assert message.startswith(f"{path} is not an mnbench database (")
     assert message.endswith("pass another --db or move it away")
-    assert "\n" not in message and caught.value.exit_code == 2
+    assert "\n" not in message and exit_code_of(caught.value) == 2
     assert path.read_bytes() == content
     assert not (tmp_path / "mnbench.sqlite-wal").exists()
 
@@ -195,7 +196,7 @@ def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     connection.execute("CREATE TABLE t (x)")
     connection.commit()
     connection.close()
-    with pytest.raises(UserError, match="without an mnbench meta table"):
+    with pytest.raises(ResultsError, match="without an mnbench meta table"):
         Store.open(path)
 
 
@@ -225,7 +226,7 @@ def test_migration_upgrades_and_newer_version_is_refused(db_path: Path) -> None:
         rf"newer mnbench \(schema version {SCHEMA_VERSION + 2}, "
         rf"this one reads up to {SCHEMA_VERSION}\)"
     )
-    with pytest.raises(UserError, match=newer_message):
+    with pytest.raises(ResultsError, match=newer_message):
         Store.open(db_path)
     # Reopening with the long list again is a no-op.
     with Store.open(db_path, migrations=newer) as store:
@@ -240,7 +241,7 @@ def test_failed_migration_rolls_back(db_path: Path) -> None:
         "ALTER TABLE runs ADD COLUMN note TEXT;",
         "ALTER TABLE no_such_table ADD COLUMN x;",
     ]
-    with pytest.raises(UserError, match="sqlite"):
+    with pytest.raises(ResultsError, match="sqlite"):
         Store.open(db_path, migrations=broken)
     with Store.open(db_path) as store:
         assert store.schema_version == SCHEMA_VERSION
@@ -251,16 +252,16 @@ def test_failed_migration_rolls_back(db_path: Path) -> None:
 
 
 def test_runs_and_resolve(store: Store) -> None:
-    with pytest.raises(UserError, match="holds no runs yet; measure with `mnbench run`"):
+    with pytest.raises(ResultsError, match="holds no runs yet; measure with `mnbench run`"):
         store.resolve_run_id("latest")
     first = new_run(store, label="baseline", runtime=None)
     second = new_run(store)
     assert store.resolve_run_id(None) == store.resolve_run_id("latest") == second
     assert store.resolve_run_id(first) == store.resolve_run_id(str(first)) == first
     assert store.resolve_run_id("baseline") == first
-    with pytest.raises(UserError, match=r"no run 99 in .*lists the runs"):
+    with pytest.raises(ResultsError, match=r"no run 99 in .*lists the runs"):
         store.resolve_run_id("99")
-    with pytest.raises(UserError, match="no run 'nope'"):
+    with pytest.raises(ResultsError, match="no run 'nope'"):
         store.resolve_run_id("nope")
 
     record = store.get_run(first)
@@ -280,7 +281,7 @@ def test_runs_and_resolve(store: Store) -> None:
     store.set_run_status(first, "running")  # resumed
     assert store.get_run(first).finished_at is None
     assert [r.id for r in store.list_runs()] == [first, second]
-    with pytest.raises(UserError, match="no run 42"):
+    with pytest.raises(ResultsError, match="no run 42"):
         store.set_run_status(42, "complete")
 
     frame = store.runs_frame()
@@ -356,7 +357,7 @@ def test_completed_keys_for_resume(store: Store) -> None:
     assert len(frame) == 2
     row = frame[frame["id"] == retried].iloc[0]
     assert (row["status"], row["samples_ms"], row["threads"]) == ("ok", [3.0], 2)
-    with pytest.raises(UserError, match="no run 77"):
+    with pytest.raises(ResultsError, match="no run 77"):
         store.add_measurement(
             run_id=77,
             model_sha256=MODEL.sha256,

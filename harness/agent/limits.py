@@ -1,7 +1,8 @@
 """Device-side microbenchmark of the machine's limits: peak compute and memory bandwidth.
 
-Pushed and run like the runner (``python limits.py [--threads N] [--cpus LIST]``); needs the
-standard library and numpy only and runs on Python 3.8. Prints one JSON document on stdout.
+Pushed like the agent, as its own zipapp (``python3 limits.pyz [--threads N] [--cpus LIST]``,
+``bundle.py``); needs the standard library and numpy only and runs on Python 3.8. Prints one
+JSON document on stdout.
 
 - **compute**: a square fp32 matrix product through numpy (its BLAS), 2·n³ FLOPs, best of a
   few repetitions, in GFLOP/s. This is a practical ceiling (what a tuned GEMM reaches on
@@ -14,7 +15,7 @@ Together they are the two ceilings of the roofline model (Williams, Waterman and
 CACM 52(4)): attainable FLOP/s = min(peak, bandwidth × arithmetic intensity).
 
 The thread count is set for the BLAS before numpy is imported (OpenBLAS, OpenMP, MKL
-variables) and the process is pinned with ``--cpus`` first, like the runner, so the
+variables) and the process is pinned with ``--cpus`` first, like the agent, so the
 ceilings are those of the cores and threads the models run on. The whole run takes about
 ``--budget`` seconds (default 2).
 
@@ -41,6 +42,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from harness.agent.cpus import parse_cpu_list
+
 SCHEMA = "mnbench.limits/1"
 DEFAULT_BUDGET_S = 2.0
 GEMM_SIZES = (512, 1024)
@@ -54,20 +57,6 @@ THREAD_VARIABLES = (
     "BLIS_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
 )
-
-
-def parse_cpus(text: str) -> list[int]:
-    cpus: set[int] = set()
-    for raw in text.split(","):
-        part = raw.strip()
-        if "-" in part:
-            low, _, high = part.partition("-")
-            cpus.update(range(int(low), int(high) + 1))
-        elif part:
-            cpus.add(int(part))
-    if not cpus or min(cpus) < 0:
-        raise ValueError(f"empty or negative CPU list {text!r}")
-    return sorted(cpus)
 
 
 def best_time(run: Any, max_reps: int, deadline: float) -> tuple[float, int]:
@@ -124,7 +113,7 @@ def measure_copy(np: Any, budget_s: float) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="limits.py", description="Measure peak GEMM GFLOP/s and copy bandwidth (JSON)."
+        prog="limits.pyz", description="Measure peak GEMM GFLOP/s and copy bandwidth (JSON)."
     )
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads; 0 = default")
     parser.add_argument("--cpus", default=None, help="pin to these CPUs, e.g. 0,1 or 4-7")
@@ -150,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads < 0 or not 0 < args.budget <= 60:
             raise ValueError("--threads must be >= 0 and --budget between 0 and 60 s")
         if args.cpus is not None:
-            cpus = parse_cpus(args.cpus)
+            cpus = parse_cpu_list(args.cpus)
             os.sched_setaffinity(0, cpus)
             doc["cpus"] = cpus
             if args.threads == 0:
@@ -174,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as request:  # --help or a bad flag (argparse printed why)
         if request.code in (0, None):
             return 0
-        doc["error"] = "bad arguments (see limits.py --help)"
+        doc["error"] = "bad arguments (see limits.pyz --help)"
         code = 2
     except (ValueError, OSError, ImportError, MemoryError) as error:
         doc["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

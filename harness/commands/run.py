@@ -32,6 +32,7 @@ from harness.commands.trust import (
     cooldown_from_args,
     cooldown_from_config,
     cooldown_to_config,
+    pin_note,
 )
 from harness.cost import analyze_model, load_model_file
 from harness.errors import UserError
@@ -334,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             plan = make_plan(models, threads, args.trials, cpus)
-            sweep.guard = attach_guards(transport, device, cooldown, cpus)
+            sweep.guard = attach_guards(transport, device, cooldown)
             outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
         finally:
             close_run_transport(transport, sweep)
@@ -417,9 +418,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             sweep.resume_command = resume_hint(run_id, args)
             print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
             cooldown = cooldown_from_config(run_id, config.get("cooldown"))
-            sweep.guard = attach_guards(
-                transport, device, cooldown, list(stored.cpus) if stored.cpus else None
-            )
+            sweep.guard = attach_guards(transport, device, cooldown)
             adaptive = adaptive_from_config(run_id, config.get("adaptive"))
             outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
         finally:
@@ -527,6 +526,8 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
                 rows,
             )
         )
+    for line in pin_note(frame):
+        print(terminal_safe(line), file=sys.stderr)
     print(
         f"run {outcome.run_id}: {outcome.measured} measured, {outcome.skipped} already "
         f"there, {len(outcome.failures)} failed",

@@ -5,15 +5,15 @@ fresh-process trials are added per cell until the cross-trial CI is within the t
 up to ``--max-trials`` per cell and ``--budget`` trials in all. ``--cooldown`` waits before
 every trial (``results.guards.parse_cooldown``: ``45C`` until the hottest zone is below
 45 °C, ``30s`` a fixed pause), at most ``--cooldown-max`` seconds. Guards are sampled
-around every trial whatever the flags (``harness.measure.guard``); the commands that would
-pin the CPU frequencies are printed, never run.
+around every trial whatever the flags (``harness.measure.guard``); the command that would
+pin the CPU frequencies is printed after the run (``pin_note``), never run.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from devices.device import DeviceConfig
 from devices.transport import Transport
@@ -21,7 +21,10 @@ from harness.errors import UserError
 from harness.measure.adaptive import DEFAULT_MAX_TRIALS, AdaptivePlan
 from harness.measure.guard import TrialGuard
 from harness.validate import INT64_MAX, MAX_TRIALS, float_arg, int_arg
-from results.guards import CooldownPolicy, parse_cooldown, pinning
+from results.guards import CooldownPolicy, parse_cooldown
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_COOLDOWN_MAX_S = 300.0
 
@@ -124,23 +127,25 @@ def cooldown_from_config(run_id: int, value: object) -> CooldownPolicy | None:
 
 
 def attach_guards(
-    transport: Transport,
-    device: DeviceConfig,
-    cooldown: CooldownPolicy | None,
-    cpus: list[int] | None,
+    transport: Transport, device: DeviceConfig, cooldown: CooldownPolicy | None
 ) -> TrialGuard:
-    """The sweep's guard; says once how the frequencies stand and how to pin them."""
-    guard = TrialGuard(
+    """The sweep's guard: samples the device around every trial, waits as ``--cooldown`` says."""
+    return TrialGuard(
         transport, android=device.kind == "adb", local=device.kind == "local", cooldown=cooldown
     )
-    reading = guard.sample()
-    state = pinning(reading, cpus=cpus, kind=device.kind) if reading else None
-    if state is not None and not state.pinned:
-        print(
-            f"note: CPU frequencies are not pinned (governor {', '.join(state.governors)}); "
-            "numbers move with the governor. To pin them (root; mnbench never does):",
-            file=sys.stderr,
-        )
-        for command in state.commands:
-            print(f"  {command}", file=sys.stderr)
-    return guard
+
+
+def pin_note(frame: pd.DataFrame) -> list[str]:
+    """Lines for stderr after a run: how the frequencies stood and, when they were not
+    pinned, the exact command that would pin them (mnbench never runs it)."""
+    if frame.empty or "pin_command" not in frame.columns:
+        return []
+    states = [str(v) for v in frame["device_state"] if isinstance(v, str) and v]
+    commands = [str(v) for v in frame["pin_command"] if isinstance(v, str) and v]
+    if not commands:
+        return []
+    return [
+        f"note: {states[0] if states else 'CPU frequencies not pinned'}; numbers move with the "
+        "governor. To pin the frequencies (root; mnbench never does):",
+        f"  {commands[0]}",
+    ]

@@ -68,7 +68,7 @@ def test_phone_throttling_flagged_and_cooldown_waits(
     args += ["--cooldown", "36C", "--cooldown-max", "90"]
     assert main(args) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
-    assert "CPU frequencies are not pinned (governor schedutil)" in err
+    assert "note: governor schedutil (not pinned)" in err and "To pin the frequencies" in err
     assert "adb shell su -c 'echo performance > /sys/devices/system/cpu/cpu0/cpufreq" in err
     documents = _documents(db)
     assert len(documents) == 3

@@ -14,7 +14,8 @@ under the chart). So a chart's numbers and words are tested without rendering. T
 - ``layer_ratio``, ``channels``, ``roofline``: the layer probes (``layer_probes`` shared);
 - ``predicted_vs_measured``: the latency model against held-out measurements.
 
-``chart`` holds the ``Chart`` value and the words every reading shares, ``series`` the rows
+``chart`` holds the ``Chart`` value, ``compose`` (a chart from its data, drawing and reading)
+and the words every reading shares, ``series`` the rows
 and series taken from the store's frames, ``style`` the palette, axis finish, log ticks and
 rendering. The mission chart lives in ``reports/mission.py`` and uses the same parts.
 """

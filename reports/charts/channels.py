@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, join, no_chart
+from reports.charts.chart import Chart, Missing, compose, join
 from reports.charts.layer_probes import NO_PROBES, draw_model_ratios, model_sentence, probe_points
 from reports.charts.series import run_label
-from reports.charts.style import KERNEL_MARKERS, colour, finish_axes, render
+from reports.charts.style import KERNEL_MARKERS, colour, finish_axes
 
 NAME = "ratio_vs_channels"
 TITLE = "Separable/standard ratio against output channels N"
@@ -48,6 +48,7 @@ class RatioVsChannels:
     """The range of N the prediction curves span."""
     n_high: float
     points: pd.DataFrame
+    rows: pd.DataFrame
 
 
 def channels_data(
@@ -72,6 +73,7 @@ def channels_data(
         n_low=max(1.0, float(n_values.min()) / 1.5),
         n_high=float(n_values.max()) * 1.5,
         points=frame,
+        rows=frame[list(CSV_COLUMNS)].reset_index(drop=True),
     )
 
 
@@ -135,9 +137,11 @@ def ratio_vs_channels_chart(
 ) -> Chart:
     """Measured ratio against N per D_K, over the prediction curves 1/N + 1/D_K² (and the
     latency model's ratio per block when ``model_ratios`` is given)."""
-    data = channels_data(layers, labels, model_ratios)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_channels(data), svg=True)
-    rows = data.points[list(CSV_COLUMNS)].reset_index(drop=True)
-    return Chart(NAME, TITLE, channels_reading(data), rows, png=png, svg=svg)
+    return compose(
+        NAME,
+        TITLE,
+        channels_data(layers, labels, model_ratios),
+        draw_channels,
+        channels_reading,
+        svg=True,
+    )

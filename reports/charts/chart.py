@@ -9,10 +9,14 @@ data, so the report never shows an empty or broken image.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import pandas as pd
+from matplotlib.figure import Figure
+
+from reports.charts.style import render
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,33 @@ class Missing:
 
     reason: str
     hint: str
+
+
+class ChartData(Protocol):
+    """What every chart's data value carries: the rows written as its CSV."""
+
+    @property
+    def rows(self) -> pd.DataFrame: ...
+
+
+Data = TypeVar("Data", bound=ChartData)
+
+
+def compose(
+    name: str,
+    title: str,
+    data: Data | Missing,
+    draw: Callable[[Data], Figure],
+    reading: Callable[[Data], str],
+    *,
+    svg: bool,
+) -> Chart:
+    """A chart from its parts: the drawing rendered (PNG, and SVG when asked), the reading
+    and the data's rows; no image but the reason and the hint when the data is missing."""
+    if isinstance(data, Missing):
+        return no_chart(name, title, data.reason, data.hint)
+    png, vector = render(draw(data), svg=svg)
+    return Chart(name, title, reading(data), data.rows, png=png, svg=vector)
 
 
 def no_chart(name: str, title: str, missing: str, hint: str) -> Chart:

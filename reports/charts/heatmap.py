@@ -17,12 +17,11 @@ from reports.charts.chart import (
     alpha_text,
     as_float,
     cell_text,
+    compose,
     config_text,
     join,
-    no_chart,
 )
 from reports.charts.series import Row, measured, row_at
-from reports.charts.style import render
 
 NAME = "latency_heatmap"
 TITLE = "Latency heatmap (α × resolution)"
@@ -210,8 +209,6 @@ def heatmap_reading(data: Heatmap) -> str:
 
 def latency_heatmap(results: pd.DataFrame, labels: dict[int, str]) -> Chart:
     """Median latency over α × resolution, one panel per run and configuration."""
-    data = heatmap_data(results, labels)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, _ = render(draw_heatmap(data), svg=False)
-    return Chart(NAME, TITLE, heatmap_reading(data), data.rows, png=png)
+    return compose(
+        NAME, TITLE, heatmap_data(results, labels), draw_heatmap, heatmap_reading, svg=False
+    )

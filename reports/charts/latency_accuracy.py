@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports.accuracy import alpha_key
-from reports.charts.chart import Chart, Missing, cell_text, join, no_chart
+from reports.charts.chart import Chart, Missing, cell_text, compose, join
 from reports.charts.series import (
     measured,
     rows_of,
@@ -20,7 +20,7 @@ from reports.charts.series import (
     sorted_keys,
     threads_vary,
 )
-from reports.charts.style import colour, finish_axes, render
+from reports.charts.style import colour, finish_axes
 
 NAME = "latency_accuracy"
 TITLE = "Latency vs ImageNet top-1 accuracy"
@@ -210,8 +210,11 @@ def latency_accuracy(
     results: pd.DataFrame, labels: dict[int, str], accuracy: pd.DataFrame, accuracy_origin: str = ""
 ) -> Chart:
     """Median latency against ImageNet top-1 with each series' Pareto frontier."""
-    data = accuracy_data(results, labels, accuracy, accuracy_origin)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_accuracy(data), svg=True)
-    return Chart(NAME, TITLE, accuracy_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME,
+        TITLE,
+        accuracy_data(results, labels, accuracy, accuracy_origin),
+        draw_accuracy,
+        accuracy_reading,
+        svg=True,
+    )

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, join, no_chart
+from reports.charts.chart import Chart, Missing, compose, join
 from reports.charts.layer_probes import NO_PROBES, draw_model_ratios, model_sentence, probe_points
 from reports.charts.series import run_label
-from reports.charts.style import KERNEL_MARKERS, colour, finish_axes, render
+from reports.charts.style import KERNEL_MARKERS, colour, finish_axes
 
 NAME = "layer_ratio"
 TITLE = "Per layer: measured vs predicted separable/standard ratio"
@@ -50,6 +50,7 @@ class LayerRatio:
     low: float
     """Both axes' range, shared so y = x is the diagonal."""
     high: float
+    rows: pd.DataFrame
 
 
 def layer_ratio_data(
@@ -75,6 +76,7 @@ def layer_ratio_data(
         names={run_id: run_label(labels, run_id) for run_id in runs},
         low=float(np.nanmin(values)) / 1.3,
         high=float(np.nanmax(values)) * 1.3,
+        rows=frame[[c for c in CSV_COLUMNS if c in frame.columns]].reset_index(drop=True),
     )
 
 
@@ -156,10 +158,11 @@ def layer_ratio_chart(
 ) -> Chart:
     """Measured separable/standard time ratio per layer against 1/N + 1/D_K², with y = x;
     with ``model_ratios`` also the latency model's and the roofline's ratio per block."""
-    data = layer_ratio_data(layers, labels, model_ratios)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_layer_ratio(data), svg=True)
-    frame = data.points
-    rows = frame[[c for c in CSV_COLUMNS if c in frame.columns]].reset_index(drop=True)
-    return Chart(NAME, TITLE, layer_ratio_reading(data), rows, png=png, svg=svg)
+    return compose(
+        NAME,
+        TITLE,
+        layer_ratio_data(layers, labels, model_ratios),
+        draw_layer_ratio,
+        layer_ratio_reading,
+        svg=True,
+    )

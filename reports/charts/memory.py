@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, join, no_chart
+from reports.charts.chart import Chart, Missing, compose, join
 from reports.charts.series import (
     TEXT_COLUMNS,
     row_at,
@@ -26,7 +26,6 @@ from reports.charts.style import (
     VARIANT_MARKERS,
     colour,
     finish_axes,
-    render,
 )
 
 NAME = "memory"
@@ -259,8 +258,6 @@ def memory_reading(data: Memory) -> str:
 
 def memory_chart(results: pd.DataFrame, labels: dict[int, str]) -> Chart:
     """Peak RSS (after load, overall) and model bytes (file, weights, activations) vs params."""
-    data = memory_data(results, labels)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_memory(data), svg=False)
-    return Chart(NAME, TITLE, memory_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME, TITLE, memory_data(results, labels), draw_memory, memory_reading, svg=False
+    )

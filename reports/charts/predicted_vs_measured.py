@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from reports.charts.chart import Chart, Missing, join, no_chart
-from reports.charts.style import colour, finish_axes, render
+from reports.charts.chart import Chart, Missing, compose, join
+from reports.charts.style import colour, finish_axes
 
 NAME = "predicted_vs_measured"
 TITLE = "Latency model: predicted vs measured"
@@ -109,8 +109,6 @@ def validation_reading(data: PredictedVsMeasured) -> str:
 def predicted_vs_measured_chart(validation: pd.DataFrame | None) -> Chart:
     """Each validated model's predicted latency (with the model's interval) against its
     measured median (with the 95 % interval across trials), y = x and a ±10 % band."""
-    data = validation_data(validation)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_validation(data), svg=True)
-    return Chart(NAME, TITLE, validation_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME, TITLE, validation_data(validation), draw_validation, validation_reading, svg=True
+    )

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, as_float, join, no_chart
+from reports.charts.chart import Chart, Missing, as_float, compose, join
 from reports.charts.layer_probes import LAYERS_HINT, NO_PROBES
 from reports.charts.series import run_label
-from reports.charts.style import colour, finish_axes, render
+from reports.charts.style import colour, finish_axes
 
 NAME = "roofline"
 TITLE = "Roofline: achieved GFLOP/s vs arithmetic intensity per layer"
@@ -165,8 +165,6 @@ def roofline_reading(data: Roofline) -> str:
 def roofline_chart(layers: pd.DataFrame | None, labels: dict[int, str]) -> Chart:
     """Each probe layer's achieved GFLOP/s against its arithmetic intensity, under the
     device's measured compute and bandwidth ceilings (Williams et al. 2009)."""
-    data = roofline_data(layers, labels)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_roofline(data), svg=True)
-    return Chart(NAME, TITLE, roofline_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME, TITLE, roofline_data(layers, labels), draw_roofline, roofline_reading, svg=True
+    )

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, cell_text, join, no_chart
+from reports.charts.chart import Chart, Missing, cell_text, compose, join
 from reports.charts.series import (
     measured,
     rows_of,
@@ -19,7 +19,7 @@ from reports.charts.series import (
     sorted_keys,
     threads_vary,
 )
-from reports.charts.style import colour, render
+from reports.charts.style import colour
 
 NAME = "prediction"
 TITLE = "Separable vs standard: measured vs MAC ratio"
@@ -197,8 +197,11 @@ def separable_ratio_reading(data: SeparableRatio) -> str:
 
 def prediction_chart(results: pd.DataFrame, labels: dict[int, str]) -> Chart:
     """Measured separable/standard latency ratio beside the MAC ratio, per cell and run."""
-    data = separable_ratio_data(results, labels)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_separable_ratio(data), svg=False)
-    return Chart(NAME, TITLE, separable_ratio_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME,
+        TITLE,
+        separable_ratio_data(results, labels),
+        draw_separable_ratio,
+        separable_ratio_reading,
+        svg=False,
+    )

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, join, no_chart
-from reports.charts.style import colour, render
+from reports.charts.chart import Chart, Missing, compose, join
+from reports.charts.style import colour
 
 NAME = "time_share"
 TITLE = "Time share vs MAC share by layer kind"
@@ -136,8 +136,11 @@ def time_share_chart(frame: pd.DataFrame | None, labels: dict[int, str] | None =
     ``run_id, kind, time_ms, macs``; kind is one of stem, depthwise, pointwise, fc (others
     are summed as 'other').
     """
-    data = time_share_data(frame, labels or {})
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_time_share(data), svg=False)
-    return Chart(NAME, TITLE, time_share_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME,
+        TITLE,
+        time_share_data(frame, labels or {}),
+        draw_time_share,
+        time_share_reading,
+        svg=False,
+    )

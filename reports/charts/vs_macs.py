@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.charts.chart import Chart, Missing, cell_text, join, no_chart
+from reports.charts.chart import Chart, Missing, cell_text, compose, join
 from reports.charts.series import (
     Row,
     loglog_fit,
@@ -24,7 +24,7 @@ from reports.charts.series import (
     sorted_keys,
     threads_vary,
 )
-from reports.charts.style import OTHER_MARKER, VARIANT_MARKERS, colour, finish_axes, render
+from reports.charts.style import OTHER_MARKER, VARIANT_MARKERS, colour, finish_axes
 
 NAME = "latency_vs_macs"
 TITLE = "Latency vs MACs (log–log)"
@@ -230,8 +230,6 @@ def vs_macs_reading(data: LatencyVsMacs) -> str:
 
 def latency_vs_macs(results: pd.DataFrame, labels: dict[int, str]) -> Chart:
     """Log–log latency against MACs with the fitted power-law slope and the slope-1 line."""
-    data = vs_macs_data(results, labels)
-    if isinstance(data, Missing):
-        return no_chart(NAME, TITLE, data.reason, data.hint)
-    png, svg = render(draw_vs_macs(data), svg=True)
-    return Chart(NAME, TITLE, vs_macs_reading(data), data.rows, png=png, svg=svg)
+    return compose(
+        NAME, TITLE, vs_macs_data(results, labels), draw_vs_macs, vs_macs_reading, svg=True
+    )

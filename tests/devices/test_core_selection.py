@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from devices.device import DeviceConfig
+from devices.errors import DeviceError
 from devices.facts import probe_device
 from devices.probe import resolve_cpus
 from devices.ssh import SshTransport
 from devices.transport import Completed, LocalTransport, Transport
 from harness.agent.bundle import AGENT, zipapp_path
-from harness.errors import UserError
 from tests.adbsim import Core, Phone, pixel_like
 from tests.fixtures.adb import MakePhone
 from tests.fixtures.build_arm64_sysroot import Arm64Sysroot
@@ -176,7 +176,7 @@ def test_every_device_refuses_the_same_selections(spec: str) -> None:
     android = {"cpus": [{"cpu": n, "max_khz": khz} for n, khz in enumerate(MAX_KHZ)]}
     messages = []
     for facts in (linux, android):
-        with pytest.raises(UserError) as info:
+        with pytest.raises(DeviceError) as info:
             resolve_cpus(spec, facts)
         messages.append(info.value.message)
     assert messages[0] == messages[1]

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from harness.agent.bundle import AGENT, zipapp_path
-from harness.generator import generate
-from harness.spec import ModelSpec
+from harness.model.generator import generate
+from harness.model.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Overhead of the device-side runner against a bare IO-binding loop.
 
 For MobileNetV1 1.0/224 and 0.25/128 (Howard et al. 2017, arXiv:1704.04861; built by
-``harness.generator``) this script alternates, round by round, between
+``harness.model.generator``) this script alternates, round by round, between
 
   (a) the agent (harness/agent, as the agent.pyz zipapp) started as a subprocess exactly as
       the harness starts it -- ``python agent.pyz MODEL --threads N`` with its default
@@ -40,8 +40,8 @@ import onnxruntime as ort
 
 from harness.agent.bundle import AGENT, zipapp_path
 from harness.agent.facts import cpu_model
-from harness.generator import build_model
-from harness.spec import ModelSpec
+from harness.model.generator import build_model
+from harness.model.spec import ModelSpec
 
 RUNNER_PATH = zipapp_path(AGENT)
 BARE_WARMUP_S = 1.0

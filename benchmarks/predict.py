@@ -26,12 +26,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.architecture import scaled_layers
 from harness.cli import main as mnbench
 from harness.commands.predict import HELD_OUT, open_session, truths_from_run
-from harness.predict import FittedModel, predict, relative_error, within_shares
-from harness.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
-from harness.sweep import PlanItem, RunnerSettings, prepare_models, run_plan
+from harness.measure.sweep import PlanItem, RunnerSettings, prepare_models, run_plan
+from harness.model.architecture import scaled_layers
+from harness.model.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
+from harness.predict.latency_model import FittedModel, predict, relative_error, within_shares
 from results.store import Store
 
 MAX_TRIALS = 12
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> None:
             try:
                 entries = prepare_models(specs, models_dir, store)
                 from harness import __version__
-                from harness.sweep import sweep_config
+                from harness.measure.sweep import sweep_config
 
                 run_id = store.create_run(
                     device="local",

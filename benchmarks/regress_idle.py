@@ -3,7 +3,7 @@
 Two runner agents of the same model (A/A, 2 threads, spinning as configured) alternate
 bursts of ~75 ms. Three ways to keep the idle one out of the way:
 
-- suspend: SIGSTOP/SIGCONT of its process group (harness/paired.py's choice);
+- suspend: SIGSTOP/SIGCONT of its process group (harness/measure/paired.py's choice);
 - no-spin: both sessions created with session.intra_op.allow_spinning=0, never suspended
   (the idle side then blocks instead of spinning -- but so does the side measured, whose
   configured session options are no longer the ones measured);
@@ -30,7 +30,7 @@ from pathlib import Path
 from devices.transport import LocalTransport
 from harness.agent.bundle import AGENT, zipapp_path
 from harness.cli import main as mnbench
-from harness.paired import PairSettings, SideCommand, measure_pair
+from harness.measure.paired import PairSettings, SideCommand, measure_pair
 from results.paired import Burst, burst_log_ratios
 
 

@@ -3,7 +3,7 @@
 side in one run. Prints figures; asserts nothing.
 
 Conditions (cells 0.5/160 and 1.0/160, each cell one `mnbench regress` so its wall time is
-the cell's cost; the candidate is the harness's interpreter wrapped by harness/slowdown.py,
+the cell's cost; the candidate is the harness's interpreter wrapped by harness/measure/slowdown.py,
 busy work of the given fraction after every inference):
 
 - A/A: target no slower/faster in reps x 2 cells, >= 80 % unchanged;
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import main as mnbench
-from harness.slowdown import make_slow_python
+from harness.measure.slowdown import make_slow_python
 from results.paired import looks, spent_alpha
 from results.store import Store
 

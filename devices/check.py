@@ -41,26 +41,7 @@ class CheckItem:
 
 def device_command(config: DeviceConfig, argv: Sequence[str]) -> str:
     """A command line the user can paste on this machine to run ``argv`` on the device."""
-    remote = shlex.join(argv)
-    if config.kind == "ssh":
-        ssh = ["ssh"]
-        if config.port:
-            ssh += ["-p", str(config.port)]
-        if config.identity_file:
-            ssh += ["-i", config.identity_file]
-        for option in config.ssh_options:
-            ssh += ["-o", option]
-        destination = f"{config.user}@{config.host}" if config.user else str(config.host)
-        return f"{shlex.join([*ssh, destination])} {shlex.quote(remote)}"
-    if config.kind == "adb":
-        adb = [config.adb_path]
-        if config.adb_server_host:
-            adb += ["-H", config.adb_server_host]
-        if config.adb_server_port:
-            adb += ["-P", str(config.adb_server_port)]
-        adb += ["-s", str(config.serial), "shell"]
-        return f"{shlex.join(adb)} {shlex.quote(remote)}"
-    return remote
+    return config.shell_command(argv)
 
 
 def pip_install_argv(python_argv: Sequence[str], in_venv: bool) -> list[str]:
@@ -105,7 +86,7 @@ def check_device(
     A phone without a Python entry is checked for its onnxruntime_perf_test binary instead:
     configured, present on this machine, built for an ABI the phone runs.
     """
-    if config.kind == "adb" and not config.python:
+    if not config.has_python:
         return _check_phone(config, runner_smoke)
     items: list[CheckItem] = []
     try:

@@ -1,7 +1,8 @@
 """Device facts for a run: probed once per sweep through the device's own transport.
 
 Linux devices (this machine, boards over SSH) are read by ``devices.probe``; Android phones
-by ``devices.android``. This machine also gets psutil's view (memory, frequencies).
+by ``devices.android`` (the device's kind picks which: ``DeviceConfig.collect_facts``).
+This machine also gets psutil's view (memory, frequencies).
 """
 
 from __future__ import annotations
@@ -15,17 +16,9 @@ from devices.transport import Transport
 
 def probe_device(config: DeviceConfig, transport: Transport) -> dict[str, Any]:
     """The facts recorded with every run on this device."""
-    facts: dict[str, Any]
-    if config.kind == "adb":
-        from devices.android import collect_android_facts
-
-        facts = dict(collect_android_facts(transport))
-    else:
-        from devices.probe import collect_facts
-
-        facts = dict(collect_facts(transport))
+    facts = config.collect_facts(transport)
     facts["device"] = {"name": config.name, "kind": config.kind}
-    if config.kind == "local":
+    if config.this_machine:
         facts.update(_local_facts())
     return facts
 

@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from devices.errors import DeviceError
-from devices.probe import check_cpu_spec
 from harness.errors import UserError
 
 T = TypeVar("T")
@@ -109,18 +107,6 @@ def int_arg(flag: str, low: int = 1, high: int = INT64_MAX) -> Callable[[str], i
         try:
             return bounded_int(flag, value, low, high)
         except UserError as exc:
-            raise argparse.ArgumentTypeError(exc.message) from None
-
-    return parse
-
-
-def cpu_arg(flag: str = "--cpus") -> Callable[[str], str]:
-    """An argparse ``type=`` for a CPU selection (kept as text: words need the device)."""
-
-    def parse(text: str) -> str:
-        try:
-            return check_cpu_spec(text, flag)
-        except DeviceError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 
     return parse

@@ -1,7 +1,8 @@
 """The latency model's frames for the report: per-block predicted cost ratios beside the
 measured layer probes, and predicted against measured whole-model latency.
 
-Both read the newest stored latency model (``harness.predict``) of each device × threads of
+Both read the newest stored latency model (``harness.predict.latency_model``) of each device ×
+threads of
 the selected runs; a device without one contributes nothing.
 """
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.predict import FittedModel
+    from harness.predict.latency_model import FittedModel
     from results.store import Store
 
 VALIDATE_LABEL = "predict-validate"
@@ -38,18 +39,19 @@ VALIDATION_COLUMNS: tuple[str, ...] = (
 
 
 def _model(store: Store, device: str, threads: int) -> FittedModel | None:
-    from harness.predict import FittedModel
+    from harness.predict.latency_model import FittedModel
 
     found = store.latest_latency_model(device=device, threads=threads, precision="fp32")
     return FittedModel.from_json(found[3]) if found else None
 
 
 def predicted_layer_ratios(store: Store, layers: pd.DataFrame) -> pd.DataFrame:
-    """``harness.predict.block_ratios`` for every device × threads × α × resolution × D_K
-    of a layer table (``harness.layers.layer_table``), one frame (``RATIO_COLUMNS``)."""
+    """``harness.predict.latency_model.block_ratios`` for every device × threads × α ×
+    resolution × D_K of a layer table (``harness.model.layers.layer_table``), one frame
+    (``RATIO_COLUMNS``)."""
     import pandas as pd
 
-    from harness.predict import RATIO_COLUMNS, block_ratios
+    from harness.predict.latency_model import RATIO_COLUMNS, block_ratios
 
     frames: list[pd.DataFrame] = []
     if not layers.empty:
@@ -82,7 +84,7 @@ def validation_frame(store: Store, run_ids: list[int]) -> pd.DataFrame:
     with its 95 % interval (``VALIDATION_COLUMNS``)."""
     import pandas as pd
 
-    from harness.predict import predict, relative_error, trial_ci
+    from harness.predict.latency_model import predict, relative_error, trial_ci
 
     records: list[dict[str, Any]] = []
     chosen = [r for r in run_ids if store.get_run(r).label == VALIDATE_LABEL]

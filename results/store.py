@@ -151,7 +151,8 @@ CREATE TABLE latency_models (
 );
 CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precision);
 """
-"""Fitted latency models (``harness.predict``): one row per fit, for one device × runtime ×
+"""Fitted latency models (``harness.predict.latency_model``): one row per fit, for one device ×
+runtime ×
 threads × precision; ``run_ids`` (JSON list) are the runs whose measurements it was fitted
 from (refitting from them gives the same model), ``model`` its JSON."""
 
@@ -1204,7 +1205,7 @@ class Store:
         run_ids: Sequence[int],
         model_json: str,
     ) -> int:
-        """Store one fitted latency model (``harness.predict``) and return its id."""
+        """Store one fitted latency model (``harness.predict.latency_model``) and return its id."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO latency_models (created_at, device, runtime_version, threads, "
@@ -1270,7 +1271,7 @@ class Store:
     def probes_frame(
         self, run_ids: Sequence[int] | None = None, results: pd.DataFrame | None = None
     ) -> pd.DataFrame:
-        """One row per run × layer probe × configuration (``harness.probes``): the columns of
+        """One row per run × layer probe × configuration (``harness.model.probes``): the columns of
         ``results_frame`` plus the probe's facts from its cost card (``role, block,
         in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
         its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
@@ -1337,14 +1338,14 @@ class Store:
         """Per-layer times from the runner's per-node profiles (``mnbench run --profile``).
 
         One row per run × model × configuration × layer: ``run_id, device, name, layer, kind
-        (stem/depthwise/pointwise/standard/fc/other, as harness.cost), time_ms (median over
+        (stem/depthwise/pointwise/standard/fc/other, as harness.model.cost), time_ms (median over
         the trials of the layer's summed per-node medians: per inference), macs, flops_per_s``
         then ``sha256, threads, trials, nodes, op_types``. Profiled nodes map to layers by
-        the longest graph-node-name prefix (``harness.layers``) using the model's stored cost
+        the longest graph-node-name prefix (``harness.model.layers``) using the model's stored cost
         card, or for our generated models the architecture table; nodes that map to no layer
         are kept as rows with layer ``unassigned`` (one per node), never dropped.
         """
-        from harness.layers import UNASSIGNED, profile_layers, spec_card
+        from harness.model.layers import UNASSIGNED, profile_layers, spec_card
 
         rows = [row for row in self._measurement_rows(run_ids) if row["status"] == "ok"]
         cards = self.model_costs([row["model_sha256"] for row in rows])

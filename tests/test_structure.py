@@ -64,44 +64,20 @@ PACKAGE_LAYERS: dict[str, str] = {
 MODULE_LAYERS: dict[str, str] = {
     # The package itself holds only __version__: importable from every layer.
     "harness": _AGENT,
-    "harness.runner": _AGENT,
-    "harness.architecture": _MODEL,
-    "harness.spec": _MODEL,
-    "harness.generator": _MODEL,
-    "harness.precision": _MODEL,
-    "harness.cost": _MODEL,
-    "harness.grid": _MODEL,
-    "harness.probes": _MODEL,
     # Facts derived from the layer table (layer cards, profile nodes -> layers, 1/N + 1/D_K²),
     # which the store and the report need: below both.
-    "harness.layers": _MODEL,
+    "harness.model.layers": _MODEL,
     # Small standard-library helpers, at the lowest host layer that uses them: UserError and
     # the stop signals, atomic file writes, text tables, argument checks.
     "harness.errors": _MODEL,
     "harness.files": _MODEL,
     "harness.table": _MODEL,
     "harness.validate": _MODEL,
-    "harness.limits": _MEASURE,
-    "harness.sweep": _MEASURE,
-    "harness.runtimes": _MEASURE,
-    "harness.stored": _MEASURE,
-    "harness.paired": _MEASURE,
-    "harness.perftest": _MEASURE,
-    "harness.slowdown": _MEASURE,
-    "harness.predict": _PREDICT,
     "harness.__main__": _CLI,
 }
-"""Modules directly in ``harness/`` -> the layer they belong to (until they move there)."""
+"""Modules directly in ``harness/`` -> the layer they belong to."""
 
-_CPU_ARG = "cpu_arg (the --cpus type) goes with the shared flags of the command line's options"
-ALLOWED: dict[tuple[str, str], str] = {
-    ("harness.validate", "devices.probe"): _CPU_ARG,
-    ("harness.validate", "devices.errors"): _CPU_ARG,
-    ("harness.probes", "harness.sweep"): "probe models are prepared with the sweep's model "
-    "entries; that preparation is the measurement session's",
-    ("harness.probes", "results.store"): "probe models are recorded in the store; that "
-    "preparation is the measurement session's",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 """Known upward imports, each with where it goes: (importing module, imported module)."""
 
 

@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
-from harness.commands.run import add_db_argument
+from harness.commands.options import add_db_argument, add_threshold_arguments
 from harness.errors import UserError
 from harness.table import format_table, json_text, markdown_text, terminal_safe
-from harness.validate import float_arg, run_id_arg
+from harness.validate import run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
     from results.compare import Comparison
-
-DEFAULT_THRESHOLD_PCT = 5.0  # results.compare.DEFAULT_THRESHOLD, without importing scipy here
 
 EXAMPLES = """examples:
   mnbench compare 1 2                          baseline run 1, candidate run 2
@@ -47,30 +45,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("candidate", type=run_id_arg("CANDIDATE_RUN"), metavar="CANDIDATE_RUN")
     add_threshold_arguments(parser)
     add_db_argument(parser)
-
-
-def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threshold",
-        type=float_arg("--threshold", low=0.0, high=1000.0, low_open=False),
-        default=DEFAULT_THRESHOLD_PCT,
-        metavar="PCT",
-        help="smallest change that matters, in %% (default 5)",
-    )
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    parser.add_argument(
-        "--chart",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="also write the regression chart (DIR/regression.png, .svg, .csv): ratio and "
-        "CI per cell, the threshold band, the verdict",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="compare runs of different devices or model files anyway",
-    )
 
 
 def render(comparison: Comparison, fmt: str) -> str:

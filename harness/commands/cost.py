@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 
 from harness.commands import SUMMARIES
-from harness.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
 from harness.errors import UserError
-from harness.precision import Fidelity, fidelity_of_model
+from harness.model.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
+from harness.model.precision import Fidelity, fidelity_of_model
 from harness.table import format_table, json_text
 from harness.validate import INT64_MAX, quoted
 

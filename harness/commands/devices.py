@@ -15,7 +15,7 @@ from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
 from harness.commands import SUMMARIES
-from harness.commands.run import resolve
+from harness.commands.options import add_inventory_argument, resolve
 from harness.errors import UserError
 from harness.table import format_table, json_text
 
@@ -39,13 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("action", nargs="?", choices=("list", "show", "check"), default="list")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME|URL")
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        metavar="TOML",
-        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
-    )
+    add_inventory_argument(parser)
     parser.add_argument(
         "--install",
         action="store_true",
@@ -73,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if inventory.is_file() or (inventory.exists() and named):
             configs.update(load_inventory(inventory))
         rows = [
-            [c.name, c.kind, _where(c), c.python or "-", c.cpus or "-"] for c in configs.values()
+            [c.name, c.kind, c.address, c.python or "-", c.cpus or "-"] for c in configs.values()
         ]
         if args.format == "json":
             print(
@@ -141,9 +135,9 @@ def _check(config: DeviceConfig, install: bool) -> int:
 def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
     """A short run of the smallest model through the sweep's own measuring code (the Python
     runner, or onnxruntime_perf_test on a phone); None when it works."""
-    from harness.generator import generate
-    from harness.spec import ModelSpec
-    from harness.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
+    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
+    from harness.model.generator import generate
+    from harness.model.spec import ModelSpec
     from results.store import Store
 
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "smoke.sqlite") as store:
@@ -158,16 +152,6 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
         except TransportError as exc:
             return exc.message
     return None if status == "ok" else reason
-
-
-def _where(config: DeviceConfig) -> str:
-    if config.kind == "ssh":
-        user = f"{config.user}@" if config.user else ""
-        port = f":{config.port}" if config.port else ""
-        return f"{user}{config.host}{port}"
-    if config.kind == "adb":
-        return config.serial or "-"
-    return "this machine"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -4,21 +4,21 @@ variants, ``fidelity.csv`` (each variant's agreement with its fp32 parent)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.options import default_models_dir, models_dir_flag
 from harness.errors import UserError
-from harness.generator import generate, write_fidelity_csv, write_models_csv
-from harness.grid import (
+from harness.model.generator import generate, write_fidelity_csv, write_models_csv
+from harness.model.grid import (
     DEFAULT_MAX_MEMORY_MIB,
     add_grid_arguments,
     check_generation_memory,
     specs_from_args,
 )
-from harness.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
-from harness.spec import ModelSpec
+from harness.model.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
+from harness.model.spec import ModelSpec
 from harness.table import format_table
 from harness.validate import creatable_dir
 
@@ -30,15 +30,6 @@ EXAMPLES = """examples:
   mnbench generate --precision fp32 int8 fp16 --alpha 0.25 --resolution 128
   mnbench generate --precision int8 --calibration ~/photos   calibrate on your JPEG/PNG files
 """
-
-
-def default_models_dir() -> Path:
-    return Path(os.environ.get("MNBENCH_MODELS", "models"))
-
-
-def models_dir_flag(given: Path | None, flag: str) -> str:
-    """How a message names the models directory: the flag, or the variable that set it."""
-    return flag if given is not None or "MNBENCH_MODELS" not in os.environ else "$MNBENCH_MODELS"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,12 +1,13 @@
 """``mnbench layers``: time each separable block against the standard conv it replaces.
 
 For every block of one α × resolution (and each D_K asked for) the layer probes of
-``harness.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
+``harness.model.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
 like whole models (same runner, transports, store and flags as ``mnbench run``), and the
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
 (Howard et al. 2017, eq. 5). Before measuring, ``harness/agent/limits.py`` measures the device's
-peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009),
-stored in the run's device facts under ``limits``.
+peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009)
+through the device's backend (``harness.measure.backends``), stored in the run's device
+facts under ``limits``.
 """
 
 from __future__ import annotations
@@ -18,40 +19,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devices.device import open_transport
-from devices.facts import probe_device
-from devices.transport import TransportError
-from harness import __version__
-from harness.agent import limits
-from harness.agent.bundle import LIMITS, zipapp_path
-from harness.architecture import scaled_layers
 from harness.commands import SUMMARIES
-from harness.commands.generate import default_models_dir, models_dir_flag
-from harness.commands.run import (
-    _resolve_cpus,
+from harness.commands.options import (
     add_db_argument,
     add_device_arguments,
     add_measurement_arguments,
+    create_run,
+    default_models_dir,
+    models_dir_flag,
     resolve,
-    resume_hint,
     settings_from_args,
 )
 from harness.errors import UserError
-from harness.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
-from harness.layers import TABLE_HEADERS, layer_table, table_rows
-from harness.probes import BLOCKS, block_probes, prepare_probes
-from harness.runtimes import cache_root
-from harness.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
-from harness.sweep import (
-    ProgressBar,
-    Sweep,
-    SweepOutcome,
-    default_cpu_count,
-    lease_stale_after_s,
-    make_plan,
-    run_plan,
-    sweep_config,
-)
+from harness.measure.session import MeasurementSession
+from harness.measure.sweep import ProgressBar, SweepOutcome, make_plan, prepare_probes
+from harness.model.architecture import scaled_layers
+from harness.model.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
+from harness.model.layers import TABLE_HEADERS, layer_table, table_rows
+from harness.model.probes import BLOCKS, block_probes
+from harness.model.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
 from harness.table import format_table, json_text, terminal_safe
 from harness.validate import (
     MAX_THREADS,
@@ -65,8 +51,6 @@ from harness.validate import (
 )
 from results.store import Store, default_db_path
 
-LIMITS_SCHEMA = limits.SCHEMA
-LIMITS_TIMEOUT_S = 120.0
 DEFAULT_LABEL = "layers"
 
 EXAMPLES = """examples:
@@ -228,75 +212,33 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
         tuple(sorted(set(args.block))) if args.block else BLOCKS,
     )
     models = prepare_probes(probes, models_dir, store)
-    transport = open_transport(device)
-    sweep = Sweep(device, store, settings, args.timeout, transport)
-    try:
-        facts = probe_device(device, transport)
-        sweep.facts = facts
-        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-        threads = args.threads or (len(cpus) if cpus else default_cpu_count(facts))
+    with MeasurementSession(device, settings, store=store, timeout_s=args.timeout) as session:
+        chosen = session.select(args.cpus or device.cpus, [args.threads] if args.threads else None)
         if not args.no_limits:
-            facts["limits"] = measure_limits(sweep, threads, cpus)
-        config = sweep_config(
-            models, [threads], args.trials, cpus, settings, args.device, models_dir, args.timeout
-        )
-        config["layers"] = {
+            session.facts["limits"] = session.measure_limits(chosen)
+        layers = {
             "alpha": args.alpha,
             "resolution": args.resolution,
             "kernels": list(dict.fromkeys(args.kernel)),
             "blocks": sorted({p.block for p in probes}),
         }
-        run_id = store.create_run(
-            device=device.name,
-            device_kind=device.kind,
-            device_facts=facts,
-            config=config,
-            harness_version=__version__,
-            runtime_version=None,
-            label=args.label,
-            lease_holder="mnbench layers",
-            lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
+        run_id = create_run(
+            session,
+            args,
+            models,
+            chosen,
+            models_dir=models_dir,
+            holder="mnbench layers",
+            extra_config={"layers": layers},
         )
-        sweep.resume_command = resume_hint(run_id, args)
+        threads = chosen.threads[0]
         print(
             f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "
             f"{threads} thread{'s' if threads != 1 else ''}, on {device.name} -> {db_path}",
             file=sys.stderr,
         )
-        plan = make_plan(models, [threads], args.trials, cpus)
-        return run_plan(sweep, run_id, plan, None if args.quiet else ProgressBar())
-    finally:
-        sweep.close()
-
-
-def measure_limits(sweep: Sweep, threads: int, cpus: list[int] | None) -> dict[str, Any]:
-    """Run ``harness/agent/limits.py`` on the device: its JSON document, or an error document
-    (a device without Python, such as a phone running onnxruntime_perf_test, has none)."""
-    if sweep.uses_perf_test:
-        return {"schema": LIMITS_SCHEMA, "status": "error", "error": "no Python on the device"}
-    try:
-        remote = sweep.remote_path("limits.pyz")
-        sweep.transport.push(zipapp_path(LIMITS, cache_root() / "agent"), remote)
-        argv = [*sweep.device.python_argv, remote, "--threads", str(threads)]
-        if cpus:
-            argv += ["--cpus", ",".join(map(str, cpus))]
-        done = sweep.transport.run(
-            argv, timeout_s=LIMITS_TIMEOUT_S, env=dict(sweep.device.env) or None, check=False
-        )
-    except TransportError as exc:
-        return {"schema": LIMITS_SCHEMA, "status": "error", "error": exc.message}
-    for line in reversed(done.stdout.strip().splitlines()):
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(doc, dict) and doc.get("schema") == LIMITS_SCHEMA:
-            if doc.get("status") != "ok":
-                print(f"limits: {doc.get('error')}", file=sys.stderr)
-            return doc
-    tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
-    print(f"limits: no result ({tail}); the roofline will lack its ceilings", file=sys.stderr)
-    return {"schema": LIMITS_SCHEMA, "status": "error", "error": tail}
+        plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)
+        return session.run(run_id, plan, None if args.quiet else ProgressBar())
 
 
 def _summary(table: Any) -> str:

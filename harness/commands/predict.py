@@ -2,7 +2,8 @@
 probes, and what it says before anything else is measured.
 
 Fitting (first use on a device × threads × precision, or ``--refit``): layer probes sampled
-from the family (``harness.predict.sample_configs``: stem, depthwise, pointwise, standard
+from the family (``harness.predict.latency_model.sample_configs``: stem, depthwise, pointwise,
+standard
 and head kernels at random α, resolution, D_K and block) and a few whole models off the
 usual grids are measured like any run (same runner, transports and store; one fresh
 process per trial, a short stopping rule); a first fit's cross-validated errors pick the
@@ -32,15 +33,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands import SUMMARIES
-from harness.commands.run import add_db_argument, add_device_arguments
+from harness.commands.options import add_db_argument, add_device_arguments
 from harness.errors import UserError
 from harness.validate import float_arg, int_arg
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
-    from harness.predict import FittedModel, Prediction, ProbeConfig, Row, Scope, Truth
-    from harness.spec import ModelSpec
-    from harness.sweep import ModelEntry, RunnerSettings, Sweep
+    from harness.measure.session import MeasurementSession
+    from harness.measure.sweep import ModelEntry, RunnerSettings, Sweep
+    from harness.model.spec import ModelSpec
+    from harness.predict.latency_model import (
+        FittedModel,
+        Prediction,
+        ProbeConfig,
+        Row,
+        Scope,
+        Truth,
+    )
     from results.store import Store
 
 FIT_LABEL = "predict-fit"
@@ -93,7 +102,7 @@ cross-validated errors.
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from harness.grid import add_grid_arguments
+    from harness.model.grid import add_grid_arguments
 
     parser = sub.add_parser(
         "predict",
@@ -185,38 +194,38 @@ class Session:
     """An open device with its resolved threads and CPUs, for fitting and validating."""
 
     device: DeviceConfig
-    sweep: Sweep
+    measuring: MeasurementSession
     threads: int
     cpus: list[int] | None
     facts: dict[str, Any]
 
+    @property
+    def sweep(self) -> Sweep:
+        return self.measuring.sweep
+
     def close(self) -> None:
-        self.sweep.close()
+        self.measuring.close()
 
 
 def open_session(
     args: argparse.Namespace, store: Store, settings: RunnerSettings | None = None
 ) -> Session:
-    from devices.device import open_transport
-    from devices.facts import probe_device
-    from harness.commands.run import _resolve_cpus, resolve
-    from harness.sweep import RunnerSettings, Sweep, default_cpu_count
+    from harness.commands.options import resolve
+    from harness.measure.session import MeasurementSession
+    from harness.measure.sweep import RunnerSettings
 
     device = resolve(args)
-    transport = open_transport(device)
     chosen = settings or RunnerSettings(
         target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
     )
-    sweep = Sweep(device, store, chosen, None, transport)
+    measuring = MeasurementSession(device, chosen, store=store)
     try:
-        facts = probe_device(device, transport)
-        sweep.facts = facts
-        cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-        threads = args.threads or (len(cpus) if cpus else default_cpu_count(facts))
+        threads = [args.threads] if args.threads else None
+        selection = measuring.select(args.cpus or device.cpus, threads)
     except BaseException:
-        sweep.close()
+        measuring.close()
         raise
-    return Session(device, sweep, threads, cpus, facts)
+    return Session(device, measuring, selection.threads[0], selection.cpus, measuring.facts)
 
 
 def _measure(
@@ -230,28 +239,18 @@ def _measure(
     extra: dict[str, Any],
 ) -> tuple[int, float]:
     """One run: every model for its number of trials, trial-major. (run id, seconds)."""
-    from harness import __version__
-    from harness.sweep import PlanItem, ProgressBar, run_plan, sweep_config
+    from harness.measure.session import Selection
+    from harness.measure.sweep import PlanItem, ProgressBar, run_plan
 
-    config = sweep_config(
+    run_id = session.measuring.create_run(
         models,
-        [session.threads],
+        Selection(session.cpus, [session.threads]),
         max(trials.values()),
-        session.cpus,
-        session.sweep.settings,
-        session.device.name,
-        models_dir,
-        None,
-    )
-    config["predict"] = extra
-    run_id = store.create_run(
-        device=session.device.name,
-        device_kind=session.device.kind,
-        device_facts=session.facts,
-        config=config,
-        harness_version=__version__,
-        runtime_version=None,
+        device_arg=session.device.name,
+        models_dir=models_dir,
         label=label,
+        holder=None,
+        extra_config={"predict": extra},
     )
     pinned = tuple(session.cpus) if session.cpus else None
     plan = [
@@ -275,7 +274,8 @@ def _measure(
 def probe_entries(
     configs: Sequence[ProbeConfig], models_dir: Path, store: Store
 ) -> list[ModelEntry]:
-    from harness.probes import family_probe, prepare_probes
+    from harness.measure.sweep import prepare_probes
+    from harness.model.probes import family_probe
 
     probes = [family_probe(c.alpha, c.resolution, c.kernel, c.block, c.role) for c in configs]
     unique = list({p.name: p for p in probes}.values())
@@ -285,8 +285,8 @@ def probe_entries(
 def model_entries(
     variants: Sequence[tuple[float, int, str, int]], models_dir: Path, store: Store
 ) -> list[ModelEntry]:
-    from harness.spec import ModelSpec
-    from harness.sweep import prepare_models
+    from harness.measure.sweep import prepare_models
+    from harness.model.spec import ModelSpec
 
     specs = [ModelSpec(a, r, v, k) for a, r, v, k in variants]  # type: ignore[arg-type]
     return prepare_models(specs, models_dir, store)
@@ -305,8 +305,7 @@ def measure_training(
     """Round 1 (sampled probes once, whole models ``TRAINING_MODEL_TRIALS`` times), then
     adaptive samples around the configurations whose cross-validated error is above 10 %
     while the budget lasts."""
-    from harness.commands.layers import measure_limits
-    from harness.predict import (
+    from harness.predict.latency_model import (
         ERROR_THRESHOLD,
         cross_validated,
         neighbours,
@@ -314,7 +313,7 @@ def measure_training(
     )
 
     started = time.monotonic()
-    session.facts["limits"] = measure_limits(session.sweep, session.threads, session.cpus)
+    session.facts["limits"] = session.sweep.backend.measure_limits(session.threads, session.cpus)
     configs = sample_configs(probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(TRAINING_MODELS, models_dir, store)
@@ -369,7 +368,7 @@ def measure_training(
 
 def probe_names(configs: Sequence[ProbeConfig]) -> list[Any]:
     """Objects with the probe's ``name`` for each configuration (no file is written)."""
-    from harness.probes import family_probe
+    from harness.model.probes import family_probe
 
     return [family_probe(c.alpha, c.resolution, c.kernel, c.block, c.role) for c in configs]
 
@@ -377,7 +376,7 @@ def probe_names(configs: Sequence[ProbeConfig]) -> list[Any]:
 def best_block(rows: Sequence[Row]) -> int:
     import numpy as np
 
-    from harness.predict import BLOCK_CHOICES, cross_validated
+    from harness.predict.latency_model import BLOCK_CHOICES, cross_validated
 
     scores = [float(np.nanmedian(np.abs(cross_validated(rows, b)))) for b in BLOCK_CHOICES]
     return BLOCK_CHOICES[scores.index(min(scores))]
@@ -403,7 +402,7 @@ def _machine(facts: Any) -> str:
 
 
 def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
-    from harness.predict import rows_from_frames
+    from harness.predict.latency_model import rows_from_frames
 
     return rows_from_frames(
         store.probes_frame(list(run_ids)),
@@ -414,14 +413,14 @@ def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
 
 def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedModel:
     """Fit from stored runs (deterministic: the same runs give the same model)."""
-    from harness.predict import fit
+    from harness.predict.latency_model import fit
 
     limits: dict[str, Any] = {}
     for run_id in run_ids:
         found = store.get_run(run_id).device_facts.get("limits")
         if isinstance(found, dict) and found.get("status") == "ok":
             limits = found
-    from harness.predict import median_over_min
+    from harness.predict.latency_model import median_over_min
 
     probes, results = store.probes_frame(list(run_ids)), store.results_frame(list(run_ids))
     return fit(
@@ -465,9 +464,9 @@ def store_fit(store: Store, scope: Scope, model: FittedModel) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.commands.generate import default_models_dir
-    from harness.predict import FittedModel, Scope, predict
-    from harness.spec import KERNELS
+    from harness.commands.options import default_models_dir
+    from harness.model.spec import KERNELS
+    from harness.predict.latency_model import FittedModel, Scope, predict
     from results.store import Store, default_db_path
 
     precisions = list(dict.fromkeys(args.precision or ["fp32"]))
@@ -533,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device_name(args: argparse.Namespace) -> str:
-    from harness.commands.run import resolve
+    from harness.commands.options import resolve
 
     return resolve(args).name
 
@@ -549,7 +548,7 @@ def _threads_of(store: Store, run_ids: Sequence[int]) -> int:
 def _fit_new(
     args: argparse.Namespace, store: Store, session: Session, models_dir: Path
 ) -> FittedModel:
-    from harness.predict import Scope
+    from harness.predict.latency_model import Scope
 
     print(
         f"fitting a latency model for {session.device.name}, {session.threads} threads "
@@ -573,18 +572,18 @@ def _fit_new(
 
 
 def _specs(args: argparse.Namespace) -> list[ModelSpec]:
-    from harness.spec import ModelSpec
+    from harness.model.spec import ModelSpec
 
     given = args.alpha or args.resolution or args.rho or args.variant or args.kernel
     if given:
-        from harness.grid import specs_from_args
+        from harness.model.grid import specs_from_args
 
         return specs_from_args(args)
     if args.validate:
         return [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
     if args.budget_ms is not None:
         return [ModelSpec(a, r) for a in SEARCH_ALPHAS for r in SEARCH_RESOLUTIONS]
-    from harness.grid import specs_from_args
+    from harness.model.grid import specs_from_args
 
     return specs_from_args(args)
 
@@ -743,7 +742,7 @@ def _budget(args: argparse.Namespace, model: FittedModel, predictions: list[Pred
 
 def truths_from_run(store: Store, run_id: int) -> dict[str, Truth]:
     """Per model of a run: the median of the trial medians and its interval."""
-    from harness.predict import Truth, trial_ci
+    from harness.predict.latency_model import Truth, trial_ci
 
     results = store.results_frame([run_id])
     found: dict[str, Truth] = {}
@@ -764,8 +763,8 @@ def _validate(
     specs: Sequence[ModelSpec],
     models_dir: Path,
 ) -> int:
-    from harness.predict import predict, relative_error, within_shares
-    from harness.sweep import prepare_models
+    from harness.measure.sweep import prepare_models
+    from harness.predict.latency_model import predict, relative_error, within_shares
 
     entries = prepare_models(specs, models_dir, store)
     run_id, _ = _measure(

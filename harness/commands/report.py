@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.options import add_db_argument
 from harness.table import terminal_safe
 from harness.validate import run_id_arg
 
@@ -41,13 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
-    )
+    add_db_argument(parser)
     parser.add_argument(
         "--run",
         nargs="+",

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from devices.device import DeviceConfig, open_transport
-from devices.facts import probe_device
-from devices.probe import check_cpu_spec
-from devices.transport import Transport
-from harness import __version__
 from harness.commands import SUMMARIES
 from harness.commands.cost import parse_shapes
-from harness.commands.generate import (
-    add_calibration_argument,
-    calibration_from_args,
-    default_models_dir,
-    models_dir_flag,
-)
+from harness.commands.generate import add_calibration_argument, calibration_from_args
 from harness.commands.trust import (
     adaptive_from_args,
     add_trust_arguments,
@@ -34,19 +20,28 @@ from harness.commands.trust import (
     cooldown_to_config,
     pin_note,
 )
-from harness.cost import analyze_model, load_model_file
+from harness.commands.options import (
+    add_db_argument,
+    add_device_arguments,
+    add_keep_workdir_argument,
+    add_measurement_arguments,
+    create_run,
+    default_models_dir,
+    models_dir_flag,
+    resolve,
+    resume_hint,
+    settings_from_args,
+)
 from harness.errors import UserError
-from harness.grid import add_grid_arguments, specs_from_args
 from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive
-from harness.spec import ModelSpec
-from harness.stored import StoredPlan
-from harness.sweep import (
+from harness.measure.session import MeasurementSession
+from harness.measure.stored import StoredPlan
+from harness.measure.sweep import (
     PlanItem,
     ProgressBar,
     RunnerSettings,
     Sweep,
     SweepOutcome,
-    default_cpu_count,
     lease_stale_after_s,
     make_plan,
     measurement_timeout_s,
@@ -54,20 +49,16 @@ from harness.sweep import (
     prepare_files,
     prepare_models,
     run_plan,
-    sweep_config,
 )
+from harness.model.cost import analyze_model, load_model_file
+from harness.model.grid import add_grid_arguments, specs_from_args
+from harness.model.spec import ModelSpec
 from harness.table import format_table, terminal_safe
 from harness.validate import (
-    INT64_MAX,
-    MAX_PLAN_ITEMS,
     MAX_THREADS,
-    MAX_TIME_S,
-    MAX_TRIALS,
     check_plan_size,
-    cpu_arg,
     creatable_dir,
     distinct,
-    float_arg,
     int_arg,
     label_arg,
     note,
@@ -84,118 +75,6 @@ EXAMPLES = """examples:
   mnbench run --device adb://emulator-5554
   mnbench run --resume latest                   measure what an interrupted run missed
 """
-
-
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--device",
-        default="local",
-        metavar="NAME|URL",
-        help="a name from the inventory, or local, ssh://user@host:port, "
-        "adb://SERIAL (default local)",
-    )
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        metavar="TOML",
-        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
-    )
-
-
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
-    )
-
-
-def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str) -> None:
-    """--trials, --cpus and the runner's stopping rule: shared by run and layers."""
-    parser.add_argument(
-        "--trials",
-        type=int_arg("--trials", 1, MAX_TRIALS),
-        default=3,
-        metavar="K",
-        help=f"{trials_what} (default 3)",
-    )
-    parser.add_argument(
-        "--cpus",
-        type=cpu_arg(),
-        default=None,
-        metavar="LIST",
-        help="pin to cores: 0,1 or 4-7 or big/little/all or a hex mask",
-    )
-    parser.add_argument(
-        "--target-ci",
-        type=float_arg("--target-ci", high=100.0),
-        default=1.0,
-        metavar="PCT",
-        help="stop a trial when the 95%% CI of its median is within +-PCT %% (default 1); "
-        "run: also add fresh-process trials until the cross-trial CI is within it",
-    )
-    parser.add_argument(
-        "--min-time",
-        type=float_arg("--min-time", high=MAX_TIME_S),
-        default=0.5,
-        metavar="S",
-        help="measure at least S seconds per trial (default 0.5)",
-    )
-    parser.add_argument(
-        "--max-time",
-        type=float_arg("--max-time", high=MAX_TIME_S),
-        default=10.0,
-        metavar="S",
-        help="measure at most S seconds per trial (default 10)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float_arg("--timeout", high=MAX_TIME_S),
-        default=None,
-        metavar="S",
-        help="kill a runner after S seconds (default 4 x max-time + 30)",
-    )
-    add_plan_limit_argument(parser)
-
-
-def add_plan_limit_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--max-plan",
-        type=int_arg("--max-plan", 1, INT64_MAX),
-        default=MAX_PLAN_ITEMS,
-        metavar="N",
-        help=f"refuse a run of more than N measurements (default {MAX_PLAN_ITEMS:,})",
-    )
-
-
-def settings_from_args(args: argparse.Namespace, profile: bool = False) -> RunnerSettings:
-    if args.min_time > args.max_time:
-        raise UserError(
-            f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
-        )
-    return RunnerSettings(
-        target_ci=(args.target_ci if args.target_ci is not None else 1.0) / 100,
-        min_time_s=args.min_time,
-        max_time_s=args.max_time,
-        profile=profile,
-    )
-
-
-def resolve(args: argparse.Namespace) -> DeviceConfig:
-    from devices.inventory import resolve_device
-
-    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
-    device = resolve_device(args.device, Path(explicit) if explicit else None)
-    if getattr(args, "accept_new_host_key", False) and device.kind == "ssh":
-        device = replace(device, accept_new_host_key=True)
-    if device.cpus:
-        check_cpu_spec(device.cpus, f"cpus of device {device.name}")
-    if device.kind == "local" and device.workdir:
-        creatable_dir(Path(device.workdir).expanduser(), f"the workdir of device {device.name}")
-    return device
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -260,16 +139,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_keep_workdir_argument(parser)
 
 
-def add_keep_workdir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--keep-workdir",
-        action="store_true",
-        help="keep the runner and model copies on the device (a local run's temporary "
-        "work directory) and print where they are; by default they are removed when the "
-        "run ends",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
     if args.resume is not None:
@@ -305,40 +174,30 @@ def run(args: argparse.Namespace) -> int:
             models = prepare_files(paths, shapes, store)
         else:
             models = prepare_models(specs, models_dir, store, calibration)
-        transport = open_run_transport(device, args)
-        sweep = Sweep(device, store, settings, args.timeout, transport)
-        try:
-            facts = probe_device(device, transport)
-            sweep.facts = facts
-            cpus = _resolve_cpus(args.cpus or device.cpus, facts)
-            threads = threads_given or [len(cpus) if cpus else default_cpu_count(facts)]
-            config = sweep_config(
-                models, threads, args.trials, cpus, settings, args.device, models_dir, args.timeout
+        with MeasurementSession(
+            device, settings, store=store, timeout_s=args.timeout, keep_workdir=args.keep_workdir
+        ) as session:
+            chosen = session.select(args.cpus or device.cpus, threads_given)
+            run_id = create_run(
+                session,
+                args,
+                models,
+                chosen,
+                models_dir=models_dir,
+                holder="mnbench run",
+                extra_config={
+                    "adaptive": adaptive.to_config() if adaptive else None,
+                    "cooldown": cooldown_to_config(cooldown),
+                },
             )
-            config["adaptive"] = adaptive.to_config() if adaptive else None
-            config["cooldown"] = cooldown_to_config(cooldown)
-            run_id = store.create_run(
-                device=device.name,
-                device_kind=device.kind,
-                device_facts=facts,
-                config=config,
-                harness_version=__version__,
-                runtime_version=None,
-                label=args.label,
-                lease_holder="mnbench run",
-                lease_stale_after_s=lease_stale_after_s(sweep.timeout_s),
-            )
-            sweep.resume_command = resume_hint(run_id, args)
             print(
-                f"run {run_id}: {len(models)} models x {len(threads)} thread counts x "
+                f"run {run_id}: {len(models)} models x {len(chosen.threads)} thread counts x "
                 f"{args.trials} trials on {device.name} -> {db_path}",
                 file=sys.stderr,
             )
-            plan = make_plan(models, threads, args.trials, cpus)
-            sweep.guard = attach_guards(transport, device, cooldown)
-            outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
-        finally:
-            close_run_transport(transport, sweep)
+            plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)
+            session.sweep.guard = attach_guards(session.transport, device, cooldown)
+            outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
         return _finish(store, outcome)
 
 
@@ -367,20 +226,8 @@ def _distinct_files(paths: list[Path]) -> list[Path]:
     return list(seen.values())
 
 
-def _resolve_cpus(spec: str | None, facts: dict[str, Any]) -> list[int] | None:
-    if not spec:
-        return None
-    if facts.get("device", {}).get("kind") == "adb":
-        from devices.android import resolve_cores
-
-        return resolve_cores(spec, facts)
-    from devices.probe import resolve_cpus
-
-    return resolve_cpus(spec, facts)
-
-
 def _resume(args: argparse.Namespace, store: Store) -> int:
-    from harness.stored import check_same_device, check_stored_config, check_stored_device
+    from harness.measure.stored import check_same_device, check_stored_config, check_stored_device
 
     run_id = store.resolve_run_id(args.resume)
     record = store.get_run(run_id)
@@ -396,7 +243,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         device = resolve(args)
         check_same_device(run_id, stored.device, record.device_kind, device)
     if stored.regress_role is not None and config.get("design") == "pairs":
-        from harness.commands.regress import regress_command
+        from harness.measure.regress import regress_command
 
         raise UserError(
             f"run {run_id} is the {stored.regress_role} side of a paired `mnbench regress` "
@@ -405,38 +252,41 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         )
     settings = RunnerSettings(**stored.settings)
     stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
-    with store.lease(run_id, "mnbench run --resume", stale_s):
-        transport = open_run_transport(device, args)
-        sweep: Sweep | None = None
-        try:
-            if stored.runtime is not None:
-                device = _regress_side_device(store, run_id, stored, device, transport)
-            models = models_from_config(config, store, args.models_dir)
-            plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
-            sweep = Sweep(device, store, settings, stored.timeout_s, transport)
-            sweep.facts = dict(record.device_facts)
-            sweep.resume_command = resume_hint(run_id, args)
-            print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-            cooldown = cooldown_from_config(run_id, config.get("cooldown"))
-            sweep.guard = attach_guards(transport, device, cooldown)
-            adaptive = adaptive_from_config(run_id, config.get("adaptive"))
-            outcome = _measure(sweep, run_id, plan, adaptive, args.quiet)
-        finally:
-            close_run_transport(transport, sweep)
+    with (
+        store.lease(run_id, "mnbench run --resume", stale_s),
+        MeasurementSession(
+            device,
+            settings,
+            store=store,
+            timeout_s=stored.timeout_s,
+            keep_workdir=args.keep_workdir,
+        ) as session,
+    ):
+        if stored.runtime is not None:
+            session.use_python(_regress_side_python(store, run_id, stored, session))
+        models = models_from_config(config, store, args.models_dir)
+        plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
+        session.use_facts(record.device_facts)
+        session.set_resume_command(resume_hint(run_id, args))
+        print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
+        cooldown = cooldown_from_config(run_id, config.get("cooldown"))
+        session.sweep.guard = attach_guards(session.transport, device, cooldown)
+        adaptive = adaptive_from_config(run_id, config.get("adaptive"))
+        outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
     return _finish(store, outcome)
 
 
-def _regress_side_device(
-    store: Store, run_id: int, stored: StoredPlan, device: DeviceConfig, transport: Transport
-) -> DeviceConfig:
-    """The device running one side of a ``regress`` run with that side's own runtime.
+def _regress_side_python(
+    store: Store, run_id: int, stored: StoredPlan, session: MeasurementSession
+) -> str | None:
+    """The interpreter running one side of a ``regress`` run with that side's own runtime.
 
     A managed ``onnxruntime==X.Y.Z`` environment (built by the harness) or ``current`` is
     used again; an interpreter path read from the database is never run: refused with the
     ``regress`` command that measures it again.
     """
-    from harness.commands.regress import regress_command, runtime_python
-    from harness.stored import is_managed_runtime
+    from harness.measure.regress import regress_command, runtime_python
+    from harness.measure.stored import is_managed_runtime
 
     runtime = stored.runtime
     assert runtime is not None
@@ -446,43 +296,8 @@ def _regress_side_device(
             f"measured with the interpreter {runtime!r}; a database never names a command to "
             f"run, so measure it again with `{regress_command(store, run_id)}`"
         )
-    python, _ = runtime_python(runtime, device, transport)
-    return replace(device, python=python)
-
-
-def resume_hint(run_id: int, args: argparse.Namespace) -> str:
-    """``resume with `mnbench run --resume N ...``` with the options that find the same
-    database and device again (a device URL that names a program is never read back from
-    the database, so it is given again)."""
-    from harness.stored import names_program
-
-    argv = ["mnbench", "run", "--resume", str(run_id)]
-    if names_program(str(args.device)):
-        argv += ["--device", str(args.device)]
-    if args.inventory is not None:
-        argv += ["--inventory", str(args.inventory)]
-    if args.db is not None:
-        argv += ["--db", str(args.db)]
-    return f"resume with `{shlex.join(argv)}`"
-
-
-def open_run_transport(device: DeviceConfig, args: argparse.Namespace) -> Transport:
-    """The device's transport, keeping its temporary work directory with --keep-workdir."""
-    return open_transport(device, keep_workdir=bool(getattr(args, "keep_workdir", False)))
-
-
-def close_run_transport(transport: Transport, sweep: Sweep | None = None) -> None:
-    """Remove what the sweep pushed and close the transport; with --keep-workdir, say
-    where the kept files are instead."""
-    keep = bool(getattr(transport, "keep_workdir", False))
-    kept = sweep.session_dir if sweep is not None else None
-    if sweep is not None:
-        sweep.keep_files = keep
-        sweep.remove_files()
-    transport.close()
-    if keep and kept:
-        where = kept if transport.name == "local" else f"{transport.name}:{kept}"
-        print(f"kept the work directory {where}", file=sys.stderr)
+    python, _ = runtime_python(runtime, session.device, session.transport)
+    return python
 
 
 def _finish(store: Store, outcome: SweepOutcome) -> int:

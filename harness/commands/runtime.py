@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from harness.commands import SUMMARIES
-from harness.runtimes import ensure_runtime, installed_versions, list_runtimes, remove_runtime
+from harness.measure.runtimes import (
+    ensure_runtime,
+    installed_versions,
+    list_runtimes,
+    remove_runtime,
+)
 from harness.table import format_table
 
 EXAMPLES = """examples:

@@ -30,7 +30,8 @@ DEFAULT_COOLDOWN_MAX_S = 300.0
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(target_ci=None)  # given or not decides whether trials are adaptive
+    # Given or not decides whether trials are adaptive; not given, the runner's default.
+    parser.set_defaults(target_ci_fraction=None)
     parser.add_argument(
         "--max-trials",
         type=int_arg("--max-trials", 1, MAX_TRIALS),
@@ -64,7 +65,7 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
 
 def adaptive_from_args(args: argparse.Namespace, base_trials: int) -> AdaptivePlan | None:
     """The adaptive plan the flags ask for; refuses contradictions before anything runs."""
-    if args.target_ci is None:
+    if args.target_ci_fraction is None:
         for flag, value in (("--max-trials", args.max_trials), ("--budget", args.budget)):
             if value is not None:
                 raise UserError(f"{flag} applies to adaptive trials only; give --target-ci PCT too")
@@ -72,7 +73,7 @@ def adaptive_from_args(args: argparse.Namespace, base_trials: int) -> AdaptivePl
     most = args.max_trials if args.max_trials is not None else max(DEFAULT_MAX_TRIALS, base_trials)
     if most < base_trials:
         raise UserError(f"--max-trials {most} is below --trials {base_trials}; raise --max-trials")
-    return AdaptivePlan(target_ci=args.target_ci / 100, max_trials=most, budget=args.budget)
+    return AdaptivePlan(target_ci=args.target_ci_fraction, max_trials=most, budget=args.budget)
 
 
 def check_budget(adaptive: AdaptivePlan | None, base_items: int) -> None:

@@ -1,1 +1,2 @@
-"""Measurement: one session on a device, its backends, plans and the guards around each trial."""
+"""Measuring on a device: one measurement session (``session``) over one backend seam
+(``backends``: the Python agent, onnxruntime_perf_test, the limits probe)."""

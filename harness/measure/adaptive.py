@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from harness.errors import UserError
-from harness.sweep import PlanItem, ProgressFn, Sweep, SweepOutcome, run_plan
+from harness.measure.sweep import PlanItem, ProgressFn, Sweep, SweepOutcome, run_plan
 from results.store import config_key
 from results.trials import short_of_target
 

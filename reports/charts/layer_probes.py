@@ -18,7 +18,7 @@ MODEL_RATIO_KEYS: tuple[str, ...] = ("device", "threads", "alpha", "resolution",
 
 
 def layer_rows(layers: pd.DataFrame | None) -> pd.DataFrame:
-    """Layer-table rows with a measured ratio (``harness.layers.layer_table`` columns)."""
+    """Layer-table rows with a measured ratio (``harness.model.layers.layer_table`` columns)."""
     empty: pd.DataFrame = pd.DataFrame()
     if layers is None or layers.empty or "measured_ratio" not in layers.columns:
         return empty
@@ -32,7 +32,8 @@ def layer_rows(layers: pd.DataFrame | None) -> pd.DataFrame:
 
 def with_model_ratios(frame: pd.DataFrame, model_ratios: pd.DataFrame | None) -> pd.DataFrame:
     """The layer rows with the latency model's ``model_ratio`` and ``roofline_ratio``
-    (``harness.predict.block_ratios``) of the same device, threads, cell, D_K and block."""
+    (``harness.predict.latency_model.block_ratios``) of the same device, threads, cell, D_K and
+    block."""
     if model_ratios is None or model_ratios.empty or frame.empty:
         plain: pd.DataFrame = frame.assign(model_ratio=math.nan, roofline_ratio=math.nan)
         return plain

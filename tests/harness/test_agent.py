@@ -13,8 +13,8 @@ import pytest
 
 from devices.transport import LocalTransport
 from harness.agent.bundle import AGENT, zipapp_path
-from harness.generator import generate
-from harness.spec import ModelSpec
+from harness.model.generator import generate
+from harness.model.spec import ModelSpec
 
 
 @pytest.fixture(scope="module")

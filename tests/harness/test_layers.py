@@ -16,18 +16,18 @@ import pytest
 
 from harness.agent.bundle import LIMITS as limits_entry
 from harness.agent.bundle import zipapp_path
-from harness.architecture import same_output
 from harness.cli import main
-from harness.cost import analyze_model
-from harness.generator import IR_VERSION, OPSET, check_model
-from harness.layers import (
+from harness.model.architecture import same_output
+from harness.model.cost import analyze_model
+from harness.model.generator import IR_VERSION, OPSET, check_model
+from harness.model.layers import (
     gflop_per_s,
     layer_table,
     measured_ratio,
     parts_ratio,
     predicted_ratio,
 )
-from harness.probes import BLOCKS, block_probes, build_probe, generate_probe, parse_probe_name
+from harness.model.probes import BLOCKS, block_probes, build_probe, generate_probe, parse_probe_name
 from reports.build import build_report
 from results.store import Store
 

@@ -9,7 +9,7 @@ import pytest
 
 from devices.adb import AdbTransport
 from harness.agent.record import SCHEMA
-from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
+from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
 DATA = Path(__file__).parent / "data" / "perftest"
 

@@ -20,17 +20,17 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.cost import analyze_model
 from harness.errors import UserError
-from harness.generator import generate
-from harness.precision import (
+from harness.model.cost import analyze_model
+from harness.model.generator import generate
+from harness.model.precision import (
     CalibrationSource,
     compare_outputs,
     fidelity,
     fidelity_of_model,
     synthetic_images,
 )
-from harness.spec import ModelSpec
+from harness.model.spec import ModelSpec
 
 ALPHA, RESOLUTION = 0.25, 128
 FP32 = f"mobilenet_v1_{ALPHA}_{RESOLUTION}"

@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UserError
-from harness.predict import (
+from harness.predict.latency_model import (
     COLUMNS,
     FittedModel,
     Kernel,
@@ -146,8 +146,8 @@ def test_stored_model_round_trip(tmp_path: Path) -> None:
 def test_detection_reads_the_optimised_graph() -> None:
     """A depthwise conv whose channels the blocked layout cannot take runs plain (and the
     reorders around it are counted); the probe and the whole model agree on the kernel."""
-    from harness.generator import build_model
-    from harness.spec import ModelSpec
+    from harness.model.generator import build_model
+    from harness.model.spec import ModelSpec
 
     layouts = detect_layouts(build_model(ModelSpec(1.0, 128)))
     if not any(v == "nchwc" for v in layouts.convs.values()):

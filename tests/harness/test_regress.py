@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.runtimes import MARKER, ensure_runtime, runtime_for
+from harness.measure.runtimes import MARKER, ensure_runtime, runtime_for
 from results.store import Store
 from tests.fixtures.sshd import SshServer
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.runtimes import ensure_runtime
-from harness.slowdown import make_slow_python
+from harness.measure.runtimes import ensure_runtime
+from harness.measure.slowdown import make_slow_python
 from results.store import Store
 from tests.fixtures.adb import AdbPhone
 from tests.fixtures.build_arm64_sysroot import Arm64Sysroot

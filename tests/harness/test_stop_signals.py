@@ -213,7 +213,7 @@ def test_keep_workdir_says_where_it_is(tmp_path: Path) -> None:
 
 def test_stopped_regress_says_how_to_finish_both_sides(tmp_path: Path) -> None:
     """After SIGTERM both runs are interrupted and the line names each side's resume."""
-    from harness.runtimes import ensure_runtime
+    from harness.measure.runtimes import ensure_runtime
 
     oldest, newest = "onnxruntime==1.15.1", "onnxruntime==1.31.1"
     ensure_runtime(oldest), ensure_runtime(newest)

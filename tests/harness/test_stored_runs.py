@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from harness.cli import main
-from harness.runtimes import ensure_runtime
-from harness.sweep import RunnerSettings
+from harness.measure.runtimes import ensure_runtime
+from harness.measure.sweep import RunnerSettings
 from results.store import MIGRATIONS, READER_OPTIONAL, LeaseHeld, Store, config_key
 from tests.fixtures.sshd import SshServer
 
@@ -185,7 +185,7 @@ def test_resumed_regress_side_uses_its_own_runtime(
     argv += ["--alpha", "0.25", "--resolution", "96", "--seed", "1", "--design", "trials", *FAST]
     assert main(argv) in (0, 1, 3)
     capsys.readouterr()
-    from harness.commands.regress import resume_hint
+    from harness.measure.regress import resume_hint
 
     with Store.open(db) as store:
         hint = resume_hint(store, 1, 2)

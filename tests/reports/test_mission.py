@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from harness.architecture import scaled_layers
-from harness.layers import layer_table
-from harness.probes import block_probes
+from harness.model.architecture import scaled_layers
+from harness.model.layers import layer_table
+from harness.model.probes import block_probes
 from reports.accuracy import reference_accuracy
 from reports.answers import report_answers
 from reports.build import draw_charts

@@ -74,7 +74,7 @@ def _text(value: object) -> bool:
 
 def check_settings(run_id: int, value: object) -> dict[str, Any]:
     """Runner settings: exactly ``RunnerSettings``' fields, each of the right type and range."""
-    from harness.sweep import RunnerSettings
+    from harness.measure.sweep import RunnerSettings
 
     if not isinstance(value, dict):
         raise _fail(run_id, "runner settings")

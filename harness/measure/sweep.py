@@ -29,32 +29,33 @@ from typing import Any
 import onnx
 
 from devices.device import DeviceConfig, open_transport
-from devices.transport import CommandFailed, CommandTimeout, Transport, TransportError
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.agent.cpus import cpu_mask
-from harness.agent.record import SCHEMA
-from harness.cost import analyze_model, load_model_file
+from devices.transport import Transport, TransportError
+from harness.agent.cli import (
+    DEFAULT_MAX_TIME_S,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_MIN_TIME_S,
+    DEFAULT_TARGET_CI,
+)
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
-from harness.generator import generate, spec_from_model
-from harness.layers import layer_card
+from harness.measure.backends import Backend, Measured, backend_for
 from harness.measure.guard import TrialGuard
-from harness.precision import CalibrationSource
-from harness.runtimes import cache_root
-from harness.spec import ModelSpec
+from harness.model.cost import analyze_model, load_model_file
+from harness.model.generator import generate, spec_from_model
+from harness.model.layers import layer_card
+from harness.model.precision import CalibrationSource
+from harness.model.probes import Probe, generate_probe
+from harness.model.spec import ModelSpec
 from results.store import ModelRecord, Store, config_key
-
-PERF_TEST_RUNS = 100
-"""Timed inferences per onnxruntime_perf_test process when the runs are not fixed."""
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
     """Flags passed to the agent (see ``python -m harness.agent --help``)."""
 
-    target_ci: float = 0.01
-    min_time_s: float = 0.5
-    max_time_s: float = 10.0
-    min_samples: int = 10
+    target_ci: float = DEFAULT_TARGET_CI  # a fraction: 0.01 stops at a CI within +-1 %
+    min_time_s: float = DEFAULT_MIN_TIME_S
+    max_time_s: float = DEFAULT_MAX_TIME_S
+    min_samples: int = DEFAULT_MIN_SAMPLES
     fixed: int | None = None
     opt_level: str = "all"
     profile: bool = False
@@ -152,6 +153,33 @@ def prepare_models(
     return entries
 
 
+def prepare_probes(probes: list[Probe], models_dir: Path, store: Store) -> list[ModelEntry]:
+    """Generate what is missing (an identical file is reused) and record each probe as a
+    model (variant ``probe-<role>``, its facts and per-layer cost card in ``cost``)."""
+    entries: list[ModelEntry] = []
+    for probe in probes:
+        generated = generate_probe(probe, models_dir)
+        store.upsert_model(
+            ModelRecord(
+                sha256=generated.sha256,
+                name=probe.name,
+                alpha=probe.alpha,
+                resolution=probe.resolution,
+                variant=probe.variant,
+                kernel=probe.kernel,
+                precision="fp32",
+                macs=generated.macs,
+                params=generated.params,
+                weight_bytes=generated.weight_bytes,
+                peak_activation_bytes=generated.peak_activation_bytes,
+                file_bytes=generated.file_bytes,
+                cost=generated.card,
+            )
+        )
+        entries.append(ModelEntry(probe.name, generated.path.resolve(), generated.sha256))
+    return entries
+
+
 def prepare_files(
     paths: Sequence[Path], shapes: Mapping[str, Sequence[int]], store: Store
 ) -> list[ModelEntry]:
@@ -227,34 +255,6 @@ def make_plan(
     ]
 
 
-def describe_crash(rc: int, program: str = "runner") -> str:
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        hint = " (killed: out of memory?)" if -rc == signal.SIGKILL else ""
-        return f"{program} crashed with {name}{hint}"
-    if rc in (137, 139, 134):  # a remote shell reports 128 + signal
-        return describe_crash(128 - rc, program)
-    return f"{program} exited {rc}"
-
-
-def parse_document(stdout: str) -> dict[str, Any] | None:
-    """The runner's JSON document: the last line of stdout that parses as one (the runner
-    prints it compact, on one line)."""
-    for raw in reversed(stdout.strip().splitlines()):
-        line = raw.strip()
-        if line.startswith("{"):
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(doc, dict) and doc.get("schema") == SCHEMA:
-                return doc
-    return None
-
-
 class Sweep:
     """Runs a plan on one device and writes the store."""
 
@@ -271,8 +271,8 @@ class Sweep:
         self.settings = settings
         self.timeout_s = measurement_timeout_s(settings, timeout_s)
         self.transport = transport or open_transport(device)
-        self._remote_runner: str | None = None
-        self._pushed: dict[str, str] = {}
+        self._pushed: dict[str, str] = {}  # model sha256 or program name -> path on the device
+        self._backend: Backend | None = None
         self._session: str | None = None
         self.facts: dict[str, Any] = {}
 
@@ -323,17 +323,23 @@ class Sweep:
         session, self._session = self._session, None
         if session is None or self.keep_files:
             return
-        self._remote_runner = None
         self._pushed.clear()
         with contextlib.suppress(TransportError, OSError):
             self.transport.run(["rm", "-rf", "--", session], timeout_s=60, check=False)
 
-    def push_runner(self) -> str:
-        if self._remote_runner is None:
-            remote = self.remote_path("agent.pyz")
-            self.transport.push(zipapp_path(AGENT, cache_root() / "agent"), remote)
-            self._remote_runner = remote
-        return self._remote_runner
+    def push_file(self, local: Path, name: str) -> str:
+        """Push a program (or a library beside it) to ``name`` in this sweep's directory,
+        once; its path on the device."""
+        key = f"file:{name}"
+        if key not in self._pushed:
+            remote = self.remote_path(name)
+            self.transport.push(local, remote)
+            self._pushed[key] = remote
+        return self._pushed[key]
+
+    def pushed(self, name: str) -> str | None:
+        """Where ``push_file`` put ``name`` (None before it did)."""
+        return self._pushed.get(f"file:{name}")
 
     def push_model(self, model: ModelEntry) -> str:
         if model.sha256 not in self._pushed:
@@ -343,111 +349,16 @@ class Sweep:
         return self._pushed[model.sha256]
 
     @property
-    def uses_perf_test(self) -> bool:
-        """Phones without Python run onnxruntime_perf_test instead of the Python runner."""
-        return self.device.kind == "adb" and bool(self.device.perf_test) and not self.device.python
+    def backend(self) -> Backend:
+        """How this device measures (the Python agent, or onnxruntime_perf_test on a phone
+        without Python): chosen once, on first use."""
+        if self._backend is None:
+            self._backend = backend_for(self)
+        return self._backend
 
-    def push_perf_test(self) -> tuple[str, str | None]:
-        """Push the perf_test binary (and its libraries) once: (binary path, library dir)."""
-        if self._remote_runner is None:
-            assert self.device.perf_test is not None
-            binary = Path(self.device.perf_test).expanduser()
-            if not binary.is_file():
-                raise UserError(
-                    f"{binary} (perf_test of {self.device.name}) does not exist; "
-                    "fix the device entry's perf_test path"
-                )
-            if self.facts:
-                from devices.android import require_abi
-
-                require_abi(binary, self.facts)
-            remote = self.remote_path("bin/onnxruntime_perf_test")
-            self.transport.push(binary, remote)
-            self.transport.run(["chmod", "755", remote], timeout_s=60)
-            for lib in self.device.perf_test_libs:
-                self.transport.push(
-                    Path(lib).expanduser(), self.remote_path(f"lib/{Path(lib).name}")
-                )
-            self._remote_runner = remote
-        return self._remote_runner, (
-            self.remote_path("lib") if self.device.perf_test_libs else None
-        )
-
-    def measure_perf_test(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
-        from harness.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
-
-        binary, lib_dir = self.push_perf_test()
-        model = self.push_model(item.model)
-        runs = self.settings.fixed or PERF_TEST_RUNS
-        argv = perf_test_argv(
-            binary,
-            model,
-            item.threads,
-            runs,
-            lib_dir,
-            cpu_mask(item.cpus) if item.cpus else None,
-        )
-        try:
-            done = self.transport.run(argv, timeout_s=self.timeout_s, check=False)
-        except CommandTimeout:
-            return "failed", f"timed out after {self.timeout_s:g} s", None
-        if done.rc != 0:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            return "failed", f"{describe_crash(done.rc, 'onnxruntime_perf_test')}: {tail}", None
-        try:
-            doc = parse_perf_test(
-                done.stdout,
-                done.stderr,
-                model_path=model,
-                model_file_bytes=item.model.path.stat().st_size,
-                model_sha256=item.model.sha256,
-                threads=item.threads,
-                runs=runs,
-            )
-        except PerfTestOutputError as exc:
-            return "failed", exc.message, None
-        doc["host_before"] = self.facts
-        return "ok", None, doc
-
-    def measure(self, item: PlanItem) -> tuple[str, str | None, dict[str, Any] | None]:
-        """(status, reason, document) of one measurement in a fresh runner process."""
-        if self.uses_perf_test:
-            return self.measure_perf_test(item)
-        runner = self.push_runner()
-        model = self.push_model(item.model)
-        argv = [
-            *self.device.python_argv,
-            runner,
-            model,
-            "--threads",
-            str(item.threads),
-            *self.settings.argv(),
-        ]
-        if item.cpus:
-            argv += ["--cpus", ",".join(map(str, item.cpus))]
-        for shape in item.model.shapes:
-            argv += ["--shape", shape]
-        try:
-            done = self.transport.run(
-                argv, timeout_s=self.timeout_s, env=dict(self.device.env) or None, check=False
-            )
-        except CommandTimeout:
-            return "failed", f"timed out after {self.timeout_s:g} s", None
-        except CommandFailed as exc:  # transports that raise even with check=False
-            done = exc.completed
-        doc = parse_document(done.stdout)
-        if doc is None:
-            tail = (
-                done.stderr.strip().splitlines()
-                or done.stdout.strip().splitlines()
-                or ["no output"]
-            )[-1][:200]
-            if done.rc != 0:
-                return "failed", f"{describe_crash(done.rc)}: {tail}", None
-            return "failed", f"runner printed no result document: {tail}", None
-        if doc.get("status") != "ok":
-            return "failed", str(doc.get("error") or "runner reported an error"), doc
-        return "ok", None, doc
+    def measure(self, item: PlanItem) -> Measured:
+        """(status, reason, document) of one measurement in a fresh process on the device."""
+        return self.backend.measure(item)
 
 
 def measure_into(

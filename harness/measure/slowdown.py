@@ -11,7 +11,7 @@ end late, so the slowdown seen is at least the fraction (benchmarks/regress_powe
 prints the ratio measured).
 
 It is how regression testing is checked against a known answer: ``mnbench regress
---candidate DIR/python-slow-10`` must say ``slower``; ``python -m harness.slowdown 0.1 DIR``
+--candidate DIR/python-slow-10`` must say ``slower``; ``python -m harness.measure.slowdown 0.1 DIR``
 prints the wrapper's path.
 """
 
@@ -22,7 +22,8 @@ import stat
 import sys
 from pathlib import Path
 
-SITECUSTOMIZE = '''"""mnbench slowdown injector (harness/slowdown.py): {fraction!r} slower."""
+SITECUSTOMIZE = '''"""mnbench slowdown injector (harness/measure/slowdown.py): {fraction!r}
+slower."""
 import importlib.abc
 import importlib.machinery
 import sys
@@ -96,7 +97,7 @@ def make_slow_python(directory: Path, fraction: float, python: str = sys.executa
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m harness.slowdown FRACTION DIR", file=sys.stderr)
+        print("usage: python -m harness.measure.slowdown FRACTION DIR", file=sys.stderr)
         return 2
     print(make_slow_python(Path(args[1]), float(args[0])))
     return 0

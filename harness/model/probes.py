@@ -1,7 +1,7 @@
 """Layer probes: one separable block of MobileNetV1 as small ONNX graphs, to time on its own.
 
 For each of the 13 depthwise-separable blocks of a given α × resolution (from
-``harness.architecture.scaled_layers``: input D_F × D_F × M, output N, stride s) and a kernel
+``harness.model.architecture.scaled_layers``: input D_F × D_F × M, output N, stride s) and a kernel
 D_K, four single-layer graphs:
 
 - ``standard``: the full convolution D_K × D_K × M → N, stride s, that the block replaces;
@@ -15,7 +15,8 @@ probe's layer is built exactly as in the whole model. The parts are timed as the
 (not from the separable probe's per-node profile), so each part gets the runner's stopping
 rule and confidence interval like any other model.
 
-For the latency model (``harness.predict``) two more roles: ``stem`` (the network's first
+For the latency model (``harness.predict.latency_model``) two more roles: ``stem`` (the network's
+first
 conv, block 0) and ``head`` (global average pool, FC and softmax, block 14); any α,
 resolution and D_K of the family gives a probe (``family_probe``), not only the 13 blocks
 of one model.
@@ -32,25 +33,21 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from harness.architecture import CONV_DEFS, DepthSepConv, Layer, scaled_layers
 from harness.errors import UserError
-from harness.generator import (
+from harness.model.architecture import CONV_DEFS, DepthSepConv, Layer, scaled_layers
+from harness.model.generator import (
     INPUT_NAME,
     GraphBuilder,
     check_model,
     write_atomic,
 )
-from harness.layers import PROBE_VARIANT_PREFIX
-
-if TYPE_CHECKING:
-    from harness.sweep import ModelEntry
-    from results.store import Store
+from harness.model.layers import PROBE_VARIANT_PREFIX
 
 ProbeRole = Literal["standard", "separable", "depthwise", "pointwise", "stem", "head"]
 PROBE_ROLES: tuple[ProbeRole, ...] = get_args(ProbeRole)
@@ -165,7 +162,7 @@ def block_probes(
         )
     probes: list[Probe] = []
     for kernel in kernels:
-        from harness.spec import ModelSpec
+        from harness.model.spec import ModelSpec
 
         ModelSpec(alpha=alpha, resolution=resolution, kernel=kernel)  # validates the values
         separable = scaled_layers(alpha, resolution, "separable", kernel)
@@ -206,7 +203,7 @@ def family_probe(alpha: float, resolution: int, kernel: int, block: int, role: s
         raise UserError(f"probe role {role!r} does not exist: choose {', '.join(PROBE_ROLES)}")
     if role in BLOCK_ROLES:
         return block_probes(alpha, resolution, (kernel,), (block,), (role,))[0]
-    from harness.spec import ModelSpec
+    from harness.model.spec import ModelSpec
 
     ModelSpec(alpha=alpha, resolution=resolution, kernel=kernel)  # validates the values
     layers = scaled_layers(alpha, resolution, "separable", kernel)
@@ -262,7 +259,7 @@ def build_probe(probe: Probe) -> onnx.ModelProto:
         probe.output_shape,
         f"MobileNetV1 layer probe {probe.name} (Howard et al. 2017, eq. 5)",
     )
-    from harness.cost import analyze_model
+    from harness.model.cost import analyze_model
 
     cost = analyze_model(model)
     helper.set_model_props(
@@ -293,8 +290,8 @@ class GeneratedProbe:
 
 def generate_probe(probe: Probe, out_dir: Path, check: bool = True) -> GeneratedProbe:
     """Build, check and write ``out_dir/<name>.onnx``; reuse an identical existing file."""
-    from harness.cost import analyze_model
-    from harness.layers import layer_card
+    from harness.model.cost import analyze_model
+    from harness.model.layers import layer_card
 
     model = build_probe(probe)
     if check:
@@ -325,33 +322,3 @@ def generate_probe(probe: Probe, out_dir: Path, check: bool = True) -> Generated
         file_bytes=len(data),
         card=card,
     )
-
-
-def prepare_probes(probes: list[Probe], models_dir: Path, store: Store) -> list[ModelEntry]:
-    """Generate what is missing (an identical file is reused) and record each probe as a
-    model (variant ``probe-<role>``, its facts and per-layer cost card in ``cost``)."""
-    from harness.sweep import ModelEntry
-    from results.store import ModelRecord
-
-    entries: list[ModelEntry] = []
-    for probe in probes:
-        generated = generate_probe(probe, models_dir)
-        store.upsert_model(
-            ModelRecord(
-                sha256=generated.sha256,
-                name=probe.name,
-                alpha=probe.alpha,
-                resolution=probe.resolution,
-                variant=probe.variant,
-                kernel=probe.kernel,
-                precision="fp32",
-                macs=generated.macs,
-                params=generated.params,
-                weight_bytes=generated.weight_bytes,
-                peak_activation_bytes=generated.peak_activation_bytes,
-                file_bytes=generated.file_bytes,
-                cost=generated.card,
-            )
-        )
-        entries.append(ModelEntry(probe.name, generated.path.resolve(), generated.sha256))
-    return entries

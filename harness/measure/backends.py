@@ -1,0 +1,322 @@
+"""How a measurement runs on a device: the ``Backend`` seam, chosen once per device.
+
+onnxruntime perf_test has one ``TestSession`` per backend; here a device gets one backend
+when its sweep is made (``backend_for``), and every verb measures through it without asking
+what kind of device it is:
+
+- ``AgentBackend``: the device-side agent (``harness/agent``) pushed to the device as a
+  zipapp, one fresh process per measurement; it also runs the limits probe
+  (``harness/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
+  of ``regress``'s process pairs.
+- ``PerfTestBackend``: a phone without Python runs an NDK build of
+  ``onnxruntime_perf_test``; its console summary becomes the same runner document
+  (``harness/measure/perftest.py``). It has no limits probe and serves no bursts.
+
+Every program of the agent is started by one function, ``AgentBackend.command`` (push once,
+then the interpreter, the pushed program and its arguments), and every answer is read by
+one function, ``last_document`` (the last line of stdout that is a JSON document of the
+expected schema): the runner's measurement and the limits probe go the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from devices.transport import CommandFailed, CommandTimeout, Completed, TransportError
+from harness.agent import limits
+from harness.agent.bundle import AGENT, LIMITS
+from harness.agent.record import SCHEMA as AGENT_SCHEMA
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from devices.device import DeviceConfig
+    from devices.transport import Transport
+    from harness.measure.paired import SideCommand
+    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings
+
+AgentProgram = Literal["runner", "limits"]
+AGENT_PROGRAMS: Mapping[AgentProgram, tuple[str, str]] = {
+    "runner": (AGENT, "agent.pyz"),
+    "limits": (LIMITS, "limits.pyz"),
+}
+"""The device-side programs of the agent: the zipapp entry point and its name on the device."""
+RUNNER_SCHEMA = AGENT_SCHEMA
+LIMITS_SCHEMA = limits.SCHEMA
+LIMITS_TIMEOUT_S = 120.0
+PERF_TEST_RUNS = 100
+"""Timed inferences per onnxruntime_perf_test process when the runs are not fixed."""
+
+Measured = tuple[str, str | None, dict[str, Any] | None]
+"""(status ``ok``/``failed``, the reason of a failure, the runner document when there is one)."""
+
+
+class DeviceFiles(Protocol):
+    """What a backend needs of its sweep: the device, its transport, the settings, the
+    facts, and the files pushed to the sweep's own directory on the device (each once)."""
+
+    device: DeviceConfig
+    transport: Transport
+    settings: RunnerSettings
+    timeout_s: float
+    facts: dict[str, Any]
+
+    def remote_path(self, name: str) -> str: ...
+
+    def push_file(self, local: Path, name: str) -> str: ...
+
+    def pushed(self, name: str) -> str | None: ...
+
+    def push_model(self, model: ModelEntry) -> str: ...
+
+
+class Backend(Protocol):
+    """Measures plan items on one device, and the device's limits, in the backend's way."""
+
+    name: str
+
+    @property
+    def serves_bursts(self) -> bool:
+        """Whether it can run ``regress``'s process pairs (a long-lived agent per side)."""
+        ...
+
+    def measure(self, item: PlanItem) -> Measured:
+        """One measurement in a fresh process on the device."""
+        ...
+
+    def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
+        """The ``mnbench.limits/1`` document of the device (an error document when the
+        backend cannot measure them)."""
+        ...
+
+    def burst_command(self, item: PlanItem) -> SideCommand:
+        """How to start one side's agent for ``item`` (only when ``serves_bursts``)."""
+        ...
+
+
+def backend_for(files: DeviceFiles) -> Backend:
+    """The device's backend: onnxruntime_perf_test on a device without Python that has a
+    perf_test build configured, else the Python agent."""
+    device = files.device
+    if device.perf_test and not device.has_python:
+        return PerfTestBackend(files)
+    return AgentBackend(files)
+
+
+def describe_crash(rc: int, program: str = "runner") -> str:
+    import signal
+
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        hint = " (killed: out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"{program} crashed with {name}{hint}"
+    if rc in (137, 139, 134):  # a remote shell reports 128 + signal
+        return describe_crash(128 - rc, program)
+    return f"{program} exited {rc}"
+
+
+def last_document(stdout: str, schema: str) -> dict[str, Any] | None:
+    """The program's JSON document: the last line of stdout that parses as an object with
+    this ``schema`` (the agent's programs print it compact, on one line)."""
+    for raw in reversed(stdout.strip().splitlines()):
+        line = raw.strip()
+        if line.startswith("{"):
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(doc, dict) and doc.get("schema") == schema:
+                return doc
+    return None
+
+
+def _tail(*texts: str) -> str:
+    for text in texts:
+        lines = text.strip().splitlines()
+        if lines:
+            return lines[-1][:200]
+    return "no output"
+
+
+class AgentBackend:
+    """The Python agent: the runner per measurement, the limits probe, the pair agents."""
+
+    name = "agent"
+
+    def __init__(self, files: DeviceFiles) -> None:
+        self.files = files
+
+    @property
+    def serves_bursts(self) -> bool:
+        """Pairs need a transport that keeps a process open and can suspend it."""
+        from devices.interactive import InteractiveTransport
+
+        return isinstance(self.files.transport, InteractiveTransport)
+
+    def command(
+        self, program: AgentProgram, args: Sequence[str], model: ModelEntry | None = None
+    ) -> list[str]:
+        """The argv that starts one of the agent's programs on the device: the program and
+        the model are pushed once (in that order), then interpreter, program, model, args."""
+        from harness.agent.bundle import zipapp_path
+        from harness.measure.runtimes import cache_root
+
+        files = self.files
+        entry, name = AGENT_PROGRAMS[program]
+        remote = files.pushed(name) or files.push_file(
+            zipapp_path(entry, cache_root() / "agent"), name
+        )
+        model_args = [files.push_model(model)] if model is not None else []
+        return [*files.device.python_argv, remote, *model_args, *args]
+
+    def run(
+        self, argv: Sequence[str], schema: str, timeout_s: float
+    ) -> tuple[Completed, dict[str, Any] | None]:
+        """Run one program to its end: what it printed, and its document of ``schema``
+        (None without one). ``CommandTimeout`` and other ``TransportError`` go to the caller."""
+        env = dict(self.files.device.env) or None
+        try:
+            done = self.files.transport.run(argv, timeout_s=timeout_s, env=env, check=False)
+        except CommandFailed as exc:  # transports that raise even with check=False
+            done = exc.completed
+        return done, last_document(done.stdout, schema)
+
+    def measure(self, item: PlanItem) -> Measured:
+        settings = self.files.settings
+        args = ["--threads", str(item.threads), *settings.argv(), *_pin_and_shapes(item)]
+        argv = self.command("runner", args, item.model)
+        timeout_s = self.files.timeout_s
+        try:
+            done, doc = self.run(argv, RUNNER_SCHEMA, timeout_s)
+        except CommandTimeout:
+            return "failed", f"timed out after {timeout_s:g} s", None
+        if doc is None:
+            tail = _tail(done.stderr, done.stdout)
+            if done.rc != 0:
+                return "failed", f"{describe_crash(done.rc)}: {tail}", None
+            return "failed", f"runner printed no result document: {tail}", None
+        if doc.get("status") != "ok":
+            return "failed", str(doc.get("error") or "runner reported an error"), doc
+        return "ok", None, doc
+
+    def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
+        """Run the limits probe: its JSON document, or an error document."""
+        args = ["--threads", str(threads)]
+        if cpus:
+            args += ["--cpus", ",".join(map(str, cpus))]
+        try:
+            done, doc = self.run(self.command("limits", args), LIMITS_SCHEMA, LIMITS_TIMEOUT_S)
+        except TransportError as exc:
+            return limits_error(exc.message)
+        if doc is not None:
+            if doc.get("status") != "ok":
+                print(f"limits: {doc.get('error')}", file=sys.stderr)
+            return doc
+        tail = _tail(done.stderr)
+        print(f"limits: no result ({tail}); the roofline will lack its ceilings", file=sys.stderr)
+        return limits_error(tail)
+
+    def burst_command(self, item: PlanItem) -> SideCommand:
+        from harness.measure.paired import SideCommand
+
+        args = ["--threads", str(item.threads), "--opt-level", self.files.settings.opt_level]
+        argv = self.command("runner", [*args, *_pin_and_shapes(item)], item.model)
+        return SideCommand(tuple(argv), dict(self.files.device.env) or None)
+
+
+def _pin_and_shapes(item: PlanItem) -> list[str]:
+    """The runner's --cpus and --shape flags of a plan item."""
+    args = ["--cpus", ",".join(map(str, item.cpus))] if item.cpus else []
+    for shape in item.model.shapes:
+        args += ["--shape", shape]
+    return args
+
+
+def limits_error(reason: str) -> dict[str, Any]:
+    return {"schema": LIMITS_SCHEMA, "status": "error", "error": reason}
+
+
+class PerfTestBackend:
+    """onnxruntime_perf_test on a phone without Python: pushed with its libraries once."""
+
+    name = "onnxruntime_perf_test"
+    serves_bursts = False
+
+    def __init__(self, files: DeviceFiles) -> None:
+        self.files = files
+
+    def push(self) -> tuple[str, str | None]:
+        """Push the perf_test binary (and its libraries) once: (binary path, library dir)."""
+        files = self.files
+        device = files.device
+        name = "bin/onnxruntime_perf_test"
+        lib_dir = files.remote_path("lib") if device.perf_test_libs else None
+        remote = files.pushed(name)
+        if remote is not None:
+            return remote, lib_dir
+        assert device.perf_test is not None
+        binary = Path(device.perf_test).expanduser()
+        if not binary.is_file():
+            raise UserError(
+                f"{binary} (perf_test of {device.name}) does not exist; "
+                "fix the device entry's perf_test path"
+            )
+        if files.facts:
+            from devices.android import require_abi
+
+            require_abi(binary, files.facts)
+        remote = files.push_file(binary, name)
+        files.transport.run(["chmod", "755", remote], timeout_s=60)
+        for lib in device.perf_test_libs:
+            files.push_file(Path(lib).expanduser(), f"lib/{Path(lib).name}")
+        return remote, lib_dir
+
+    def measure(self, item: PlanItem) -> Measured:
+        from harness.agent.cpus import cpu_mask
+        from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
+
+        files = self.files
+        binary, lib_dir = self.push()
+        model = files.push_model(item.model)
+        runs = files.settings.fixed or PERF_TEST_RUNS
+        argv = perf_test_argv(
+            binary,
+            model,
+            item.threads,
+            runs,
+            lib_dir,
+            cpu_mask(item.cpus) if item.cpus else None,
+        )
+        try:
+            done = files.transport.run(argv, timeout_s=files.timeout_s, check=False)
+        except CommandTimeout:
+            return "failed", f"timed out after {files.timeout_s:g} s", None
+        if done.rc != 0:
+            tail = _tail(done.stderr)
+            return "failed", f"{describe_crash(done.rc, 'onnxruntime_perf_test')}: {tail}", None
+        try:
+            doc = parse_perf_test(
+                done.stdout,
+                done.stderr,
+                model_path=model,
+                model_file_bytes=item.model.path.stat().st_size,
+                model_sha256=item.model.sha256,
+                threads=item.threads,
+                runs=runs,
+            )
+        except PerfTestOutputError as exc:
+            return "failed", exc.message, None
+        doc["host_before"] = files.facts
+        return "ok", None, doc
+
+    def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
+        return limits_error("no Python on the device")
+
+    def burst_command(self, item: PlanItem) -> SideCommand:
+        raise UserError("onnxruntime_perf_test cannot serve bursts; use --design trials")

@@ -10,16 +10,6 @@ from pathlib import Path
 from harness.commands import SUMMARIES
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import add_calibration_argument, calibration_from_args
-from harness.commands.trust import (
-    adaptive_from_args,
-    add_trust_arguments,
-    attach_guards,
-    check_budget,
-    cooldown_from_args,
-    cooldown_from_config,
-    cooldown_to_config,
-    pin_note,
-)
 from harness.commands.options import (
     add_db_argument,
     add_device_arguments,
@@ -31,6 +21,16 @@ from harness.commands.options import (
     resolve,
     resume_hint,
     settings_from_args,
+)
+from harness.commands.trust import (
+    adaptive_from_args,
+    add_trust_arguments,
+    attach_guards,
+    check_budget,
+    cooldown_from_args,
+    cooldown_from_config,
+    cooldown_to_config,
+    pin_note,
 )
 from harness.errors import UserError
 from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from devices.guards import passive_limit_c, sample_guards
-from devices.transport import Transport, TransportError
+from devices.transport import Transport
 from results.guards import DEFAULT_HOT_C, CooldownPolicy, CooldownWait, cool_down, hottest_c
 
 
@@ -34,7 +34,7 @@ from results.guards import DEFAULT_HOT_C, CooldownPolicy, CooldownWait, cool_dow
 class Started:
     """What ``before()`` saw, handed back to ``after()``."""
 
-    reading: dict[str, object] | None
+    reading: dict[str, object]
     cooldown: CooldownWait | None
     monotonic_s: float
     children_cpu_s: float
@@ -64,11 +64,10 @@ class TrialGuard:
         self.hot_c = hot_c
         self.waits: list[CooldownWait] = []
 
-    def sample(self) -> dict[str, object] | None:
-        try:
-            return sample_guards(self.transport, android=self.android)
-        except (TransportError, OSError):
-            return None  # a guard never fails a trial; the trial reports the lost device
+    def sample(self) -> dict[str, object]:
+        """One reading; a lost device raises ``TransportError`` as a trial would (the sweep
+        stops, keeps what was measured and says how to resume)."""
+        return sample_guards(self.transport, android=self.android)
 
     def before(self) -> Started:
         wait: CooldownWait | None = None
@@ -81,7 +80,7 @@ class TrialGuard:
             )
             self.waits.append(wait)
         reading = self.sample()
-        if self.hot_c is None and reading is not None:
+        if self.hot_c is None:
             self.hot_c = passive_limit_c(reading)
         return Started(reading, wait, time.monotonic(), _children_cpu_s())
 

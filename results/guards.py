@@ -267,13 +267,14 @@ def pinning(
     facts: Mapping[str, object] | None,
     *,
     cpus: Iterable[int] | None = None,
-    kind: Literal["local", "ssh", "adb"] = "local",
+    root_command: str = "sudo sh -c",
 ) -> Pinning | None:
     """The measured CPUs' frequency state from FACTS; None when the device has no cpufreq.
 
     Pinned means a fixed governor on every CPU, or ``scaling_min_khz == scaling_max_khz``.
     The commands are what IREE's and FAI-PEP's device scripts do (set both scaling limits to
-    one frequency and the governor to ``performance``); they need root, and mnbench never
+    one frequency and the governor to ``performance``), run through ``root_command`` (the
+    device kind's, e.g. ``adb shell su -c`` on a rooted phone); they need root, and mnbench never
     runs them: a benchmark that changes the device silently reports a device nobody has.
     """
     wanted = set(cpus) if cpus is not None else None
@@ -304,12 +305,7 @@ def pinning(
                 lines.append(f"echo {top} > {base}/scaling_max_freq")
                 lines.append(f"echo {top} > {base}/scaling_min_freq")
     script = "; ".join(lines)
-    commands: tuple[str, ...] = ()
-    if script:
-        if kind == "adb":
-            commands = (f"adb shell su -c '{script}'",)
-        else:
-            commands = (f"sudo sh -c '{script}'",)
+    commands = (f"{root_command} '{script}'",) if script else ()
     return Pinning(tuple(sorted(set(governors))), pinned, commands)
 
 

@@ -165,12 +165,12 @@ def _device_state(documents: Sequence[Mapping[str, object]]) -> tuple[str, str]:
             continue
         before = guards["before"]
         assert isinstance(before, Mapping)
-        kind = guards.get("kind")
+        root = guards.get("root_command")
         cpus = guards.get("cpus")
         state = pinning(
             before,
             cpus=[c for c in cpus if isinstance(c, int)] if isinstance(cpus, list) else None,
-            kind=kind if kind in ("local", "ssh", "adb") else "local",
+            root_command=root if isinstance(root, str) and root else "sudo sh -c",
         )
         parts: list[str] = []
         command = ""

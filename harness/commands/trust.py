@@ -131,9 +131,7 @@ def attach_guards(
     transport: Transport, device: DeviceConfig, cooldown: CooldownPolicy | None
 ) -> TrialGuard:
     """The sweep's guard: samples the device around every trial, waits as ``--cooldown`` says."""
-    return TrialGuard(
-        transport, android=device.kind == "adb", local=device.kind == "local", cooldown=cooldown
-    )
+    return TrialGuard(transport, device, cooldown=cooldown)
 
 
 def pin_note(frame: pd.DataFrame) -> list[str]:

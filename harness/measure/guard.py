@@ -8,7 +8,7 @@ the ``guards`` record stored inside the trial's document::
     {"before": READING, "after": READING, "wall_s": float,
      "own_cpu_s": float | null, "own_cpu_source": "runner" | "children" | null,
      "cpus": [int] | null, "cooldown": COOLDOWN | null, "hot_c": float,
-     "kind": "local" | "ssh" | "adb"}
+     "kind": "local" | "ssh" | "adb", "root_command": str}
 
 ``own_cpu_s`` is the trial process's CPU time: on this machine the harness's children's
 CPU time over the trial (the runner and the two sampling shells), on a remote device the
@@ -25,7 +25,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from devices.guards import passive_limit_c, sample_guards
+from devices.device import DeviceConfig
+from devices.guards import passive_limit_c
 from devices.transport import Transport
 from results.guards import DEFAULT_HOT_C, CooldownPolicy, CooldownWait, cool_down, hottest_c
 
@@ -51,15 +52,13 @@ class TrialGuard:
     def __init__(
         self,
         transport: Transport,
+        device: DeviceConfig,
         *,
-        android: bool,
-        local: bool,
         cooldown: CooldownPolicy | None = None,
         hot_c: float | None = None,
     ) -> None:
         self.transport = transport
-        self.android = android
-        self.local = local
+        self.device = device
         self.cooldown = cooldown
         self.hot_c = hot_c
         self.waits: list[CooldownWait] = []
@@ -67,7 +66,7 @@ class TrialGuard:
     def sample(self) -> dict[str, object]:
         """One reading; a lost device raises ``TransportError`` as a trial would (the sweep
         stops, keeps what was measured and says how to resume)."""
-        return sample_guards(self.transport, android=self.android)
+        return self.device.traits.read_guards(self.transport)
 
     def before(self) -> Started:
         wait: CooldownWait | None = None
@@ -94,7 +93,7 @@ class TrialGuard:
         children = _children_cpu_s() - started.children_cpu_s
         reported = (document or {}).get("process_cpu_s")
         own: float | None
-        if self.local:
+        if self.device.this_machine:
             own, source = children, "children"  # includes start-up before the runner's clock
         elif isinstance(reported, (int, float)) and not isinstance(reported, bool):
             own, source = float(reported), "runner"
@@ -109,5 +108,6 @@ class TrialGuard:
             "cpus": list(cpus) if cpus else None,
             "cooldown": asdict(started.cooldown) if started.cooldown else None,
             "hot_c": self.hot_c if self.hot_c is not None else DEFAULT_HOT_C,
-            "kind": "adb" if self.android else ("local" if self.local else "ssh"),
+            "kind": self.device.kind,
+            "root_command": self.device.traits.root_command,
         }

@@ -128,7 +128,7 @@ def test_throttling_rules() -> None:
 
 def test_pinning_reports_and_prints_the_command() -> None:
     dynamic = _facts([40.0], 2_000_000, 2_800_000)
-    state = pinning(dynamic, cpus=[0], kind="adb")
+    state = pinning(dynamic, cpus=[0], root_command="adb shell su -c")
     assert state is not None and not state.pinned
     assert state.governors == ("schedutil",)
     base = "/sys/devices/system/cpu/cpu0/cpufreq"
@@ -136,10 +136,10 @@ def test_pinning_reports_and_prints_the_command() -> None:
         f"adb shell su -c 'echo performance > {base}/scaling_governor; "
         f"echo 2800000 > {base}/scaling_max_freq; echo 2800000 > {base}/scaling_min_freq'",
     )
-    fixed = pinning(_facts([40.0], 2_800_000, 2_800_000, "performance"), kind="ssh")
+    fixed = pinning(_facts([40.0], 2_800_000, 2_800_000, "performance"))
     assert fixed is not None and fixed.pinned and fixed.commands == ()
     assert pinning({"cpus": [{"cpu": 0, "governor": None}]}) is None
-    board = pinning(dynamic, cpus=[1], kind="ssh")
+    board = pinning(dynamic, cpus=[1])
     assert board is not None and board.commands[0].startswith("sudo sh -c 'echo performance")
 
 

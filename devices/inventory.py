@@ -29,7 +29,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -235,11 +235,10 @@ def config_from_table(
     return DeviceConfig(**fields)
 
 
-def load_inventory(path: Path) -> dict[str, DeviceConfig]:
-    """Every device in a TOML inventory file, by name."""
+def _read_inventory(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
     except FileNotFoundError:
         raise InventoryError(
             f"device inventory {path} does not exist; create it or give a device URL ({URL_FORMS})"
@@ -256,11 +255,18 @@ def load_inventory(path: Path) -> dict[str, DeviceConfig]:
         raise InventoryError(f"{path} is not UTF-8 text; save the inventory as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(f"{path} is not valid TOML: {exc}; fix the file") from None
-    unknown = sorted(set(data) - {"devices"})
+    unknown = sorted(set(data) - {"devices", "groups"})
     if unknown:
         raise InventoryError(
-            f"{path}: unknown top-level key(s) {', '.join(unknown)}; devices go in [devices.NAME]"
+            f"{path}: unknown top-level key(s) {', '.join(unknown)}; devices go in "
+            "[devices.NAME], groups in [groups]"
         )
+    return data
+
+
+def load_inventory(path: Path) -> dict[str, DeviceConfig]:
+    """Every device in a TOML inventory file, by name."""
+    data = _read_inventory(path)
     devices = data.get("devices", {})
     if not isinstance(devices, dict):
         raise InventoryError(f"{path}: devices must be tables, [devices.NAME]")
@@ -269,6 +275,52 @@ def load_inventory(path: Path) -> dict[str, DeviceConfig]:
         if not isinstance(table, dict):
             raise InventoryError(f"{path}: device {name!r} must be a table, [devices.{name}]")
         result[name] = config_from_table(name, table, base=Path(path).resolve().parent)
+    return result
+
+
+def load_groups(path: Path) -> dict[str, tuple[str, ...]]:
+    """The inventory's device groups (``[groups] phones = ["pixel7", "s23"]``), by name;
+    every member is a device of the inventory or ``local``, and no group shares a name with
+    a device."""
+    data = _read_inventory(path)
+    groups = data.get("groups", {})
+    if not isinstance(groups, dict):
+        raise InventoryError(f'{path}: groups must be a table, [groups] NAME = ["dev", ...]')
+    devices = set(data.get("devices", {})) | {"local"}
+    result: dict[str, tuple[str, ...]] = {}
+    for name, members in groups.items():
+        if (
+            not isinstance(members, list)
+            or not members
+            or not all(isinstance(m, str) for m in members)
+        ):
+            raise InventoryError(
+                f'{path}: group {name!r} must be a list of device names, {name} = ["a", "b"]'
+            )
+        if name in devices:
+            raise InventoryError(f"{path}: group {name!r} has the name of a device; rename one")
+        unknown = [m for m in members if m not in devices]
+        if unknown:
+            raise InventoryError(
+                f"{path}: group {name!r} names unknown device(s) {', '.join(unknown)}; "
+                "members are [devices.NAME] entries or local"
+            )
+        result[name] = tuple(members)
+    return result
+
+
+def resolve_devices(names: Sequence[str], inventory_path: Path | None = None) -> list[DeviceConfig]:
+    """The devices a user named, groups of the inventory expanded, each device once."""
+    path = inventory_path if inventory_path is not None else DEFAULT_INVENTORY
+    groups = load_groups(path) if inventory_path is not None or path.exists() else {}
+    expanded: list[str] = []
+    for name in names:
+        expanded.extend(groups.get(name.strip(), (name,)))
+    result: list[DeviceConfig] = []
+    for name in dict.fromkeys(expanded):
+        device = resolve_device(name, inventory_path)
+        if all(device.name != other.name for other in result):
+            result.append(device)
     return result
 
 

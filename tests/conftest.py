@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.fixtures.adb", "tests.fixtures.sshd", "tests.fixtures.arm64"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.adb",
+    "tests.fixtures.sshd",
+    "tests.fixtures.arm64",
+    "tests.fixtures.postgres",
+]

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "report": "harness.commands.report",
     "layers": "harness.commands.layers",
     "predict": "harness.commands.predict",
+    "lab": "harness.commands.lab",
+    "db": "harness.commands.db",
 }
 
 SUMMARIES: dict[str, str] = {
@@ -34,5 +36,7 @@ SUMMARIES: dict[str, str] = {
     "report": "write the HTML report, charts and markdown summary of runs",
     "layers": "time each separable block against its standard conv (1/N + 1/D_K²)",
     "predict": "predict latency from a kernel-level model fitted from a few minutes of probes",
+    "lab": "plan a campaign as work items in a shared store, work it from many hosts",
+    "db": "copy runs between results stores (SQLite and PostgreSQL)",
 }
 """Each verb's line in ``mnbench --help`` (the verb's own parser uses the same line)."""

@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutcome:
+def measure(args: argparse.Namespace, store: Store, db_path: Path | str) -> SweepOutcome:
     """Generate the probes, measure the device's limits, run the plan; the outcome."""
     for kernel in args.kernel:
         if kernel not in KERNELS:
@@ -234,7 +234,7 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path) -> SweepOutco
         threads = chosen.threads[0]
         print(
             f"run {run_id}: {len(models)} layer probes x {args.trials} trials, "
-            f"{threads} thread{'s' if threads != 1 else ''}, on {device.name} -> {db_path}",
+            f"{threads} thread{'s' if threads != 1 else ''}, on {device.name} -> {store.path}",
             file=sys.stderr,
         )
         plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)

@@ -33,6 +33,7 @@ from harness.validate import (
     float_arg,
     int_arg,
 )
+from results.backend import parse_location
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -79,13 +80,22 @@ def models_dir_flag(given: Path | None, flag: str) -> str:
     return flag if given is not None or "MNBENCH_MODELS" not in os.environ else "$MNBENCH_MODELS"
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+def add_device_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """--device (several names with ``several``: ``run`` measures them at once) and
+    --inventory."""
     parser.add_argument(
         "--device",
         default="local",
+        nargs="+" if several else None,
         metavar="NAME|URL",
         help="a name from the inventory, or local, ssh://user@host:port, "
-        "adb://SERIAL (default local)",
+        "adb://SERIAL (default local)"
+        + (
+            "; several names (or an inventory [groups] name) measure the devices at once, "
+            "one run each, grouped as a campaign"
+            if several
+            else ""
+        ),
     )
     add_inventory_argument(parser)
 
@@ -103,10 +113,11 @@ def add_inventory_argument(parser: argparse.ArgumentParser) -> None:
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        type=Path,
+        type=parse_location,
         default=None,
-        metavar="PATH",
-        help="results database (default ./mnbench.sqlite, or $MNBENCH_DB)",
+        metavar="PATH|URL",
+        help="results database: an SQLite file or postgresql://user@host:port/dbname "
+        "(password from ~/.pgpass or PGPASSWORD; default $MNBENCH_DB, else ./mnbench.sqlite)",
     )
 
 

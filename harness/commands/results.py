@@ -18,6 +18,7 @@ from harness.commands import SUMMARIES
 from harness.errors import UserError
 from harness.table import json_text, terminal_safe
 from harness.validate import run_id_arg
+from results.backend import parse_location
 from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--db",
+        type=parse_location,
         metavar="PATH",
         default=None,
         help="results database (default: $MNBENCH_DB, else ./mnbench.sqlite)",

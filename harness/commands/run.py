@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -73,6 +74,7 @@ EXAMPLES = """examples:
   mnbench run --model resnet50.onnx --shape input=1x3x224x224
   mnbench run --device ssh://pi@raspberrypi.local --cpus big
   mnbench run --device adb://emulator-5554
+  mnbench run --device pi4 pixel7 local         three devices at once, one run each
   mnbench run --resume latest                   measure what an interrupted run missed
 """
 
@@ -87,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_device_arguments(parser)
+    add_device_arguments(parser, several=True)
     add_grid_arguments(parser)
     add_calibration_argument(parser)
     parser.add_argument(
@@ -140,6 +142,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    names = args.device if isinstance(args.device, list) else [args.device]
+    if len(names) > 1 or _is_group(names[0], args):
+        from harness.commands.lab import run_on_devices
+
+        return run_on_devices(args, names)
+    args.device = names[0]
     db_path = args.db or default_db_path()
     if args.resume is not None:
         with Store.open(db_path, create=False) as store:
@@ -192,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             )
             print(
                 f"run {run_id}: {len(models)} models x {len(chosen.threads)} thread counts x "
-                f"{args.trials} trials on {device.name} -> {db_path}",
+                f"{args.trials} trials on {device.name} -> {store.path}",
                 file=sys.stderr,
             )
             plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)
@@ -214,6 +222,17 @@ def _measure(
         return run_plan(sweep, run_id, plan, progress)
     sweep.trial_target_ci = adaptive.target_ci
     return run_adaptive(sweep, run_id, plan, adaptive, progress)
+
+
+def _is_group(name: str, args: argparse.Namespace) -> bool:
+    """Whether ``name`` is a [groups] entry of the inventory (several devices)."""
+    from devices.inventory import DEFAULT_INVENTORY, load_groups
+
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    path = Path(explicit) if explicit else DEFAULT_INVENTORY
+    if "://" in name or not path.is_file():
+        return False
+    return name in load_groups(path)
 
 
 def _distinct_files(paths: list[Path]) -> list[Path]:

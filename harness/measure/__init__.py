@@ -1,2 +1,3 @@
 """Measuring on a device: one measurement session (``session``) over one backend seam
-(``backends``: the Python agent, onnxruntime_perf_test, the limits probe)."""
+(``backends``: the Python agent, onnxruntime_perf_test, the limits probe), and the lab's
+worker (``lab``: claims a device's work items from a shared store and measures them)."""

@@ -79,7 +79,7 @@ def test_every_conv_of_our_model_maps_to_a_layer(profiled: Path) -> None:
         docs = store.measurements_frame([1])
     assert len(docs) == 2
     with Store.open(profiled / "db.sqlite") as store:
-        rows = store._measurement_rows([1])
+        rows = store.measurement_rows([1])
     profiled_nodes = {n for row in rows for n in json.loads(row["document"])["profile"]}
     assert nodes == profiled_nodes
 
@@ -155,7 +155,7 @@ def test_foreign_model_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     with Store.open(db) as store:
         frame = store.profiles_frame([1])
-        doc = json.loads(store._measurement_rows([1])[0]["document"])
+        doc = json.loads(store.measurement_rows([1])[0]["document"])
     assert {"features/conv_a", "features/conv_b"} <= set(frame["layer"])
     assigned = frame[frame["layer"] != UNASSIGNED]
     assert set(assigned["kind"]) <= {"stem", "standard", "pointwise", "depthwise"}

@@ -1,0 +1,378 @@
+"""``mnbench lab``: a campaign's plan as work items in a shared store, and workers for it.
+
+``lab plan`` probes each device once and stores one run per device, its plan inserted as
+work items (``results.lab``); ``lab work`` claims and measures a device's items until none
+is left (``harness.measure.lab``), from any host that reaches the device, as many workers
+at once as there are; ``lab status`` shows the devices, who holds them and what is left.
+The store is usually PostgreSQL (``--db postgresql://...``), which many hosts share; an
+SQLite file serves the workers of one host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.commands import SUMMARIES
+from harness.commands.options import add_db_argument, add_measurement_arguments
+from harness.errors import UserError
+from harness.model.grid import add_grid_arguments
+from harness.table import format_table, terminal_safe
+from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg
+
+EXAMPLES = """examples:
+  mnbench lab plan --campaign nightly --devices pi4 pixel7 local --alpha 0.25 0.5
+  mnbench lab work --devices pi4 pixel7        on each host that reaches those devices
+  mnbench lab status --campaign nightly
+"""
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from devices.device import DeviceConfig
+    from harness.measure.sweep import ModelEntry, RunnerSettings
+    from results.store import Store
+
+DEFAULT_LEASE_S = 120.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "lab",
+        help=SUMMARIES["lab"],
+        description="A campaign is one run per device whose plan is stored as work items. "
+        "Workers on any host claim a device's next item under a lease, measure it and "
+        "commit it; an item whose worker died is claimed again when its lease ends.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=type(parser))
+    verbs.required = True
+
+    plan = verbs.add_parser("plan", help="store a campaign: one run per device, its items")
+    plan.add_argument("--campaign", required=True, type=label_arg, help="the campaign's name")
+    _add_devices(plan)
+    add_grid_arguments(plan)
+    plan.add_argument(
+        "--threads",
+        nargs="+",
+        type=int_arg("--threads", 1, MAX_THREADS),
+        metavar="N",
+        help="intra-op thread counts (default: all cores of each device)",
+    )
+    add_measurement_arguments(plan, "fresh-process trials per model and thread count")
+    plan.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
+    plan.add_argument("--label", type=label_arg, default=None, help="stored with each run")
+    _add_common(plan)
+
+    work = verbs.add_parser("work", help="measure the devices' items until none is left")
+    _add_devices(work)
+    work.add_argument("--campaign", type=label_arg, default=None, help="only this campaign")
+    work.add_argument(
+        "--lease",
+        type=float_arg("--lease", high=86_400.0),
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help="an item whose worker is silent for S seconds is claimed again (default "
+        f"{DEFAULT_LEASE_S:g}); the worker beats every S/3",
+    )
+    work.add_argument(
+        "--reconnect",
+        type=float_arg("--reconnect", high=86_400.0),
+        default=60.0,
+        metavar="S",
+        help="retry a lost database connection for S seconds before stopping (default 60)",
+    )
+    work.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
+    _add_common(work)
+
+    status = verbs.add_parser("status", help="devices, who holds them, items left")
+    status.add_argument("--campaign", type=label_arg, default=None, help="only this campaign")
+    _add_common(status)
+
+
+def _add_devices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        required=True,
+        metavar="NAME|URL",
+        help="inventory names or URLs (local, ssh://..., adb://...)",
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_db_argument(parser)
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        metavar="TOML",
+        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.lab_command == "plan":
+        return _plan(args)
+    if args.lab_command == "work":
+        return _work(args)
+    return _status(args)
+
+
+def _resolve_devices(args: argparse.Namespace) -> list[DeviceConfig]:
+    """--devices: inventory names, groups of the inventory, URLs; each device once."""
+    from devices.inventory import resolve_devices
+
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    return resolve_devices(args.devices, Path(explicit) if explicit else None)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from harness.commands.options import default_models_dir, settings_from_args
+    from harness.measure.sweep import prepare_models
+    from harness.model.grid import specs_from_args
+    from harness.validate import check_plan_size, creatable_dir, distinct
+    from results.store import Store, default_db_path
+
+    settings = settings_from_args(args)
+    threads_given = distinct(args.threads, "--threads")
+    models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+    specs = specs_from_args(args)
+    devices = _resolve_devices(args)
+    check_plan_size(len(specs) * len(devices), threads_given, args.trials, args.max_plan)
+    with Store.open(args.db or default_db_path()) as store:
+        _refuse_planned(store, args.campaign)
+        models = prepare_models(specs, models_dir, store)
+        unplanned: dict[str, str] = {}
+        plan_campaign(
+            store, args, devices, args.campaign, models, models_dir, settings, threads_given,
+            unplanned,
+        )  # fmt: skip
+    return 2 if unplanned else 0
+
+
+def _refuse_planned(store: Store, campaign: str) -> None:
+    from results.lab import Lab
+
+    if Lab(store).campaign_exists(campaign):
+        raise UserError(
+            f"campaign {campaign!r} is already planned in {store.path}; work it with "
+            "`mnbench lab work` or plan another --campaign"
+        )
+
+
+def plan_campaign(
+    store: Store,
+    args: argparse.Namespace,
+    devices: Sequence[DeviceConfig],
+    campaign: str,
+    models: Sequence[ModelEntry],
+    models_dir: Path,
+    settings: RunnerSettings,
+    threads_given: Sequence[int] | None,
+    unplanned: dict[str, str],
+) -> dict[str, int]:
+    """Probe each device once and store its run, the plan inserted as work items; the run
+    of each device. A device that cannot be reached is left out, its reason recorded in
+    ``unplanned``, and the others are planned. ``args`` gives --cpus, --trials, --timeout
+    and --label."""
+    from devices.errors import DeviceError
+    from harness.measure.session import MeasurementSession
+    from harness.measure.sweep import make_plan
+    from results.lab import Lab
+    from results.store import config_key
+
+    lab = Lab(store)
+    runs: dict[str, int] = {}
+    for device in devices:
+        try:
+            with MeasurementSession(
+                device, settings, store=store, timeout_s=args.timeout
+            ) as session:
+                chosen = session.select(args.cpus or device.cpus, threads_given)
+                run_id = session.create_run(
+                    models,
+                    chosen,
+                    args.trials,
+                    device_arg=device.name,
+                    models_dir=models_dir,
+                    label=args.label or campaign,
+                    holder=None,
+                    extra_config={"campaign": campaign},
+                )
+        except (UserError, DeviceError) as exc:
+            why = exc.message
+            unplanned[device.name] = why
+            print(terminal_safe(f"{device.name}: not planned: {why}"), file=sys.stderr)
+            continue
+        cpus, threads = chosen.cpus, chosen.threads
+        plan = make_plan(models, threads, args.trials, cpus)
+        added = lab.enqueue(
+            campaign,
+            device.name,
+            run_id,
+            [(item.model.sha256, config_key(item.config), item.trial) for item in plan],
+        )
+        runs[device.name] = run_id
+        print(f"campaign {campaign}: run {run_id} on {device.name}, {added} items", file=sys.stderr)
+    return runs
+
+
+def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
+    """``mnbench run --device A B ...``: one run per device, grouped as a campaign, the
+    devices measured at once (one worker thread each, each device's measurements in
+    turn) through the lab's queue in the run's own store."""
+    import shlex
+    import signal
+    from datetime import datetime, timezone
+
+    from devices.inventory import resolve_devices
+    from harness.commands.cost import parse_shapes
+    from harness.commands.generate import calibration_from_args
+    from harness.commands.options import default_models_dir, settings_from_args
+    from harness.commands.run import _distinct_files
+    from harness.errors import Interrupted
+    from harness.measure.lab import Worker
+    from harness.measure.sweep import prepare_files, prepare_models
+    from harness.model.grid import specs_from_args
+    from harness.validate import check_plan_size, creatable_dir, distinct
+    from results.store import Store, default_db_path
+
+    if args.resume is not None:
+        raise UserError(
+            "--resume finishes one run; a run on several devices is a campaign, finished by "
+            "the `mnbench lab work --campaign ...` line it printed"
+        )
+    settings = settings_from_args(args, profile=args.profile)
+    threads_given = distinct(args.threads, "--threads")
+    models_dir = creatable_dir(args.models_dir or default_models_dir(), "--models-dir")
+    explicit = args.inventory or os.environ.get("MNBENCH_INVENTORY")
+    devices = resolve_devices(names, Path(explicit) if explicit else None)
+    specs = [] if args.model else specs_from_args(args)
+    paths = _distinct_files(args.model) if args.model else []
+    count = len(paths) or len(specs)
+    check_plan_size(count * len(devices), threads_given, args.trials, args.max_plan)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    campaign = f"{args.label or 'run'}-{stamp}"
+    location = args.db or default_db_path()
+    with Store.open(location) as store:
+        _refuse_planned(store, campaign)
+        if paths:
+            models = prepare_files(paths, parse_shapes(args.shape), store)
+        else:
+            models = prepare_models(specs, models_dir, store, calibration_from_args(args, specs))
+        unplanned: dict[str, str] = {}
+        runs = plan_campaign(
+            store, args, devices, campaign, models, models_dir, settings, threads_given,
+            unplanned,
+        )  # fmt: skip
+    if not runs:
+        raise UserError(f"no device could be reached ({'; '.join(unplanned.values())})")
+    again = ["mnbench", "lab", "work", "--campaign", campaign, "--devices", *runs]
+    if args.inventory is not None:
+        again += ["--inventory", str(args.inventory)]
+    if args.db is not None:
+        again += ["--db", str(args.db)]
+    hint = f"resume with `{shlex.join(again)}`"
+    planned = [device for device in devices if device.name in runs]
+    worker = Worker(location, planned, campaign=campaign, models_dir=args.models_dir)
+    try:
+        outcomes = worker.run()
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT, hint) from None
+    except Interrupted as exc:
+        raise Interrupted(exc.signum, hint) from None
+    rows: list[list[object]] = [
+        [o.device, runs[o.device], o.measured, o.failed, terminal_safe(o.error or "done")]
+        for o in outcomes
+    ]
+    rows += [
+        [name, "", 0, 0, terminal_safe(f"not planned: {why}")] for name, why in unplanned.items()
+    ]
+    print(format_table(["device", "run", "measured", "failed", "result"], rows))
+    stopped = [o for o in outcomes if o.error]
+    if stopped:
+        print(
+            f"{len(stopped)} of {len(devices)} devices stopped; what was measured is kept: {hint}",
+            file=sys.stderr,
+        )
+    if unplanned:
+        print(
+            f"not reached: {', '.join(unplanned)}; fix them and measure them with their own "
+            "`mnbench run --device ...`",
+            file=sys.stderr,
+        )
+    if stopped or unplanned:
+        return 2
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
+def _work(args: argparse.Namespace) -> int:
+    from harness.measure.lab import Worker
+    from results.store import default_db_path
+
+    devices = _resolve_devices(args)
+    worker = Worker(
+        args.db or default_db_path(),
+        devices,
+        campaign=args.campaign,
+        lease_s=args.lease,
+        reconnect_s=args.reconnect,
+        models_dir=args.models_dir,
+    )
+    outcomes = worker.run()
+    errors = [outcome for outcome in outcomes if outcome.error]
+    failed = sum(outcome.failed for outcome in outcomes)
+    if errors:
+        return 2
+    return 1 if failed else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from results.lab import Lab
+    from results.store import Store, default_db_path
+
+    with Store.open(args.db or default_db_path(), create=False) as store:
+        if "work_items" not in store.database.tables():
+            print(f"{store.path} holds no campaigns yet; plan one with `mnbench lab plan`")
+            return 0
+        lab = Lab(store)
+        if args.campaign is not None and not lab.campaign_exists(args.campaign):
+            raise UserError(
+                f"no campaign {args.campaign!r} in {store.path}; `mnbench lab status` lists them"
+            )
+        rows = []
+        for device in lab.status(args.campaign):
+            if device.holder is None:
+                held = "free"
+            else:
+                state = "" if device.live else ", lease expired"
+                held = (
+                    f"{device.holder} (pid {device.pid} on {device.host}, "
+                    f"{device.heartbeat_age_s or 0:.0f} s ago{state})"
+                )
+            rows.append(
+                [
+                    device.device,
+                    held,
+                    device.campaign or "",
+                    device.pending + device.claimed,
+                    device.claimed,
+                    device.done,
+                    device.failed,
+                ]
+            )
+        campaigns = [args.campaign] if args.campaign else lab.campaigns()
+        print(f"campaigns: {', '.join(campaigns) if campaigns else 'none'}")
+        if rows:
+            safe = [[terminal_safe(str(cell)) for cell in row] for row in rows]
+            print(
+                format_table(
+                    ["device", "held by", "campaign", "left", "claimed", "done", "failed"], safe
+                )
+            )
+    return 0

@@ -18,9 +18,9 @@ PYTEST_ARGS ?=
 DEMO_DIR ?= demo
 # The demo's measurement budget (docs/measurement.md, "The demo's choices"): short trials,
 # because the spread between fresh processes dwarfs a tight interval within one.
-DEMO_TIMING ?= --min-time 0.3 --max-time 1.5 --target-ci 2
+DEMO_TIMING ?= --min-time 0.3 --max-time 1.5
 DEMO_STANDARD ?= --alpha 1.0 0.25 --resolution 224 128 --trials 2
-DEMO_LAYERS ?= --alpha 0.5 --resolution 160 --trials 1
+DEMO_LAYERS ?= --alpha 0.5 --resolution 160 --trials 1 --target-ci 2
 
 .PHONY: demo demo-env test lint typecheck pytest venv clean
 

@@ -103,6 +103,22 @@ class KindTraits:
     collect_facts: Callable[[Transport], Mapping[str, Any]]
     resolve_cores: Callable[[str, Mapping[str, Any]], list[int] | None]
     open: Callable[[DeviceConfig, bool], Transport]
+    read_guards: Callable[[Transport], dict[str, object]]
+    """One guard reading around a trial (``devices.guards``; phones add ``dumpsys``)."""
+    root_command: str
+    """How a shell line is run as root on this kind of device (the pin command's prefix)."""
+
+
+def _linux_guards(transport: Transport) -> dict[str, object]:
+    from devices.guards import sample_guards
+
+    return sample_guards(transport, android=False)
+
+
+def _android_guards(transport: Transport) -> dict[str, object]:
+    from devices.guards import sample_guards
+
+    return sample_guards(transport, android=True)
 
 
 def _linux_facts(transport: Transport) -> Mapping[str, Any]:
@@ -208,6 +224,8 @@ KIND_TRAITS: Mapping[DeviceKind, KindTraits] = {
         collect_facts=_linux_facts,
         resolve_cores=_linux_cores,
         open=_open_local,
+        read_guards=_linux_guards,
+        root_command="sudo sh -c",
     ),
     "ssh": KindTraits(
         default_python=lambda: ["python3"],
@@ -218,6 +236,8 @@ KIND_TRAITS: Mapping[DeviceKind, KindTraits] = {
         collect_facts=_linux_facts,
         resolve_cores=_linux_cores,
         open=_open_ssh,
+        read_guards=_linux_guards,
+        root_command="sudo sh -c",  # on the board
     ),
     "adb": KindTraits(
         default_python=lambda: ["python3"],
@@ -228,6 +248,8 @@ KIND_TRAITS: Mapping[DeviceKind, KindTraits] = {
         collect_facts=_android_facts,
         resolve_cores=_android_cores,
         open=_open_adb,
+        read_guards=_android_guards,
+        root_command="adb shell su -c",  # a rooted phone
     ),
 }
 

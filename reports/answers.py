@@ -166,7 +166,7 @@ def _noise(results: pd.DataFrame) -> str:
         )
     if len(half):
         parts.append(f"95 % CI of the medians ±{100 * float(half.median()):.1f} % (median)")
-    parts.append(f"{flagged} of {len(frame)} results flagged unstable")
+    parts.append(f"{flagged} of {len(frame)} results flagged unreliable")
     return "; ".join(parts)
 
 

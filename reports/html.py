@@ -23,14 +23,15 @@ import pandas as pd
 
 from reports.answers import Answers, picks_by_series
 from reports.charts import Chart, config_text
+from reports.trust import html_section, trust_of
+from results.reliability import FLAG_MEANINGS as RELIABILITY_FLAGS
 
 MIB = 1024.0 * 1024.0
-FLAG_MEANINGS: dict[str, str] = {
-    "high_cv": "coefficient of variation above 10 %",
+FLAG_MEANINGS: Mapping[str, str] = {
+    **RELIABILITY_FLAGS,
+    # flags of results stored before the reliability rules; still shown with a meaning
     "far_min": "minimum far below the median",
     "far_max": "maximum far above the median",
-    "few_samples": "too few samples for a tight interval",
-    "no_samples": "no latency samples",
 }
 PREFERRED_FACTS: tuple[str, ...] = (
     "cpu_model",
@@ -83,7 +84,9 @@ figure{margin:.6em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd
 .nodata{border:2px dashed #D55E00;background:#fff8f3;padding:.7em 1em;border-radius:6px}
 code{background:#f2f2f2;padding:0 .25em;border-radius:3px}
 nav ul{columns:2;margin:.3em 0}.answers{border-left:4px solid #0072B2;background:#f4f8fb;
-padding:.5em 1.1em;margin:.8em 0}.answers li{margin:.25em 0}details pre{font-size:.78em;
+padding:.5em 1.1em;margin:.8em 0}.answers li{margin:.25em 0}.trust{border-left:4px solid
+#D55E00;background:#fdf6f0;padding:.5em 1.1em;margin:.8em 0}.trust li{margin:.25em 0}
+details pre{font-size:.78em;
 max-height:24em;overflow:auto;background:#f7f7f7;padding:.5em}.allok{color:#006b4f}.bad{color:#b33c00;font-weight:bold}
 """
 
@@ -426,7 +429,9 @@ def _results_section(results: pd.DataFrame) -> str:
         "config",
         "p50 (ms)",
         "p90 (ms)",
-        "95 % CI of p50 (ms)",
+        "95 % CI of p50 across trials (ms)",
+        "spread (%)",
+        "within-process CI (ms)",
         "CV (%)",
         "trials",
         "peak RSS (MiB)",
@@ -438,7 +443,12 @@ def _results_section(results: pd.DataFrame) -> str:
     rows: list[list[str]] = []
     classes: list[str] = []
     for row in _sort_results(results).to_dict("records"):
-        ci = f"{_fmt(row.get('ci_low_ms'))}–{_fmt(row.get('ci_high_ms'))}"
+        ci = (
+            f"{_fmt(row.get('ci_low_ms'))}–{_fmt(row.get('ci_high_ms'))}"
+            if not math.isnan(_num(row.get("ci_low_ms")))
+            else f"– ({row.get('ci_reason') or 'none'})"
+        )
+        within = f"{_fmt(row.get('within_ci_low_ms'))}–{_fmt(row.get('within_ci_high_ms'))}"
         rows.append(
             [
                 _fmt(row.get("run_id")),
@@ -452,6 +462,8 @@ def _results_section(results: pd.DataFrame) -> str:
                 _fmt(row.get("p50_ms")),
                 _fmt(row.get("p90_ms")),
                 ci,
+                _fmt(100 * _num(row.get("spread")), 2),
+                within,
                 _fmt(100 * _num(row.get("cv")), 2),
                 _fmt(row.get("trials")),
                 _fmt(_num(row.get("peak_rss_bytes")) / MIB),
@@ -462,7 +474,8 @@ def _results_section(results: pd.DataFrame) -> str:
             ]
         )
         classes.append(str(row.get("status") or ""))
-    numeric = [True, False, False, True, True, True, True, True, True, True, True, False, False]
+    numeric = [True, False, False, True, True, True, True, True, True, True, True, True, True]
+    numeric += [False, False]
     return _table(headers, rows, numeric, classes)
 
 
@@ -527,14 +540,14 @@ def _problems_section(results: pd.DataFrame, measurements: pd.DataFrame | None) 
                 flag_text or "–",
                 _fmt(row.get("reasons"))
                 if row.get("reasons") not in (None, "") and row.get("reasons") is not pd.NA
-                else reasons.get(key, "–"),
+                else reasons.get(key) or str(row.get("unreliable") or "") or "–",
             ]
         )
         classes.append(str(row.get("status") or ""))
     count = len(problems)
     intro = (
         f'<p class="bad">{count} result{"s" if count != 1 else ""} failed, partly failed '
-        "or are unstable; re-measure them (on an idle device, with a fixed governor) "
+        "or are unreliable; re-measure them (on an idle device, with a fixed governor) "
         "before trusting their medians.</p>"
     )
     return intro + _table(headers, rows, [True, False, False, False, True, False, False], classes)
@@ -584,6 +597,7 @@ def render_html(
         f'<p class="meta">Runs {escape(run_ids or "–")} on {escape(", ".join(devices) or "–")}'
         f" · onnxruntime {escape(', '.join(runtimes) or '–')} · report by mnbench "
         f"{escape(harness_version)} · {escape(when)}</p>",
+        html_section(trust_of(results)),
         _summary_section(answers) if answers is not None else "",
         f"<nav><ul>{nav}</ul></nav>",
     ]
@@ -595,8 +609,10 @@ def render_html(
         _devices_section(runs),
         '<h2 id="results">Results</h2>',
         "<p>One row per run × model × configuration, aggregated over trials (fresh process "
-        "per trial). p50 is the median latency; the interval is a bootstrap 95 % confidence "
-        "interval of the median.</p>",
+        "per trial). p50 is the median latency; its 95 % confidence interval is across trials "
+        "(a t-interval on the log of each trial's median; none below 3 trials), spread is the "
+        "between-trial SD of log medians, and the within-process interval (a bootstrap of the "
+        "pooled samples) is secondary: it leaves out how much processes differ.</p>",
         _results_section(results),
         '<h2 id="problems">Failed or unstable measurements</h2>',
         _problems_section(results, measurements),

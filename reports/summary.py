@@ -2,7 +2,8 @@
 
 The report's answers first (``reports.answers``), then the runs with their device and
 runtime, one compact table of median latency per model (a column per run and
-configuration), and the count of failed and unstable results.
+configuration), and the count of failed and unreliable results. The trust lines
+(``reports.trust``: stability, guards, unreliable cells and why) come first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from harness.table import markdown_text
 from reports.answers import Answers, budget_text, picks_by_series
 from reports.charts import Chart, cell_text, config_text, measured, series_labels
+from reports.trust import markdown_lines, trust_of
 
 
 def _cell(value: float) -> str:
@@ -59,6 +61,7 @@ def render_summary(
     """Markdown text ending in a newline."""
     labels = series_labels(runs)
     lines = ["## mnbench report", ""]
+    lines += markdown_lines(trust_of(results))
     if answers is not None:
         lines += _answer_lines(answers)
     for run in runs.to_dict("records"):
@@ -140,7 +143,7 @@ def render_summary(
     unstable = int((flags != "").sum())
     lines.append(
         f"Results: {len(results)}; failed: {failed}; partly failed: {partial}; "
-        f"unstable (flagged): {unstable}."
+        f"unreliable (flagged): {unstable}."
     )
     skipped = [c for c in charts if not c.has_image]
     if skipped:

@@ -48,6 +48,10 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "min_ms",
     "ci_low_ms",
     "ci_high_ms",
+    "ci_reason",
+    "spread",
+    "within_ci_low_ms",
+    "within_ci_high_ms",
     "samples",
     "peak_rss_bytes",
     "load_ms",
@@ -55,6 +59,8 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "macs",
     "params",
     "status",
+    "flags",
+    "unreliable",
 )
 """The first columns of ``results_frame``, in this order; reports and the CLI rely on them."""
 RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
@@ -65,7 +71,6 @@ RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "cpus",
     "max_ms",
     "cv",
-    "flags",
     "outliers_low",
     "outliers_high",
     "failed_trials",
@@ -75,6 +80,12 @@ RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "peak_activation_bytes",
     "file_bytes",
     "trial_medians_ms",
+    "hottest_c",
+    "other_load",
+    "cooldown_s",
+    "trial_reference_ms",
+    "device_state",
+    "pin_command",
 )
 _INT_COLUMNS: Final = (
     "run_id",
@@ -104,10 +115,16 @@ _FLOAT_COLUMNS: Final = (
     "min_ms",
     "ci_low_ms",
     "ci_high_ms",
+    "spread",
+    "within_ci_low_ms",
+    "within_ci_high_ms",
     "load_ms",
     "first_ms",
     "max_ms",
     "cv",
+    "hottest_c",
+    "other_load",
+    "cooldown_s",
 )
 
 
@@ -543,6 +560,9 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         {str(row["reason"]) for row in rows if row["status"] == "failed" and row["reason"]}
     )
     model_document = documents[0] if documents else {}
+    from results.reliability import cell_reliability
+
+    trust = cell_reliability(ok, trial_summaries, summary.flags)
     return {
         "run_id": first["run_id"],
         "device": first["device"],
@@ -561,8 +581,12 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         "mean_ms": summary.mean_ms,
         "std_ms": summary.std_ms,
         "min_ms": summary.min_ms,
-        "ci_low_ms": summary.ci_low_ms,
-        "ci_high_ms": summary.ci_high_ms,
+        "ci_low_ms": trust["ci_low_ms"],
+        "ci_high_ms": trust["ci_high_ms"],
+        "ci_reason": trust["ci_reason"],
+        "spread": trust["spread"],
+        "within_ci_low_ms": summary.ci_low_ms,
+        "within_ci_high_ms": summary.ci_high_ms,
         "samples": summary.n,
         "peak_rss_bytes": _maximum([_integer(m.get("peak_rss_end_bytes")) for m in memory]),
         "load_ms": _median([_number(t.get("session_create_ms")) for t in timings]),
@@ -577,7 +601,8 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         "cpus": _cpus(first["config_key"]),
         "max_ms": summary.max_ms,
         "cv": summary.cv,
-        "flags": ",".join(summary.flags) if ok else "",
+        "flags": trust["flags"] if ok else "",
+        "unreliable": trust["unreliable"] if ok else "",
         "outliers_low": summary.outliers_low,
         "outliers_high": summary.outliers_high,
         "failed_trials": failed,
@@ -591,6 +616,12 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         if first["file_bytes"] is not None
         else _integer(_mapping(model_document.get("model")).get("file_bytes")),
         "trial_medians_ms": [s.median_ms for s in trial_summaries if s.median_ms is not None],
+        "hottest_c": trust["hottest_c"],
+        "other_load": trust["other_load"],
+        "cooldown_s": trust["cooldown_s"],
+        "trial_reference_ms": trust["trial_reference_ms"],
+        "device_state": trust["device_state"],
+        "pin_command": trust["pin_command"],
     }
 
 
@@ -622,6 +653,6 @@ def _typed_frame(records: list[dict[str, object]], columns: list[str]) -> pd.Dat
             frame[column] = frame[column].astype("Int64")
         elif column in _FLOAT_COLUMNS:
             frame[column] = frame[column].astype("float64")
-        elif column in ("samples_ms", "trial_medians_ms"):
+        elif column in ("samples_ms", "trial_medians_ms", "trial_reference_ms"):
             frame[column] = frame[column].astype(object)
     return frame

@@ -199,6 +199,13 @@ CASES: list[Case] = [
     *_int_cases(RUN, "--resolution", ("31", "4097")),
     *_int_cases(RUN, "--kernel", ("0", "13")),
     *_int_cases(RUN, "--max-plan", ("0",)),
+    *_int_cases(RUN, "--max-trials", ("0",)),
+    *_int_cases(RUN, "--budget", ("0",)),
+    *_float_cases(RUN, "--cooldown-max", ("86401",), zero_ok=True),
+    *[
+        Case(f"run --cooldown {v!r}", ("run", "--cooldown", v), contains="--cooldown")
+        for v in ("hot", "45", "45F", "-3C", "200C", "nanC", "1e9s")
+    ],
     *_int_cases(GENERATE, "--max-memory-mib", ("0",)),
     *_int_cases(LAYERS, "--block", ("0", "14")),
     *_int_cases(LAYERS, "--threads", ("0",)),

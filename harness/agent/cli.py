@@ -64,7 +64,7 @@ from harness.agent.errors import (
     one_line,
 )
 from harness.agent.facts import collect_host_facts, current_affinity, model_facts, peak_rss
-from harness.agent.loop import measure, warm_up
+from harness.agent.loop import measure, reference_ms, warm_up
 from harness.agent.record import Document, finite, new_document, to_ms
 from harness.agent.serve import serve
 from harness.agent.session import (
@@ -358,6 +358,7 @@ def _run(args: argparse.Namespace, doc: Document) -> None:
                 f"allowed: {current_affinity()}"
             ) from error
     doc["host_before"] = collect_host_facts()
+    doc["reference_ms"] = reference_ms()
     doc["model"] = model_facts(args.model)
 
     try:
@@ -437,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The harness puts MODEL first; used only if the flags cannot be parsed.
     model_path = argv[0] if argv and not argv[0].startswith("-") else ""
     doc = new_document(model_path)
+    start_cpu = os.times()
     code = EXIT_OK
     try:
         args = parser.parse_args(argv)
@@ -463,6 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if doc["host_before"] is None:
         doc["host_before"] = collect_host_facts()
     doc["host_after"] = collect_host_facts()
+    end_cpu = os.times()
+    doc["process_cpu_s"] = round(
+        (end_cpu.user + end_cpu.system) - (start_cpu.user + start_cpu.system), 6
+    )
     try:
         text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
     except ValueError:  # a non-finite flag value (e.g. --max-time inf) echoed in settings

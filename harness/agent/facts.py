@@ -111,6 +111,8 @@ def collect_host_facts() -> HostFacts:
                 "cpu": index,
                 "cur_khz": _read_int(os.path.join(freq, "scaling_cur_freq")),
                 "max_khz": _read_int(os.path.join(freq, "cpuinfo_max_freq")),
+                "scaling_max_khz": _read_int(os.path.join(freq, "scaling_max_freq")),
+                "scaling_min_khz": _read_int(os.path.join(freq, "scaling_min_freq")),
                 "governor": _read(os.path.join(freq, "scaling_governor")),
             }
         )

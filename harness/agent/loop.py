@@ -5,6 +5,8 @@ one list append, with the garbage collector off. The stopping rule (``measure``)
 at most every 0.2 s: after ``--min-samples`` samples and ``--min-time`` seconds it stops once
 the 95 % CI of the median (``stats.py``) has a relative half-width <= ``--target-ci``;
 ``--max-time`` and ``--max-samples`` are hard caps; ``--fixed N`` is one ``burst`` of N.
+``reference_ms`` times a fixed pure-Python loop before the model loads (the run's stability
+figure).
 """
 
 from __future__ import annotations
@@ -20,6 +22,25 @@ CHECK_INTERVAL_NS = 200000000  # the stopping rule is evaluated at most every 0.
 WARMUP_WINDOW_MIN_ITERATIONS = 5
 WARMUP_WINDOW_MIN_NS = 100000000  # 0.1 s
 WARMUP_STABLE_REL = 0.02
+REFERENCE_LOOPS = 100000  # one repeat of the reference workload: this many loop iterations
+REFERENCE_REPEATS = 5
+
+
+def reference_ms() -> float:
+    """The median time of a fixed pure-Python loop: the same work in every trial of a run.
+
+    It depends on the core's clock and on what else shares it, not on the model, so its
+    spread over a run says how much the device itself drifted (the report's stability).
+    """
+    times = []
+    for _ in range(REFERENCE_REPEATS):
+        start = time.perf_counter_ns()
+        total = 0
+        for i in range(REFERENCE_LOOPS):
+            total += i * i % 7
+        times.append(time.perf_counter_ns() - start)
+    times.sort()
+    return round(times[len(times) // 2] / 1e6, 6)
 
 
 def warm_up(run: Any, binding: Any, max_iterations: int, max_time_s: float) -> tuple[int, float]:

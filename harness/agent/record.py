@@ -23,7 +23,9 @@ SCHEMA = "mnbench.runner/1"
 class CpuFacts(TypedDict):
     cpu: int
     cur_khz: int | None
-    max_khz: int | None
+    max_khz: int | None  # cpuinfo_max_freq: the hardware's maximum
+    scaling_max_khz: int | None  # + the governor's limits (a thermal cap lowers the max)
+    scaling_min_khz: int | None  # +
     governor: str | None
 
 
@@ -134,6 +136,8 @@ class _DocumentKeys(TypedDict):
     memory: Memory
     inputs: list[InputFacts]
     profile: dict[str, NodeProfile] | None  # node name -> summary of its kernel times
+    process_cpu_s: float | None  # + user + system CPU time of this run, all threads
+    reference_ms: float | None  # + the reference workload's median (loop.reference_ms)
 
 
 class Document(_DocumentKeys, total=False):
@@ -174,6 +178,8 @@ def new_document(model_path: str) -> Document:
         "memory": {"peak_rss_after_load_bytes": None, "peak_rss_end_bytes": None, "source": None},
         "inputs": [],
         "profile": None,
+        "process_cpu_s": None,
+        "reference_ms": None,
     }
 
 

@@ -159,8 +159,9 @@ def add_stopping_arguments(parser: argparse.ArgumentParser, max_time_s: float) -
         type=percent_arg("--target-ci"),
         default=DEFAULT_TARGET_CI,
         metavar="PCT",
-        help="stop when the 95%% CI of the median is within +-PCT %% "
-        f"(default {DEFAULT_TARGET_CI * 100:g})",
+        help="stop a trial when the 95%% CI of its median is within +-PCT %% "
+        f"(default {DEFAULT_TARGET_CI * 100:g}); run: also add fresh-process trials until the "
+        "cross-trial CI is within it",
     )
     parser.add_argument(
         "--min-time",
@@ -231,8 +232,9 @@ def settings_from_args(args: argparse.Namespace, profile: bool = False) -> Runne
         raise UserError(
             f"--min-time {args.min_time:g} is above --max-time {args.max_time:g}; raise --max-time"
         )
+    target = args.target_ci_fraction  # None: run's --target-ci not given (not adaptive)
     return RunnerSettings(
-        target_ci=args.target_ci_fraction,
+        target_ci=target if target is not None else DEFAULT_TARGET_CI,
         min_time_s=args.min_time,
         max_time_s=args.max_time,
         profile=profile,

@@ -43,9 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser(
         "results",
         help=SUMMARIES["results"],
-        description="Show one row per model x configuration of a run: latency statistics\n"
-        "pooled over trials (median, p90, p99, bootstrap 95% CI of the median), load and\n"
-        "first-inference time, peak RSS and MACs.",
+        description="Show one row per model x configuration of a run: the median latency\n"
+        "and its 95% CI across fresh-process trials (a t-interval on log trial medians;\n"
+        "none below 3 trials), the between-trial spread, the within-process CI (pooled\n"
+        "samples, secondary), p90, p99, load and first-inference time, peak RSS, MACs and\n"
+        "the flags that say why a cell is unreliable.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -157,6 +159,9 @@ _TABLE_COLUMNS: Final[tuple[Column, ...]] = (
     ("p50 ms", "p50_ms", _ms, ">"),
     ("CI95 low ms", "ci_low_ms", _ms, ">"),
     ("CI95 high ms", "ci_high_ms", _ms, ">"),
+    ("spread %", "spread", _scaled(0.01, 1), ">"),
+    ("within-process CI95 low ms", "within_ci_low_ms", _ms, ">"),
+    ("within-process CI95 high ms", "within_ci_high_ms", _ms, ">"),
     ("p90 ms", "p90_ms", _ms, ">"),
     ("p99 ms", "p99_ms", _ms, ">"),
     ("mean ms", "mean_ms", _ms, ">"),
@@ -171,6 +176,8 @@ _TABLE_COLUMNS: Final[tuple[Column, ...]] = (
     ("flags", "flags", _text, "<"),
     ("failure reasons", "reasons", _text, "<"),
 )
+"""CI95 is the cross-trial interval of the median (none below 3 trials: see ``ci_reason``);
+spread is the between-trial SD of log medians; the within-process interval is secondary."""
 
 
 def _align(header: Sequence[str], rows: list[list[str]], aligns: Sequence[str]) -> str:

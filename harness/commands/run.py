@@ -23,12 +23,25 @@ from harness.commands.options import (
     resume_hint,
     settings_from_args,
 )
+from harness.commands.trust import (
+    adaptive_from_args,
+    add_trust_arguments,
+    attach_guards,
+    check_budget,
+    cooldown_from_args,
+    cooldown_from_config,
+    cooldown_to_config,
+    pin_note,
+)
 from harness.errors import UserError
+from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive
 from harness.measure.session import MeasurementSession
 from harness.measure.stored import StoredPlan
 from harness.measure.sweep import (
+    PlanItem,
     ProgressBar,
     RunnerSettings,
+    Sweep,
     SweepOutcome,
     lease_stale_after_s,
     make_plan,
@@ -36,6 +49,7 @@ from harness.measure.sweep import (
     models_from_config,
     prepare_files,
     prepare_models,
+    run_plan,
 )
 from harness.model.cost import analyze_model, load_model_file
 from harness.model.grid import add_grid_arguments, specs_from_args
@@ -100,6 +114,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op thread counts (default: all cores of the device)",
     )
     add_measurement_arguments(parser, "fresh-process trials per model and thread count")
+    add_trust_arguments(parser)
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -139,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             return _resume(args, store)
     # Everything the user typed is checked before the store, a model or a process exists.
     settings = settings_from_args(args, profile=args.profile)
+    adaptive = adaptive_from_args(args, args.trials)
+    cooldown = cooldown_from_args(args)
     threads_given = distinct(args.threads, "--threads")
     models_dir = creatable_dir(
         args.models_dir or default_models_dir(), models_dir_flag(args.models_dir, "--models-dir")
@@ -158,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         calibration = calibration_from_args(args, specs)
         count = len(specs)
     check_plan_size(count, threads_given, args.trials, args.max_plan)
+    check_budget(adaptive, count * len(threads_given or [1]) * args.trials)
     device = resolve(args)
     with Store.open(db_path) as store:
         if args.model:
@@ -169,7 +187,16 @@ def run(args: argparse.Namespace) -> int:
         ) as session:
             chosen = session.select(args.cpus or device.cpus, threads_given)
             run_id = create_run(
-                session, args, models, chosen, models_dir=models_dir, holder="mnbench run"
+                session,
+                args,
+                models,
+                chosen,
+                models_dir=models_dir,
+                holder="mnbench run",
+                extra_config={
+                    "adaptive": adaptive.to_config() if adaptive else None,
+                    "cooldown": cooldown_to_config(cooldown),
+                },
             )
             print(
                 f"run {run_id}: {len(models)} models x {len(chosen.threads)} thread counts x "
@@ -177,8 +204,24 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)
-            outcome = session.run(run_id, plan, None if args.quiet else ProgressBar())
+            session.sweep.guard = attach_guards(session.transport, device, cooldown)
+            outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
         return _finish(store, outcome)
+
+
+def _measure(
+    sweep: Sweep,
+    run_id: int,
+    plan: list[PlanItem],
+    adaptive: AdaptivePlan | None,
+    quiet: bool,
+) -> SweepOutcome:
+    """The base plan, then (``--target-ci``) rounds of trials until the cross-trial CIs fit."""
+    progress = None if quiet else ProgressBar()
+    if adaptive is None:
+        return run_plan(sweep, run_id, plan, progress)
+    sweep.trial_target_ci = adaptive.target_ci
+    return run_adaptive(sweep, run_id, plan, adaptive, progress)
 
 
 def _is_group(name: str, args: argparse.Namespace) -> bool:
@@ -245,7 +288,10 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         session.use_facts(record.device_facts)
         session.set_resume_command(resume_hint(run_id, args))
         print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-        outcome = session.run(run_id, plan, None if args.quiet else ProgressBar())
+        cooldown = cooldown_from_config(run_id, config.get("cooldown"))
+        session.sweep.guard = attach_guards(session.transport, device, cooldown)
+        adaptive = adaptive_from_config(run_id, config.get("adaptive"))
+        outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
     return _finish(store, outcome)
 
 
@@ -284,11 +330,13 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
                 r["p50_ms"],
                 r["ci_low_ms"],
                 r["ci_high_ms"],
+                None if r["spread"] is None or r["spread"] != r["spread"] else 100 * r["spread"],
                 r["p90_ms"],
                 r["samples"],
                 _mib(r["peak_rss_bytes"]),
                 _millions(r["macs"]),
                 r["status"],
+                r["flags"] or "",
             ]
             for r in frame.to_dict("records")
         ]
@@ -301,15 +349,19 @@ def _finish(store: Store, outcome: SweepOutcome) -> int:
                     "p50 ms",
                     "CI low ms",
                     "CI high ms",
+                    "spread %",
                     "p90 ms",
                     "samples",
                     "peak RSS MiB",
                     "MMACs",
                     "status",
+                    "flags",
                 ],
                 rows,
             )
         )
+    for line in pin_note(frame):
+        print(terminal_safe(line), file=sys.stderr)
     print(
         f"run {outcome.run_id}: {outcome.measured} measured, {outcome.skipped} already "
         f"there, {len(outcome.failures)} failed",

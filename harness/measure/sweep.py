@@ -38,6 +38,7 @@ from harness.agent.cli import (
 )
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.measure.backends import Backend, Measured, backend_for
+from harness.measure.guard import TrialGuard
 from harness.model.cost import analyze_model, load_model_file
 from harness.model.generator import generate, spec_from_model
 from harness.model.layers import layer_card
@@ -285,6 +286,12 @@ class Sweep:
     keep_files: bool = False
     """Leave what this sweep pushed on the device (``--keep-workdir``)."""
 
+    guard: TrialGuard | None = None
+    """Samples the device around every trial and applies ``--cooldown`` (None: no guards)."""
+
+    trial_target_ci: float | None = None
+    """The cross-trial CI target of an adaptive run, stored with each trial's document."""
+
     def close(self) -> None:
         self.remove_files()
         self.transport.close()
@@ -361,7 +368,12 @@ def measure_into(
     check_stop()
     sweep.store.heartbeat(run_id)
     try:
+        started = sweep.guard.before() if sweep.guard else None
         status, reason, doc = sweep.measure(item)
+        if sweep.guard and started and doc is not None:
+            doc["guards"] = sweep.guard.after(started, doc, item.cpus)
+        if sweep.trial_target_ci is not None and doc is not None:
+            doc["trial_target_ci"] = sweep.trial_target_ci
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "

@@ -5,7 +5,10 @@ The fixture mirrors what a real device exposes (docs/devices.md, "Device facts")
 ``/sys/class/thermal/thermal_zoneN/{type,temp}`` in milli-degrees C, ``dumpsys battery``
 (temperature in tenths of a degree C), ``/proc/cpuinfo`` and ``/proc/meminfo``.
 ``build_sandbox`` writes that tree under a host directory, with ``getprop`` and
-``dumpsys`` as small ``/bin/sh`` scripts on the sandbox ``PATH``.
+``dumpsys`` as small ``/bin/sh`` scripts on the sandbox ``PATH``. ``dumpsys`` answers
+``battery`` (charging or not), ``thermalservice`` (``thermal.py``; static zones when the
+phone has no thermal model) and ``power`` (the screen: ``mWakefulness`` and ``Display
+Power: state``, as ``PowerManagerService.dump`` prints them).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+
+from tests.adbsim.thermal import ThermalModel, dumpsys_thermalservice, thermal_status
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class Phone:
     battery_level_pct: int = 87
     battery_temperature_decidegc: int = 312
     mem_total_kb: int = 7_825_836
+    charging: bool = True  # on USB, as a phone on a benchmark bench usually is
+    screen_on: bool = True
+    thermal: ThermalModel | None = None  # None: the zones keep their temperatures
     extra_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -96,15 +104,16 @@ def getprop_listing(props: Mapping[str, str]) -> str:
 
 
 def dumpsys_battery(phone: Phone) -> str:
+    # BatteryManager: BATTERY_STATUS_CHARGING = 2, BATTERY_STATUS_DISCHARGING = 3.
     return (
         "Current Battery Service state:\n"
         "  AC powered: false\n"
-        "  USB powered: true\n"
+        f"  USB powered: {'true' if phone.charging else 'false'}\n"
         "  Wireless powered: false\n"
         "  Max charging current: 500000\n"
         "  Max charging voltage: 5000000\n"
         "  Charge counter: 3866000\n"
-        "  status: 2\n"
+        f"  status: {2 if phone.charging else 3}\n"
         "  health: 2\n"
         "  present: true\n"
         f"  level: {phone.battery_level_pct}\n"
@@ -113,6 +122,31 @@ def dumpsys_battery(phone: Phone) -> str:
         f"  temperature: {phone.battery_temperature_decidegc}\n"
         "  technology: Li-ion\n"
     )
+
+
+def dumpsys_power(phone: Phone) -> str:
+    """The part of ``dumpsys power`` that says whether the screen is on."""
+    awake = "Awake" if phone.screen_on else "Asleep"
+    return (
+        "POWER MANAGER (dumpsys power)\n\n"
+        "Power Manager State:\n"
+        "  mDirty=0x0\n"
+        f"  mWakefulness={awake}\n"
+        "  mWakefulnessChanging=false\n"
+        f"  mIsPowered={'true' if phone.charging else 'false'}\n"
+        f"  mPlugType={2 if phone.charging else 0}\n"
+        f"  mBatteryLevel={phone.battery_level_pct}\n"
+        "  mStayOn=false\n"
+        "\n"
+        "Display Power: state=" + ("ON" if phone.screen_on else "OFF") + "\n"
+    )
+
+
+def static_thermalservice(phone: Phone) -> str:
+    zones = [(kind, millic / 1000.0) for kind, millic in phone.thermal_zones]
+    cpu = [t for kind, t in zones if kind.startswith("cpu")] or [0.0]
+    trip = phone.thermal.trip_c if phone.thermal else 55.0
+    return dumpsys_thermalservice(zones, thermal_status(max(cpu), trip))
 
 
 def cpuinfo(phone: Phone) -> str:
@@ -175,6 +209,8 @@ def build_sandbox(phone: Phone, root: Path) -> None:
     _write(etc / "sim-props", "".join(f"{k}={v}\n" for k, v in sorted(phone.props.items())))
     _write(etc / "sim-props.all", getprop_listing(phone.props))
     _write(etc / "sim-dumpsys-battery", dumpsys_battery(phone))
+    _write(etc / "sim-dumpsys-power", dumpsys_power(phone))
+    _write(etc / "sim-dumpsys-thermalservice", static_thermalservice(phone))
     bin_dir = root / "system" / "bin"
     props_file = shlex.quote(str(etc / "sim-props"))
     _write(
@@ -192,6 +228,8 @@ def build_sandbox(phone: Phone, root: Path) -> None:
         "#!/bin/sh\n"
         'case "$1" in\n'
         f"  battery) exec cat {shlex.quote(str(etc / 'sim-dumpsys-battery'))} ;;\n"
+        f"  power) exec cat {shlex.quote(str(etc / 'sim-dumpsys-power'))} ;;\n"
+        f"  thermalservice) exec cat {shlex.quote(str(etc / 'sim-dumpsys-thermalservice'))} ;;\n"
         '  *) echo "Can\'t find service: $1"; exit 0 ;;\n'
         "esac\n",
         0o755,

@@ -37,6 +37,7 @@ from types import TracebackType
 from tests.adbsim import protocol as p
 from tests.adbsim.phone import Phone, build_sandbox, pixel_like
 from tests.adbsim.sandbox import OutputUnmapper, PathRefused, Sandbox
+from tests.adbsim.thermal import ThermalState
 
 DEFAULT_FEATURES: tuple[str, ...] = ("shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir")
 
@@ -294,6 +295,16 @@ class AdbSimulator:
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._acceptor = threading.Thread(target=self._accept_loop, name="adbsim", daemon=True)
+        self.thermal: ThermalState | None = None
+        if self.phone.thermal is not None:
+            self.thermal = ThermalState(
+                self.phone.thermal,
+                self.sandbox.root,
+                self.phone.thermal_zones,
+                tuple(core.max_khz for core in self.phone.cores),
+                tuple(core.cur_khz for core in self.phone.cores),
+                self._sessions,
+            )
 
     @property
     def serial(self) -> str:
@@ -306,7 +317,14 @@ class AdbSimulator:
 
     def start(self) -> AdbSimulator:
         self._acceptor.start()
+        if self.thermal is not None:
+            self.thermal.start()
         return self
+
+    def _sessions(self) -> set[int]:
+        """Session ids of the running shell commands (each starts a session of its own)."""
+        with self._lock:
+            return {proc.pid for proc in self._procs}
 
     def drop_connections(self) -> None:
         """Cut every TCP connection now (the phone's cable was pulled)."""
@@ -317,6 +335,8 @@ class AdbSimulator:
 
     def close(self) -> None:
         self._stopping.set()
+        if self.thermal is not None:
+            self.thermal.stop()
         if self._acceptor.is_alive():
             self._acceptor.join()
         self._listener.close()

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,9 +78,13 @@ def test_emulated_arm_board_over_ssh(
     doc_machine = _runner_machine(db)
     assert doc_machine == "aarch64"
     assert len(documents) == 1
+    guards = _document(db)["guards"]  # sampled through ssh around the trial
+    assert guards["kind"] == "ssh" and guards["own_cpu_source"] == "runner"
+    assert guards["own_cpu_s"] > 0
+    assert "cpu" in guards["before"]["proc_stat"] and "cpu" in guards["after"]["proc_stat"]
 
 
-def _runner_machine(db: Path) -> str:
+def _document(db: Path) -> dict[str, Any]:
     import json
     import sqlite3
 
@@ -88,7 +93,12 @@ def _runner_machine(db: Path) -> str:
         (text,) = con.execute("select document from measurements").fetchone()
     finally:
         con.close()
-    return str(json.loads(text)["host_before"]["machine"])
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def _runner_machine(db: Path) -> str:
+    return str(_document(db)["host_before"]["machine"])
 
 
 def test_ssh_board_without_onnxruntime_is_reported(

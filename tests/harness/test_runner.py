@@ -56,6 +56,8 @@ TOP_KEYS = {
     "memory",
     "inputs",
     "profile",
+    "process_cpu_s",
+    "reference_ms",
 }
 FACT_KEYS = {
     "platform",
@@ -168,7 +170,14 @@ def check_facts(facts: Any) -> None:
     assert facts["logical_cores"] == os.cpu_count()
     assert facts["affinity"] is None or all(isinstance(c, int) for c in facts["affinity"])
     for cpu in facts["cpus"]:
-        assert set(cpu) == {"cpu", "cur_khz", "max_khz", "governor"}
+        assert set(cpu) == {
+            "cpu",
+            "cur_khz",
+            "max_khz",
+            "scaling_max_khz",
+            "scaling_min_khz",
+            "governor",
+        }
         assert isinstance(cpu["cpu"], int)
     for zone in facts["thermal"]:
         assert set(zone) == {"zone", "type", "temp_c"}
@@ -186,6 +195,8 @@ def check_ok_document(doc: Any, model: Path) -> None:
     assert doc["model"]["path"] == str(model)
     assert doc["model"]["file_bytes"] == model.stat().st_size
     assert len(doc["model"]["sha256"]) == 64
+    assert isinstance(doc["process_cpu_s"], float) and doc["process_cpu_s"] > 0
+    assert isinstance(doc["reference_ms"], float) and doc["reference_ms"] > 0
     rt = doc["runtime"]
     assert set(rt) == {
         "name",

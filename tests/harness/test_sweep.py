@@ -63,7 +63,11 @@ def test_run_measures_and_results_lists(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(frame["threads"]) == {1, 2}
     assert (frame["trials"] == 2).all() and (frame["status"] == "ok").all()
     assert (frame["samples"] >= 10).all()
-    assert (frame["p50_ms"] > 0).all() and (frame["ci_low_ms"] <= frame["p50_ms"]).all()
+    assert (frame["p50_ms"] > 0).all()
+    assert (frame["within_ci_low_ms"] <= frame["p50_ms"]).all()
+    # Two trials: no interval across trials, and the reason why.
+    assert frame["ci_low_ms"].isna().all()
+    assert (frame["ci_reason"] == "2 trials: an interval needs at least 3").all()
     assert (frame["peak_rss_bytes"] > 10 * 2**20).all()
     assert run.runtime_version and run.status == "complete" and run.label == "t"
     assert run.device_facts.get("device", {}).get("kind") == "local"

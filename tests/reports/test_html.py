@@ -73,10 +73,11 @@ def test_content(tmp_path: Path) -> None:
         "1.17.0",
         "report by mnbench 0.1.0",
         "mobilenet_v1_1.0_128",
-        "high_cv (coefficient",
+        "high_cv (samples within one process",
         "Pareto-optimal",
         "slope",
         "Failed or unstable measurements",
+        'id="trust"',
     ):
         assert text in html, text
     # the chart without data says why and what to run, with no image
@@ -92,7 +93,7 @@ def test_content(tmp_path: Path) -> None:
     summary = files.summary.read_text(encoding="utf-8")
     assert (
         "| 0.25/128 |" in summary
-        and "failed: 1; partly failed: 1; unstable (flagged): 2" in summary
+        and "failed: 1; partly failed: 1; unreliable (flagged): 2" in summary
     )
     assert not list(files.out_dir.glob("*.tmp"))
 

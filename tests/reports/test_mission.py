@@ -171,7 +171,7 @@ def test_answers_lead_with_budget_range_ratio_and_noise() -> None:
     )
     lines = answers.headline()
     assert [line.split(":")[0] for line in lines] == ["fastest", "separable/standard", "stability"]
-    assert answers.noise.endswith("0 of 32 results flagged unstable")
+    assert answers.noise.endswith("0 of 32 results flagged unreliable")
 
 
 def test_compact_facts() -> None:

@@ -131,7 +131,10 @@ def test_json_records(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (record["run_id"], record["runtime_version"], record["trials"]) == (1, "1.30.0", 1)
     assert record["samples"] == 50 and isinstance(record["samples"], int)
     assert 20.0 < record["p50_ms"] < 21.0
-    assert record["ci_low_ms"] <= record["p50_ms"] <= record["ci_high_ms"]
+    # One trial: no interval across trials, and the reason; the within-process one is there.
+    assert record["ci_low_ms"] is None and record["ci_high_ms"] is None
+    assert record["ci_reason"] == "1 trial: an interval needs at least 3"
+    assert record["within_ci_low_ms"] <= record["p50_ms"] <= record["within_ci_high_ms"]
     assert record["macs"] == 162_000_000 and record["status"] == "ok"
 
 

@@ -30,6 +30,7 @@ from results.store import (
     config_key,
     default_db_path,
 )
+from results.trials import cross_trial_interval
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -549,7 +550,14 @@ def test_results_frame_pools_ok_trials(store: Store) -> None:
     assert row["p90_ms"] == pytest.approx(np.percentile(pooled, 90))
     assert row["p99_ms"] == pytest.approx(np.percentile(pooled, 99))
     assert row["std_ms"] == pytest.approx(np.std(pooled, ddof=1))
-    assert (row["ci_low_ms"], row["ci_high_ms"]) == (expected.ci_low_ms, expected.ci_high_ms)
+    assert (row["within_ci_low_ms"], row["within_ci_high_ms"]) == (
+        expected.ci_low_ms,
+        expected.ci_high_ms,
+    )
+    across = cross_trial_interval([float(np.median(t)) for t in trials])
+    assert (row["ci_low_ms"], row["ci_high_ms"]) == (across.ci_low_ms, across.ci_high_ms)
+    assert row["spread"] == pytest.approx(across.spread)
+    assert row["ci_reason"] == ""
     assert row["samples"] == 90
     assert (row["trials"], row["failed_trials"], row["status"]) == (4, 1, "partial")
     assert row["reasons"] == "timeout after 60 s"
@@ -619,10 +627,15 @@ def test_results_frame_status_and_reported_only(store: Store) -> None:
     reported = frame[frame["sha256"] == reported_sha].iloc[0]
     assert reported["name"] == "m"
     assert (reported["p50_ms"], reported["p90_ms"], reported["min_ms"]) == (11.0, 13.0, 4.0)
-    assert reported["ci_low_ms"] != reported["ci_low_ms"]  # unknown without samples
+    # Without samples the within-process interval is unknown; the trials still give one.
+    assert reported["within_ci_low_ms"] != reported["within_ci_low_ms"]
+    across = cross_trial_interval([10.0, 11.0, 14.0])
+    assert (reported["ci_low_ms"], reported["ci_high_ms"]) == (across.ci_low_ms, across.ci_high_ms)
     assert reported["runtime_version"] == "1.30.0"
     assert reported["trial_medians_ms"] == [10.0, 11.0, 14.0]
-    assert reported["flags"] == "far_min"
+    # 10, 11 and 14 ms differ by 17 % (SD of logs): beyond the 10 % spread limit.
+    assert reported["flags"] == "spread"
+    assert "trials differ by 17%" in reported["unreliable"]
     assert reported["status"] == "ok"
     assert len(store.results_frame()) == 3
     assert len(store.results_frame([])) == 0

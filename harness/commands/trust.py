@@ -1,0 +1,150 @@
+"""The flags of ``run`` that decide how far its numbers can be trusted, and their wiring.
+
+``--target-ci`` given to ``run`` turns on adaptive trials (``harness.measure.adaptive``):
+fresh-process trials are added per cell until the cross-trial CI is within the target,
+up to ``--max-trials`` per cell and ``--budget`` trials in all. ``--cooldown`` waits before
+every trial (``results.guards.parse_cooldown``: ``45C`` until the hottest zone is below
+45 °C, ``30s`` a fixed pause), at most ``--cooldown-max`` seconds. Guards are sampled
+around every trial whatever the flags (``harness.measure.guard``); the command that would
+pin the CPU frequencies is printed after the run (``pin_note``), never run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from devices.device import DeviceConfig
+from devices.transport import Transport
+from harness.errors import UserError
+from harness.measure.adaptive import DEFAULT_MAX_TRIALS, AdaptivePlan
+from harness.measure.guard import TrialGuard
+from harness.validate import INT64_MAX, MAX_TRIALS, float_arg, int_arg
+from results.guards import CooldownPolicy, parse_cooldown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_COOLDOWN_MAX_S = 300.0
+
+
+def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
+    # Given or not decides whether trials are adaptive; not given, the runner's default.
+    parser.set_defaults(target_ci_fraction=None)
+    parser.add_argument(
+        "--max-trials",
+        type=int_arg("--max-trials", 1, MAX_TRIALS),
+        default=None,
+        metavar="K",
+        help=f"with --target-ci: at most K trials per cell (default {DEFAULT_MAX_TRIALS})",
+    )
+    parser.add_argument(
+        "--budget",
+        type=int_arg("--budget", 1, INT64_MAX),
+        default=None,
+        metavar="N",
+        help="with --target-ci: at most N trials in the whole run (default: no limit "
+        "but --max-trials)",
+    )
+    parser.add_argument(
+        "--cooldown",
+        default=None,
+        metavar="SPEC",
+        help="before every trial wait until the hottest thermal zone is below a temperature "
+        "(45C) or for a fixed time (30s); waits are recorded",
+    )
+    parser.add_argument(
+        "--cooldown-max",
+        type=float_arg("--cooldown-max", high=86400.0),
+        default=DEFAULT_COOLDOWN_MAX_S,
+        metavar="S",
+        help=f"wait at most S seconds per trial (default {DEFAULT_COOLDOWN_MAX_S:g})",
+    )
+
+
+def adaptive_from_args(args: argparse.Namespace, base_trials: int) -> AdaptivePlan | None:
+    """The adaptive plan the flags ask for; refuses contradictions before anything runs."""
+    if args.target_ci_fraction is None:
+        for flag, value in (("--max-trials", args.max_trials), ("--budget", args.budget)):
+            if value is not None:
+                raise UserError(f"{flag} applies to adaptive trials only; give --target-ci PCT too")
+        return None
+    most = args.max_trials if args.max_trials is not None else max(DEFAULT_MAX_TRIALS, base_trials)
+    if most < base_trials:
+        raise UserError(f"--max-trials {most} is below --trials {base_trials}; raise --max-trials")
+    return AdaptivePlan(target_ci=args.target_ci_fraction, max_trials=most, budget=args.budget)
+
+
+def check_budget(adaptive: AdaptivePlan | None, base_items: int) -> None:
+    if adaptive and adaptive.budget is not None and adaptive.budget < base_items:
+        raise UserError(
+            f"--budget {adaptive.budget} is below the {base_items} trials of the base plan "
+            "(cells x --trials); raise --budget or lower --trials"
+        )
+
+
+def cooldown_from_args(args: argparse.Namespace) -> CooldownPolicy | None:
+    if args.cooldown is None:
+        return None
+    try:
+        policy = parse_cooldown(args.cooldown, max_wait_s=args.cooldown_max)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    return policy
+
+
+def cooldown_to_config(policy: CooldownPolicy | None) -> dict[str, object] | None:
+    if policy is None:
+        return None
+    return {"below_c": policy.below_c, "fixed_s": policy.fixed_s, "max_wait_s": policy.max_wait_s}
+
+
+def cooldown_from_config(run_id: int, value: object) -> CooldownPolicy | None:
+    if value is None:
+        return None
+    bad = UserError(
+        f"run {run_id}: the stored cool-down setting is not valid (a damaged or crafted "
+        "database); start a new run instead of resuming"
+    )
+    if not isinstance(value, Mapping):
+        raise bad
+    numbers = {k: value.get(k) for k in ("below_c", "fixed_s", "max_wait_s")}
+    for key, number in numbers.items():
+        if number is None and key != "max_wait_s":
+            continue
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise bad
+        if not 0 <= number <= 86400:
+            raise bad
+    below, fixed, most = numbers["below_c"], numbers["fixed_s"], numbers["max_wait_s"]
+    if (below is None) == (fixed is None):
+        raise bad
+    return CooldownPolicy(
+        below_c=float(below) if below is not None else None,
+        fixed_s=float(fixed) if fixed is not None else None,
+        max_wait_s=float(most),  # type: ignore[arg-type]
+    )
+
+
+def attach_guards(
+    transport: Transport, device: DeviceConfig, cooldown: CooldownPolicy | None
+) -> TrialGuard:
+    """The sweep's guard: samples the device around every trial, waits as ``--cooldown`` says."""
+    return TrialGuard(transport, device, cooldown=cooldown)
+
+
+def pin_note(frame: pd.DataFrame) -> list[str]:
+    """Lines for stderr after a run: how the frequencies stood and, when they were not
+    pinned, the exact command that would pin them (mnbench never runs it)."""
+    if frame.empty or "pin_command" not in frame.columns:
+        return []
+    states = [str(v) for v in frame["device_state"] if isinstance(v, str) and v]
+    commands = [str(v) for v in frame["pin_command"] if isinstance(v, str) and v]
+    if not commands:
+        return []
+    return [
+        f"note: {states[0] if states else 'CPU frequencies not pinned'}; numbers move with the "
+        "governor. To pin the frequencies (root; mnbench never does):",
+        f"  {commands[0]}",
+    ]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from devices.errors import DeviceError
-from devices.probe import resolve_cpus
+from devices.probe import resolve_cpus, section_lines
 from devices.transport import Transport
 from harness.agent.cores import clusters
 
@@ -80,7 +80,7 @@ class AbiMismatch(DeviceError):
 def collect_android_facts(transport: Transport) -> dict[str, object]:
     """Properties, CPUs and clusters, thermal zones, battery, memory and kernel of a phone."""
     done = transport.run(["sh", "-c", _FACTS_SCRIPT], timeout_s=FACTS_TIMEOUT_S)
-    sections = _sections(done.stdout)
+    sections = section_lines(done.stdout)
     all_props = _parse_getprop(sections.get("getprop", []))
     props = {key: all_props.get(key) for key in ANDROID_PROP_KEYS}
 
@@ -185,18 +185,6 @@ def require_abi(binary: Path, facts: Mapping[str, object]) -> Abi:
 
 
 # -- parsing helpers ------------------------------------------------------------------
-
-
-def _sections(stdout: str) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for raw in stdout.splitlines():
-        line = raw.rstrip("\r")
-        if line.startswith("== "):
-            current = sections.setdefault(line[3:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    return sections
 
 
 def _parse_getprop(lines: Sequence[str]) -> dict[str, str]:

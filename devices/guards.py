@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from devices.probe import section_lines
 from devices.transport import Transport
 
 GUARD_TIMEOUT_S: Final = 30.0
@@ -73,18 +74,6 @@ def sample_guards(transport: Transport, *, android: bool) -> dict[str, object]:
     reading = parse_guard_output(done.stdout, android=android)
     reading["time_unix"] = time.time()
     return reading
-
-
-def _sections(stdout: str) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for raw in stdout.splitlines():
-        line = raw.rstrip("\r")
-        if line.startswith("== "):
-            current = sections.setdefault(line[3:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    return sections
 
 
 def _int(text: str | None) -> int | None:
@@ -172,7 +161,7 @@ def parse_power(lines: Sequence[str]) -> bool | None:
 
 
 def parse_guard_output(stdout: str, *, android: bool) -> dict[str, object]:
-    sections = _sections(stdout)
+    sections = section_lines(stdout)
     loadavg_fields = " ".join(sections.get("loadavg", [])).split()
     try:
         loadavg: list[float] | None = [float(v) for v in loadavg_fields[:3]]

@@ -142,21 +142,23 @@ class DeviceFacts:
 # -- pure parsing -----------------------------------------------------------------------
 
 
-def split_sections(text: str) -> dict[str, str]:
-    """``== NAME`` headed sections of the probe script's output."""
-    sections: dict[str, str] = {}
-    name: str | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
+def section_lines(text: str) -> dict[str, list[str]]:
+    """The lines of each ``== NAME`` headed section of a device script's output (the probe's,
+    the phone's facts, the guard readings); a name given twice gathers both."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
         if line.startswith("== "):
-            if name is not None:
-                sections[name] = "\n".join(lines).strip("\n")
-            name, lines = line[3:].strip(), []
-        elif name is not None:
-            lines.append(line)
-    if name is not None:
-        sections[name] = "\n".join(lines).strip("\n")
+            current = sections.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
     return sections
+
+
+def split_sections(text: str) -> dict[str, str]:
+    """``== NAME`` headed sections of the probe script's output, each as one text."""
+    return {name: "\n".join(lines).strip("\n") for name, lines in section_lines(text).items()}
 
 
 def parse_cpuinfo(text: str) -> tuple[list[CpuCore], str | None, str | None]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands import SUMMARIES
-from harness.commands.options import add_db_argument, add_device_arguments
+from harness.commands.options import add_db_argument, add_device_arguments, cpu_arg
 from harness.errors import UserError
 from harness.validate import float_arg, int_arg
 
@@ -125,7 +125,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op threads (default: all cores of the device)",
     )
     parser.add_argument(
-        "--cpus", default=None, metavar="LIST", help="pin to cores: 0,1 or 4-7 or big/little"
+        "--cpus",
+        type=cpu_arg(),
+        default=None,
+        metavar="LIST",
+        help="pin to cores: 0,1 or 4-7 or big/little",
     )
     parser.add_argument("--refit", action="store_true", help="measure new probes and refit")
     parser.add_argument(

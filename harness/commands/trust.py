@@ -47,6 +47,11 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --target-ci: at most N trials in the whole run (default: no limit "
         "but --max-trials)",
     )
+    add_cooldown_arguments(parser)
+
+
+def add_cooldown_arguments(parser: argparse.ArgumentParser) -> None:
+    """--cooldown and --cooldown-max (run, and the lab's plans)."""
     parser.add_argument(
         "--cooldown",
         default=None,

@@ -36,7 +36,7 @@ EXAMPLES = """examples:
 """
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from devices.device import DeviceConfig
     from harness.measure.session import MeasurementSession
@@ -261,8 +261,16 @@ class CampaignPlan:
     label: str | None
 
 
+def _stderr(line: str) -> None:
+    print(terminal_safe(line), file=sys.stderr)
+
+
 def plan_device(
-    store: Store, plan: CampaignPlan, device: DeviceConfig, unplanned: dict[str, str]
+    store: Store,
+    plan: CampaignPlan,
+    device: DeviceConfig,
+    unplanned: dict[str, str],
+    say: Callable[[str], None] = _stderr,
 ) -> tuple[int, MeasurementSession] | None:
     """Probe the device and store its run, the plan inserted as work items: the run and
     the session that probed it, still open (the caller closes it). A device that cannot be
@@ -296,7 +304,7 @@ def plan_device(
             with contextlib.suppress(Exception):
                 session.close()
         unplanned[device.name] = exc.message
-        print(terminal_safe(f"{device.name}: not planned: {exc.message}"), file=sys.stderr)
+        say(f"{device.name}: not planned: {exc.message}")
         return None
     except BaseException:
         if session is not None:
@@ -309,10 +317,7 @@ def plan_device(
         run_id,
         [(item.model.sha256, config_key(item.config), item.trial) for item in items],
     )
-    print(
-        terminal_safe(f"campaign {plan.campaign}: run {run_id} on {device.name}, {added} items"),
-        file=sys.stderr,
-    )
+    say(f"campaign {plan.campaign}: run {run_id} on {device.name}, {added} items")
     return run_id, session
 
 
@@ -394,7 +399,7 @@ def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
     runs: dict[str, int] = {}
 
     def prepare(device: DeviceConfig, store: Store) -> MeasurementSession | None:
-        planned = plan_device(store, plan, device, unplanned)
+        planned = plan_device(store, plan, device, unplanned, worker.say)
         if planned is None:
             return None
         runs[device.name] = planned[0]

@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             base = store.resolve_run_id(args.baseline)
             cand = store.resolve_run_id(args.candidate)
-        comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+        # A campaign's devices are compared on purpose: no --force needed for that.
+        force = args.force or args.campaign is not None
+        comparison = compare_runs(store, base, cand, args.threshold / 100, force=force)
     if not comparison.cells and not comparison.failed:
         why = comparison.warnings[0] if comparison.warnings else ""
         raise UserError(

@@ -153,6 +153,16 @@ def main(argv: list[str]) -> None:
             f"{ci(two):>17s} {one.median_ms:7.3f} {marks[1]:>3s}  {welch:>19s}  "
             f"{'/'.join(predicted):7s} {'/'.join(pooled)}"
         )
+    for name in ratio.index:
+        marks = [str(frame.at[name, "flags"] or "") for frame in frames]
+        if any(marks):
+            medians_text = [
+                "/".join(f"{m:.3f}" for m in frame.at[name, "trial_medians_ms"]) for frame in frames
+            ]
+            print(
+                f"flagged {name}: A1 [{marks[0] or '-'}] trials {medians_text[0]} ms; "
+                f"A2 [{marks[1] or '-'}] trials {medians_text[1]} ms"
+            )
     spreads = pd.Series([i.spread for c in cross for i in c.values() if i.spread is not None])
     print(
         f"between-trial spread (SD of log trial medians): median {spreads.median():.3f}, "

@@ -89,6 +89,10 @@ def test_layers_flags_busy_under_a_real_competing_load(
     capsys.readouterr()
     assert main(["results", "--db", str(db), "--format", "csv"]) == 0
     assert "busy in 1 of 1 trials (other processes used" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert main(["report", "--db", str(db), "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "Unreliable: 4 of 4 results" in summary and "busy in 1 of 1 trials" in summary
 
 
 @pytest.mark.slow

@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
 from harness.commands.generate import add_calibration_argument
-from harness.commands.options import add_db_argument, add_measurement_arguments
-from harness.commands.trust import add_cooldown_arguments
+from harness.commands.options import (
+    add_cooldown_arguments,
+    add_db_argument,
+    add_measurement_arguments,
+)
 from harness.errors import UserError
 from harness.model.grid import add_grid_arguments
 from harness.table import format_table, terminal_safe
@@ -200,8 +203,7 @@ class ModelChoice:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from harness.commands.options import default_models_dir, settings_from_args
-    from harness.commands.trust import cooldown_from_args
+    from harness.commands.options import cooldown_from_args, default_models_dir, settings_from_args
     from harness.validate import check_plan_size, creatable_dir, distinct
     from results.store import Store, default_db_path
 
@@ -276,7 +278,6 @@ def plan_device(
     the session that probed it, still open (the caller closes it). A device that cannot be
     reached is left out (None), its reason recorded in ``unplanned`` and said."""
     from devices.errors import DeviceError
-    from harness.commands.trust import cooldown_to_config
     from harness.measure.session import MeasurementSession
     from harness.measure.sweep import make_plan
     from results.lab import Lab
@@ -284,7 +285,9 @@ def plan_device(
 
     session: MeasurementSession | None = None
     try:
-        session = MeasurementSession(device, plan.settings, store=store, timeout_s=plan.timeout_s)
+        session = MeasurementSession(
+            device, plan.settings, store=store, timeout_s=plan.timeout_s, cooldown=plan.cooldown
+        )
         chosen = session.select(plan.cpus or device.cpus, plan.threads_given)
         run_id = session.create_run(
             plan.models,
@@ -294,10 +297,7 @@ def plan_device(
             models_dir=plan.models_dir,
             label=plan.label,
             holder=None,
-            extra_config={
-                "campaign": plan.campaign,
-                "cooldown": cooldown_to_config(plan.cooldown),
-            },
+            extra_config={"campaign": plan.campaign},
         )
     except (UserError, DeviceError) as exc:
         if session is not None:
@@ -359,8 +359,8 @@ def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
     from datetime import datetime, timezone
 
     from devices.inventory import resolve_devices
-    from harness.commands.options import default_models_dir, settings_from_args
-    from harness.commands.trust import cooldown_from_args, cooldown_from_config
+    from harness.commands.options import cooldown_from_args, default_models_dir, settings_from_args
+    from harness.commands.trust import cooldown_from_config
     from harness.errors import Interrupted
     from harness.measure.lab import Worker
     from harness.validate import check_plan_size, creatable_dir, distinct, note

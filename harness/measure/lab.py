@@ -35,7 +35,6 @@ from devices.device import DeviceConfig
 from devices.errors import DeviceError
 from devices.transport import TransportError
 from harness.errors import Interrupted, UserError
-from harness.measure.guard import TrialGuard
 from harness.measure.progress import DeviceLines
 from harness.measure.session import MeasurementSession
 from harness.measure.sweep import (
@@ -193,7 +192,6 @@ class Worker:
                 if session is None:
                     outcome.planned = False
                     return
-                session.sweep.guard = TrialGuard(session.transport, device)
             assert self.lines is not None
             self.lines.start(device.name)
             outcome.started = time.monotonic()
@@ -225,7 +223,6 @@ class Worker:
                             session = MeasurementSession(
                                 device, context.settings, store=store, timeout_s=context.timeout_s
                             )
-                            session.sweep.guard = TrialGuard(session.transport, device)
                         session.use_facts(context.facts)
                         if self.on_claim is not None:
                             self.on_claim(claim)
@@ -298,8 +295,8 @@ class Worker:
     def _measure(
         session: MeasurementSession, item: PlanItem, context: _RunContext
     ) -> tuple[str, str | None, dict[str, Any] | None]:
-        """The item measured between the device's guards, after the run's cool-down, as
-        ``mnbench run`` measures a trial (``harness.measure.sweep.measure_into``)."""
+        """The item measured between the session's device guards, after the run's stored
+        cool-down, as ``mnbench run`` measures a trial (``harness.measure.sweep.measure_into``)."""
         guard = session.sweep.guard
         if guard is None:
             return session.sweep.measure(item)

@@ -324,9 +324,12 @@ def build_report(
     run_specs: Sequence[str | int],
     accuracy_csv: Path | str | None,
     out_dir: Path | str,
+    *,
+    campaign: str | None = None,
 ) -> ReportFiles:
     """Report on the given runs ("latest", ids, labels or "all") of the database at
-    ``db_path`` (None: the default database) into ``out_dir``."""
+    ``db_path`` (None: the default database) into ``out_dir``; with ``campaign``, on that
+    lab campaign's runs instead (one per device, side by side as any runs are)."""
     check_out_dir(Path(out_dir))  # before any work: refuse a directory of someone else's
     accuracy = accuracy_table(Path(accuracy_csv) if accuracy_csv is not None else None)
     note = (
@@ -335,7 +338,9 @@ def build_report(
         else (f"{accuracy_csv} where it gives a cell, else the {REFERENCE_NOTE}")
     )
     with Store.open(db_path, readonly=True) as store:
-        run_ids = _run_ids(store, run_specs)
+        run_ids = (
+            _run_ids(store, run_specs) if campaign is None else store.campaign_run_ids(campaign)
+        )
         runs = store.runs_frame()
         runs = runs[runs["run_id"].isin(run_ids)].reset_index(drop=True)
         results = store.results_frame(run_ids)  # carries the failure reasons per result

@@ -351,6 +351,47 @@ def _runs_section(runs: pd.DataFrame, results: pd.DataFrame) -> str:
     return _table(headers, rows, [True, False, False, False, False, False, False, True, True, True])
 
 
+def _campaigns(runs: pd.DataFrame) -> list[str]:
+    """The lab campaigns the runs belong to, in run order."""
+    values = runs.get("campaign", pd.Series(dtype=object))
+    return list(dict.fromkeys(str(v) for v in values if isinstance(v, str) and v))
+
+
+def _campaign_section(runs: pd.DataFrame, results: pd.DataFrame) -> str:
+    """A campaign's devices side by side: one row per model, one column per device's run,
+    each cell the median (and its thread count) of that run; empty for lone runs."""
+    campaigns = _campaigns(runs)
+    if not campaigns or results.empty or "run_id" not in results.columns:
+        return ""
+    columns = [
+        (int(str(run["run_id"])), f"#{run['run_id']} {_fmt(run.get('device'))}")
+        for run in runs.to_dict("records")
+        if isinstance(run.get("campaign"), str)
+    ]
+    cells: dict[tuple[str, int], list[str]] = {}
+    for row in _sort_results(results).to_dict("records"):
+        text = f"{_fmt(row.get('p50_ms'))} ({_fmt(row.get('threads'))} thr)"
+        if row.get("status") != "ok":
+            text += f" {row.get('status')}"
+        cells.setdefault((str(row.get("name")), int(str(row["run_id"]))), []).append(text)
+    names = list(dict.fromkeys(name for name, _ in cells))
+    rows = [
+        [name, *("; ".join(cells.get((name, run_id), ["–"])) for run_id, _ in columns)]
+        for name in names
+    ]
+    intro = (
+        f"<p>Campaign {escape(', '.join(campaigns))}: each device's run side by side, the "
+        "median latency in ms with its intra-op thread count (the charts overlay the same "
+        "runs, one series each).</p>"
+    )
+    headers = ("model", *(title for _, title in columns))
+    return (
+        '<h2 id="campaign">Campaign</h2>'
+        + intro
+        + _table(headers, rows, [False] + [True] * len(columns))
+    )
+
+
 def _devices_section(runs: pd.DataFrame) -> str:
     blocks: list[str] = []
     seen: set[str] = set()
@@ -578,12 +619,16 @@ def render_html(
         }
     )
     devices = sorted({str(v) for v in runs.get("device", pd.Series(dtype=str)) if v})
+    campaigns = _campaigns(runs)
+    in_campaign = f"campaign {', '.join(campaigns)} · " if campaigns else ""
     run_ids = ", ".join(f"#{int(r)}" for r in runs.get("run_id", pd.Series(dtype=int)))
     nav = "".join(
         f'<li><a href="#{escape(c.name)}">{escape(c.title)}</a>'
         f"{'' if c.has_image else ' (no data)'}</li>"
         for c in charts
     )
+    if campaigns:
+        nav = '<li><a href="#campaign">Campaign</a></li>' + nav
     nav += (
         '<li><a href="#runs">Runs</a></li>'
         '<li><a href="#devices">Devices</a></li>'
@@ -597,13 +642,15 @@ def render_html(
         f"<title>mnbench report: {escape(', '.join(devices) or 'no device')}</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>MobileNetV1 benchmark report</h1>",
-        f'<p class="meta">Runs {escape(run_ids or "–")} on {escape(", ".join(devices) or "–")}'
+        f'<p class="meta">{escape(in_campaign)}Runs {escape(run_ids or "–")} '
+        f"on {escape(', '.join(devices) or '–')}"
         f" · onnxruntime {escape(', '.join(runtimes) or '–')} · report by mnbench "
         f"{escape(harness_version)} · {escape(when)}</p>",
         html_section(trust_of(trust_results if trust_results is not None else results)),
         _summary_section(answers) if answers is not None else "",
         f"<nav><ul>{nav}</ul></nav>",
     ]
+    parts.append(_campaign_section(runs, results))
     parts.extend(_chart_section(chart) for chart in charts)
     parts += [
         '<h2 id="runs">Runs</h2>',

@@ -5,8 +5,9 @@ configuration are equal (run ids differ between databases, those three never cha
 copying again finds the copies it made and refreshes them instead of adding runs: the copy
 is idempotent. A run's models, measurements (keyed by model × configuration × trial, as in
 the store) and bursts go with it, each run in one transaction of the destination; the
-source is opened read-only. Leases, work items and fitted latency models stay where they
-are (they describe the source's own workers and fits).
+source is opened read-only. A run's campaign goes with it (``runs.campaign``); leases,
+work items and fitted latency models stay where they are (they describe the source's own
+workers and fits).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from results.schema import campaign_of
 from results.store import Store
 
 _RUN_FIELDS = (
@@ -85,6 +87,7 @@ def copy_runs(source: Store, target: Store, run_ids: Sequence[int]) -> list[Copi
             else []
         )
         values = dict(zip(_RUN_FIELDS, run, strict=True))
+        campaign = campaign_of(values["config"])  # as the source's own column was filled
         with target.transaction() as db:
             found = db.one(
                 "SELECT id FROM runs WHERE created_at = ? AND device = ? AND config = ?"
@@ -93,18 +96,18 @@ def copy_runs(source: Store, target: Store, run_ids: Sequence[int]) -> list[Copi
             )
             if found is None:
                 row = db.one(
-                    f"INSERT INTO runs ({', '.join(_RUN_FIELDS)}) "
-                    f"VALUES ({', '.join('?' for _ in _RUN_FIELDS)}) RETURNING id",
-                    list(run),
+                    f"INSERT INTO runs ({', '.join(_RUN_FIELDS)}, campaign) "
+                    f"VALUES ({', '.join('?' for _ in _RUN_FIELDS)}, ?) RETURNING id",
+                    [*run, campaign],
                 )
                 target_id = int(row[0])
             else:
                 target_id = int(found[0])
                 db.execute(
                     "UPDATE runs SET label = ?, finished_at = ?, status = ?, device_facts = ?, "
-                    "runtime_version = ? WHERE id = ?",
+                    "runtime_version = ?, campaign = ? WHERE id = ?",
                     (values["label"], values["finished_at"], values["status"],
-                     values["device_facts"], values["runtime_version"], target_id),
+                     values["device_facts"], values["runtime_version"], campaign, target_id),
                 )  # fmt: skip
             if models:
                 db.executemany(_upsert("models", _MODEL_FIELDS, ("sha256",)), models)
@@ -131,5 +134,6 @@ def copy_runs(source: Store, target: Store, run_ids: Sequence[int]) -> list[Copi
 
 
 def campaign_runs(store: Store, campaign: str) -> list[int]:
-    """The runs a campaign planned (``config.campaign``), oldest first."""
-    return [run.id for run in store.list_runs() if run.config.get("campaign") == campaign]
+    """The runs a campaign planned, oldest first (read from their configuration, the rule
+    ``runs.campaign`` is filled by, so a source below schema version 6 is read too)."""
+    return [run.id for run in store.list_runs() if campaign_of(run.config) == campaign]

@@ -158,12 +158,45 @@ CREATE INDEX work_items_next ON work_items (device, state, campaign, id);
 (``work_items``, claimed under a lease and done when its measurement commits) and the
 devices workers hold (``lab_devices``: who measures on a device now, with a heartbeat)."""
 
+
+def _run_campaigns(connection: Any) -> None:
+    """Version 6: the campaign a run belongs to as a column of ``runs`` (indexed), filled for
+    the runs already there from their stored configuration (``campaign_of``)."""
+    import sqlite3
+
+    mark = "?" if isinstance(connection, sqlite3.Connection) else "%s"
+    connection.execute("ALTER TABLE runs ADD COLUMN campaign TEXT")
+    connection.execute("CREATE INDEX runs_by_campaign ON runs (campaign, id)")
+    rows = connection.execute("SELECT id, config FROM runs").fetchall()
+    for run_id, config in rows:
+        campaign = campaign_of(config)
+        if campaign is not None:
+            connection.execute(
+                f"UPDATE runs SET campaign = {mark} WHERE id = {mark}", (campaign, run_id)
+            )
+
+
+def campaign_of(config: object) -> str | None:
+    """The campaign named by a run's configuration (a mapping or its JSON text): the one
+    rule by which ``runs.campaign`` is written, filled in and copied."""
+    import json
+
+    if isinstance(config, (str, bytes)):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            return None
+    value = config.get("campaign") if isinstance(config, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _SCHEMA_V1,
     _BURSTS,
     _LATENCY_MODELS,
     _RUN_LEASES,
     _LAB,
+    _run_campaigns,
 ]
 """Step i upgrades a database from schema version i to i + 1 (version 0 = empty file).
 
@@ -171,9 +204,12 @@ A step is SQL (one or more statements) or a function given the open connection; 
 step runs inside the same transaction as the version bump. Append steps, never edit one.
 """
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES, _LAB)
+READER_OPTIONAL: Final[tuple[Migration, ...]] = (_RUN_LEASES, _LAB, _run_campaigns)
 """Steps a read-only open does without: a file that lacks only these is read as it is
-(the lease table, the lab's queue; readers treat a missing one as no leases, no items)."""
+(the lease table, the lab's queue, the runs' campaign column; readers treat a missing one
+as no leases, no items, no campaigns)."""
+CAMPAIGN_VERSION: Final = MIGRATIONS.index(_run_campaigns) + 1
+"""The first schema version whose runs carry their campaign."""
 
 
 def split_sql(script: str) -> list[str]:

@@ -36,7 +36,14 @@ from results import views
 from results.backend import Database, connect, not_mnbench, parse_location
 from results.errors import ResultsError
 from results.record import Measurement
-from results.schema import MIGRATIONS, READER_OPTIONAL, SCHEMA_VERSION, Migration
+from results.schema import (
+    CAMPAIGN_VERSION,
+    MIGRATIONS,
+    READER_OPTIONAL,
+    SCHEMA_VERSION,
+    Migration,
+    campaign_of,
+)
 from results.views import RESULT_COLUMNS, RESULT_EXTRA_COLUMNS
 
 if TYPE_CHECKING:
@@ -146,6 +153,8 @@ class RunRecord:
     runtime_version: str | None
     measurements: int
     failed_measurements: int
+    campaign: str | None = None
+    """The lab campaign the run was planned in (``runs.campaign``), None for a lone run."""
 
 
 class Store:
@@ -300,26 +309,32 @@ class Store:
         lease_holder: str | None = None,
         lease_stale_after_s: float = 900.0,
     ) -> int:
-        """Record a new sweep (status ``running``) and return its id.
+        """Record a new sweep (status ``running``) and return its id; ``config["campaign"]``
+        (a lab campaign's runs) is also its ``campaign`` column.
 
         With ``lease_holder`` the run is leased to this store in the same transaction, so no
         ``--resume`` can take it before its sweep starts (see ``lease``).
         """
+        values: list[object] = [
+            label,
+            _now(),
+            device,
+            device_kind,
+            json.dumps(dict(device_facts)),
+            json.dumps(dict(config)),
+            harness_version,
+            runtime_version,
+        ]
+        campaign = ""
+        if self.has_campaigns:  # (a test's shorter migration list may stop before it)
+            campaign = ", campaign"
+            values.append(campaign_of(dict(config)))
         with self._write() as db:
             row = db.one(
                 "INSERT INTO runs (label, created_at, status, device, device_kind, "
-                "device_facts, config, harness_version, runtime_version) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    label,
-                    _now(),
-                    device,
-                    device_kind,
-                    json.dumps(dict(device_facts)),
-                    json.dumps(dict(config)),
-                    harness_version,
-                    runtime_version,
-                ),
+                f"device_facts, config, harness_version, runtime_version{campaign}) "
+                f"VALUES (?, ?, 'running', {', '.join('?' * (len(values) - 2))}) RETURNING id",
+                values,
             )
             run_id = int(row[0])
             if lease_holder is not None:
@@ -660,12 +675,23 @@ class Store:
     )
 
     @property
+    def has_campaigns(self) -> bool:
+        """Whether the runs carry their campaign (a file below version 6 opened read-only
+        does not, until it is written once)."""
+        return self._schema_version() >= CAMPAIGN_VERSION
+
+    @property
+    def _campaign_column(self) -> str:
+        return "r.campaign" if self.has_campaigns else "NULL"
+
+    @property
     def _run_query(self) -> str:
         """Runs with their lease (a version-1 file opened read-only has no lease table)."""
+        columns = self._RUN_COLUMNS + self._campaign_column + ", "
         if "run_leases" not in self.database.tables():
-            return self._RUN_COLUMNS + "NULL, NULL, NULL, NULL FROM runs r"
+            return columns + "NULL, NULL, NULL, NULL FROM runs r"
         return (
-            self._RUN_COLUMNS + "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
+            columns + "l.pid, l.host, l.heartbeat_unix_s, l.stale_after_s "
             "FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id"
         )
 
@@ -674,7 +700,7 @@ class Store:
         status = cast(RunStatus, row[4])
         # "running" is only true while a live process holds the lease: a harness killed
         # outright, or one that could not write its status on a full disk, stopped the run.
-        if status == "running" and (row[13] is None or _lease_is_stale(*row[13:17])):
+        if status == "running" and (row[14] is None or _lease_is_stale(*row[14:18])):
             status = "interrupted"
         return RunRecord(
             id=int(row[0]),
@@ -690,6 +716,7 @@ class Store:
             runtime_version=row[10],
             measurements=int(row[11]),
             failed_measurements=int(row[12]),
+            campaign=row[13],
         )
 
     def get_run(self, run_id: int) -> RunRecord:
@@ -703,13 +730,44 @@ class Store:
         rows = self.database.execute(self._run_query + " ORDER BY r.id")
         return [self._run_record(row) for row in rows]
 
+    def campaign_run_ids(self, campaign: str) -> list[int]:
+        """The runs of a lab campaign, oldest first; refuses a campaign with none."""
+        if not self.has_campaigns:
+            raise ResultsError(
+                f"{self.path} has schema version {self._schema_version()}, before runs carried "
+                f"their campaign (version {CAMPAIGN_VERSION}); upgrade it by writing to it once "
+                "(e.g. `mnbench lab status --db ...`), or select its runs with --run"
+            )
+        rows = self.database.execute(
+            "SELECT id FROM runs WHERE campaign = ? ORDER BY id", (campaign,)
+        ).fetchall()
+        if not rows:
+            known = self.campaigns()
+            listed = f" (it has {', '.join(map(repr, known))})" if known else " (it has none)"
+            raise ResultsError(
+                f"no campaign {campaign!r} in {self.path}{listed}; `mnbench results --list` "
+                "shows each run's campaign"
+            )
+        return [int(row[0]) for row in rows]
+
+    def campaigns(self) -> list[str]:
+        """Every campaign with runs, oldest first."""
+        if not self.has_campaigns:
+            return []
+        rows = self.database.execute(
+            "SELECT campaign FROM runs WHERE campaign IS NOT NULL GROUP BY campaign "
+            "ORDER BY MIN(id)"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def measurement_rows(self, run_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """Measurements joined with their run and model, one dict per row, in a stable order
         (run, model name, model, configuration, trial); the input of ``results.views``."""
         query = (
             "SELECT m.id, m.run_id, m.model_sha256, m.config_key, m.threads, m.trial, "
             "m.status, m.reason, m.created_at, m.document, "
-            "r.label, r.device, r.device_kind, r.runtime_version AS run_runtime_version, "
+            f"r.label, {self._campaign_column} AS campaign, r.device, r.device_kind, "
+            "r.runtime_version AS run_runtime_version, "
             "md.name, md.alpha, md.resolution, md.variant, md.kernel, md.precision, md.macs, "
             "md.params, md.weight_bytes, md.peak_activation_bytes, md.file_bytes "
             "FROM measurements m JOIN runs r ON r.id = m.run_id "

@@ -61,8 +61,10 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "status",
     "flags",
     "unreliable",
+    "campaign",
 )
-"""The first columns of ``results_frame``, in this order; reports and the CLI rely on them."""
+"""The first columns of ``results_frame``, in this order; reports and the CLI rely on them.
+``campaign`` is the lab campaign of the cell's run (empty for a run of its own)."""
 RESULT_EXTRA_COLUMNS: Final[tuple[str, ...]] = (
     "label",
     "device_kind",
@@ -140,6 +142,7 @@ def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
         record: dict[str, object] = {
             "run_id": run.id,
             "label": run.label,
+            "campaign": run.campaign,
             "created_at": run.created_at,
             "finished_at": run.finished_at,
             "status": run.status,
@@ -159,6 +162,7 @@ def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     columns = [
         "run_id",
         "label",
+        "campaign",
         "created_at",
         "finished_at",
         "status",
@@ -604,6 +608,7 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         "macs": first["macs"],
         "params": first["params"],
         "status": status,
+        "campaign": first.get("campaign"),
         "label": first["label"],
         "device_kind": first["device_kind"],
         "sha256": first["model_sha256"],

@@ -12,7 +12,7 @@ from harness.commands import SUMMARIES
 from harness.commands.options import add_db_argument, add_threshold_arguments
 from harness.errors import UserError
 from harness.table import format_table, json_text, markdown_text, terminal_safe
-from harness.validate import run_id_arg
+from harness.validate import label_arg, run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   mnbench compare 1 2                          baseline run 1, candidate run 2
   mnbench compare 1 latest --threshold 3 --format markdown >> $GITHUB_STEP_SUMMARY
+  mnbench compare --campaign nightly pi4 pixel7   two devices of one lab campaign
 exit codes: 0 no regression, 1 a cell slower (or failing only in the candidate),
             2 usage or harness error, 3 inconclusive (retry with more --trials)
 """
@@ -41,8 +42,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("baseline", type=run_id_arg("BASELINE_RUN"), metavar="BASELINE_RUN")
-    parser.add_argument("candidate", type=run_id_arg("CANDIDATE_RUN"), metavar="CANDIDATE_RUN")
+    parser.add_argument(
+        "baseline",
+        type=run_id_arg("BASELINE_RUN"),
+        metavar="BASELINE_RUN",
+        help="run id, label or 'latest'; with --campaign, a device of the campaign",
+    )
+    parser.add_argument(
+        "candidate",
+        type=run_id_arg("CANDIDATE_RUN"),
+        metavar="CANDIDATE_RUN",
+        help="run id, label or 'latest'; with --campaign, a device of the campaign",
+    )
+    parser.add_argument(
+        "--campaign",
+        type=label_arg,
+        default=None,
+        metavar="NAME",
+        help="compare two devices of this lab campaign: BASELINE_RUN and CANDIDATE_RUN "
+        "name devices, each meaning its run in the campaign",
+    )
     add_threshold_arguments(parser)
     add_db_argument(parser)
 
@@ -135,9 +154,14 @@ def run(args: argparse.Namespace) -> int:
     from results.compare import compare_runs, exit_code
 
     with Store.open(args.db or default_db_path(), readonly=True) as store:
-        base = store.resolve_run_id(args.baseline)
-        cand = store.resolve_run_id(args.candidate)
-        comparison = compare_runs(store, base, cand, args.threshold / 100, force=args.force)
+        if args.campaign is not None:
+            base, cand = campaign_pair(store, args.campaign, args.baseline, args.candidate)
+        else:
+            base = store.resolve_run_id(args.baseline)
+            cand = store.resolve_run_id(args.candidate)
+        # A campaign's devices are compared on purpose: no --force needed for that.
+        force = args.force or args.campaign is not None
+        comparison = compare_runs(store, base, cand, args.threshold / 100, force=force)
     if not comparison.cells and not comparison.failed:
         why = comparison.warnings[0] if comparison.warnings else ""
         raise UserError(
@@ -148,6 +172,29 @@ def run(args: argparse.Namespace) -> int:
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return exit_code(comparison)
+
+
+def campaign_pair(store: Store, campaign: str, baseline: str, candidate: str) -> tuple[int, int]:
+    """The runs of two devices of a campaign (device names, or run ids of the campaign)."""
+    run_ids = store.campaign_run_ids(campaign)
+    by_device: dict[str, int] = {}
+    for run_id in run_ids:  # oldest first: a device planned twice keeps its newest run
+        by_device[store.get_run(run_id).device] = run_id
+    chosen: list[int] = []
+    for name in (baseline, candidate):
+        text = str(name).strip()
+        if text in by_device:
+            chosen.append(by_device[text])
+        elif text.isdigit() and int(text) in run_ids:
+            chosen.append(int(text))
+        else:
+            raise UserError(
+                f"campaign {campaign!r} has no device (or run) {text!r}; its devices: "
+                f"{', '.join(by_device)}"
+            )
+    if chosen[0] == chosen[1]:
+        raise UserError("give two different devices of the campaign to compare")
+    return chosen[0], chosen[1]
 
 
 def write_chart(comparison: Comparison, out_dir: Path | None) -> None:

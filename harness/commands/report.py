@@ -12,13 +12,15 @@ from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.options import add_db_argument
+from harness.errors import UserError
 from harness.table import terminal_safe
-from harness.validate import run_id_arg
+from harness.validate import label_arg, run_id_arg
 
 EXAMPLES = """examples:
   mnbench report                              the latest run into ./report
   mnbench report --run 3 5 --out /tmp/cmp     runs 3 and 5 overlaid (devices or runtimes)
   mnbench report --run all --db lab.sqlite    every run in lab.sqlite
+  mnbench report --campaign nightly           a lab campaign's devices side by side
   mnbench report --accuracy my_top1.csv       your top-1 (columns alpha,resolution,precision,
                                               top1) wins over the TF-Slim reference table
 
@@ -47,9 +49,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--run",
         nargs="+",
         type=run_id_arg("--run"),
-        default=["latest"],
+        default=None,
         metavar="RUN_ID",
         help="run ids or labels, 'latest' (default) or 'all'",
+    )
+    parser.add_argument(
+        "--campaign",
+        type=label_arg,
+        default=None,
+        metavar="NAME",
+        help="the runs of this lab campaign, one series per device",
     )
     parser.add_argument(
         "--accuracy",
@@ -71,7 +80,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    files = build_report(args.db, args.run, args.accuracy, args.out)
+    if args.campaign is not None and args.run is not None:
+        raise UserError("--campaign selects its own runs; give --campaign or --run, not both")
+    files = build_report(
+        args.db, args.run or ["latest"], args.accuracy, args.out, campaign=args.campaign
+    )
     for title, reason in files.skipped:
         print(f"no chart for {title}: {reason}", file=sys.stderr)
     print(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 from harness.commands import SUMMARIES
 from harness.errors import UserError
 from harness.table import json_text, terminal_safe
-from harness.validate import run_id_arg
+from harness.validate import label_arg, run_id_arg
 from results.backend import parse_location
 from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
 
@@ -35,6 +35,7 @@ examples:
   mnbench results --run all --format csv   every run, one CSV row per model x configuration
   mnbench results --format json > r.json   the latest run as a list of JSON records
   mnbench results --list                   the runs in the database
+  mnbench results --campaign nightly       every device's run of a lab campaign
   MNBENCH_DB=~/bench/pi5.sqlite mnbench results   another database (or --db PATH)
 """
 
@@ -62,8 +63,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--run",
         type=run_id_arg("--run"),
         metavar="RUN",
-        default="latest",
+        default=None,
         help="run id, run label, 'latest' (default) or 'all'",
+    )
+    parser.add_argument(
+        "--campaign",
+        type=label_arg,
+        default=None,
+        metavar="NAME",
+        help="the runs of this lab campaign (one per device; `mnbench lab status` names them)",
     )
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
@@ -74,16 +82,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     path = default_db_path() if args.db is None else args.db
     output_format = cast(OutputFormat, args.format)
+    if args.campaign is not None and args.run is not None:
+        raise UserError("--campaign selects its own runs; give --campaign or --run, not both")
     with Store.open(path, readonly=True) as store:
+        if args.campaign is not None:
+            run_ids: list[int] | None = store.campaign_run_ids(args.campaign)
+            frame = store.results_frame(run_ids)
+            runs = [store.get_run(run_id) for run_id in run_ids or []]
+            if args.list:
+                sys.stdout.write(format_runs(runs, output_format))
+                return 0
+            sys.stdout.write(format_results(frame, runs, output_format))
+            return 0
         if args.list:
             runs = store.list_runs()
             if not runs:
                 raise UserError(f"{store.path} holds no runs yet; measure with `mnbench run`")
             sys.stdout.write(format_runs(runs, output_format))
             return 0
-        spec = str(args.run).strip()
+        spec = str(args.run or "latest").strip()
         if spec.lower() == "all":
-            run_ids: list[int] | None = None
+            run_ids = None
             store.resolve_run_id("latest")  # an empty store is an error, as for one run
         else:
             run_ids = [store.resolve_run_id(spec)]
@@ -205,6 +224,8 @@ def _run_heading(record: RunRecord) -> str:
     ]
     if record.label:
         parts.insert(1, repr(record.label))
+    if record.campaign:
+        parts.insert(1, f"campaign {record.campaign}")
     return terminal_safe(" | ".join(parts))
 
 
@@ -237,6 +258,7 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
         {
             "run_id": r.id,
             "label": r.label,
+            "campaign": r.campaign,
             "created_at": r.created_at,
             "finished_at": r.finished_at,
             "status": r.status,
@@ -265,6 +287,7 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
         "runtime",
         "measurements",
         "failed",
+        "campaign",
         "label",
     ]
     rows = [
@@ -277,8 +300,9 @@ def format_runs(runs: Sequence[RunRecord], output: OutputFormat) -> str:
             r.runtime_version or "-",
             str(r.measurements),
             str(r.failed_measurements),
+            r.campaign or "-",
             r.label or "-",
         ]
         for r in runs
     ]
-    return _align(header, rows, [">", "<", "<", "<", "<", "<", ">", ">", "<"])
+    return _align(header, rows, [">", "<", "<", "<", "<", "<", ">", ">", "<", "<"])

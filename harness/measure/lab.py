@@ -5,7 +5,14 @@ The queue is ``results.lab``; the measurement is the measurement session's own
 given the run's stored settings and models, so a campaign measured by workers gives the
 rows ``mnbench run`` would have. One thread per device (a device measures one thing at a
 time; devices are independent), each with its own connections. While an item is measured
-a heartbeat thread keeps the claim.
+a heartbeat thread keeps the claim. Every item is measured between the device guards
+``mnbench run`` records (``harness.measure.guard``), after the cool-down its run stored.
+Progress is one line per device with its ETA (``harness.measure.progress``: redrawn in
+place on a terminal, one line per event in a log).
+
+A worker may also plan its devices (``prepare``: ``mnbench run --device A B``): each
+device is probed and planned in its own thread and starts measuring as soon as it is
+planned, in the session that probed it, so a slow device's set-up waits for no other's.
 
 Failures: a device that drops stops that device's worker with one line, the others go on;
 a lost database connection is retried for ``reconnect_s`` (what was committed is kept, and
@@ -28,6 +35,7 @@ from devices.device import DeviceConfig
 from devices.errors import DeviceError
 from devices.transport import TransportError
 from harness.errors import Interrupted, UserError
+from harness.measure.progress import DeviceLines
 from harness.measure.session import MeasurementSession
 from harness.measure.sweep import (
     ModelEntry,
@@ -35,9 +43,9 @@ from harness.measure.sweep import (
     RunnerSettings,
     models_from_config,
 )
-from harness.table import terminal_safe
 from results.backend import StoreUnavailable
 from results.errors import ResultsError
+from results.guards import CooldownPolicy
 from results.lab import BUSY, Lab, WorkItem, parse_config_key
 from results.store import Store
 
@@ -55,6 +63,8 @@ class DeviceOutcome:
     lost_claims: int = 0
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    planned: bool = True
+    """False when ``prepare`` could not plan the device (it measured nothing)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,24 @@ class _RunContext:
     threads: tuple[int, ...]
     trials: int
     cpus: tuple[int, ...] | None
+    cooldown: CooldownPolicy | None
+
+
+CooldownReader = Callable[[int, object], CooldownPolicy | None]
+"""A run's stored cool-down setting, checked (``harness.commands.trust.cooldown_from_config``)."""
+
+Prepare = Callable[[DeviceConfig, Store], MeasurementSession | None]
+"""Plans a device in its worker's thread: the open session that probed it, or None when it
+could not be planned (it said why; the device is left out)."""
+
+
+def _no_cooldown(run_id: int, value: object) -> CooldownPolicy | None:
+    if value is not None:
+        raise UserError(
+            f"run {run_id} stores a cool-down this worker cannot read; measure it with "
+            "`mnbench lab work`"
+        )
+    return None
 
 
 @dataclass
@@ -83,16 +111,24 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
     on_claim: Callable[[WorkItem], None] | None = None
     """Called once an item is claimed, before it is measured (tests)."""
-    _print_lock: threading.Lock = field(default_factory=threading.Lock)
+    cooldown_of: CooldownReader = _no_cooldown
+    prepare: Prepare | None = None
+    quiet: bool = False
+    """No per-item progress (the devices' stops and summaries are still said)."""
+    live: bool | None = None
+    """Redraw the device lines in place (None: when the stream is a terminal)."""
+    lines: DeviceLines | None = None
 
     def say(self, line: str) -> None:
-        with self._print_lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+        if self.lines is None:
+            self.lines = DeviceLines(self.stream, [d.name for d in self.devices], live=False)
+        self.lines.say(line)
 
     def run(self) -> list[DeviceOutcome]:
         """Work every device until its items are done; one outcome per device."""
         outcomes = [DeviceOutcome(device.name) for device in self.devices]
+        live = False if self.quiet else self.live
+        self.lines = DeviceLines(self.stream, [d.name for d in self.devices], live=live)
         if len(self.devices) == 1:
             self._work_device(self.devices[0], outcomes[0])
             return outcomes
@@ -108,6 +144,7 @@ class Worker:
             while any(thread.is_alive() for thread in threads):
                 for thread in threads:
                     thread.join(timeout=0.2)
+                self.lines.tick()
         except (KeyboardInterrupt, Interrupted):
             self.stop.set()
             for thread in threads:
@@ -150,6 +187,14 @@ class Worker:
         contexts: dict[int, _RunContext] = {}
         pending: tuple[WorkItem, str, str, str | None, dict[str, Any] | None] | None = None
         try:
+            if self.prepare is not None:
+                session = self.prepare(device, store)
+                if session is None:
+                    outcome.planned = False
+                    return
+            assert self.lines is not None
+            self.lines.start(device.name)
+            outcome.started = time.monotonic()
             while not self.stop.is_set():
                 try:
                     if pending is not None:  # a measurement the connection dropped under
@@ -183,7 +228,7 @@ class Worker:
                             self.on_claim(claim)
                         with self._heartbeat(lab, claim):
                             plan_item = self._plan_item(claim, context)
-                            status, reason, doc = session.sweep.measure(plan_item)
+                            status, reason, doc = self._measure(session, plan_item, context)
                     except BaseException:
                         with contextlib.suppress(Exception):  # back in the queue at once
                             lab.abandon(claim)
@@ -211,9 +256,11 @@ class Worker:
             with contextlib.suppress(Exception):
                 lab.release(device.name)
             left = "" if not self.stop.is_set() else " (stopped)"
-            self.say(
-                f"{device.name}: {outcome.measured} measured, {outcome.failed} failed, "
-                f"{outcome.lost_claims} reclaimed by others{left}"
+            assert self.lines is not None
+            self.lines.finish(
+                device.name,
+                f"{outcome.measured} measured, {outcome.failed} failed, "
+                f"{outcome.lost_claims} reclaimed by others{left}",
             )
         finally:
             if session is not None:
@@ -240,15 +287,25 @@ class Worker:
         if status != "ok":
             outcome.failed += 1
         done, total = lab.progress(item.device, self.campaign)
-        elapsed_s = time.monotonic() - outcome.started
-        eta_s = elapsed_s / outcome.measured * (total - done)
-        eta = f"{int(eta_s // 60)}:{int(eta_s % 60):02d}"
         result = "ok" if status == "ok" else f"failed: {reason}"
-        self.say(
-            terminal_safe(
-                f"{item.device}: {done}/{total} ETA {eta}  {what} (run {item.run_id}): {result}"
-            )
-        )
+        if not self.quiet and self.lines is not None:
+            self.lines.item(item.device, done, total, f"{what} (run {item.run_id}): {result}")
+
+    @staticmethod
+    def _measure(
+        session: MeasurementSession, item: PlanItem, context: _RunContext
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        """The item measured between the session's device guards, after the run's stored
+        cool-down, as ``mnbench run`` measures a trial (``harness.measure.sweep.measure_into``)."""
+        guard = session.sweep.guard
+        if guard is None:
+            return session.sweep.measure(item)
+        guard.cooldown = context.cooldown
+        started = guard.before()
+        status, reason, doc = session.sweep.measure(item)
+        if doc is not None:
+            doc["guards"] = guard.after(started, doc, item.cpus)
+        return status, reason, doc
 
     def _context(self, store: Store, run_id: int) -> _RunContext:
         """The run's stored plan, checked as ``run --resume`` checks it (a shared database
@@ -267,6 +324,7 @@ class Worker:
             stored.threads,
             stored.trials,
             stored.cpus,
+            self.cooldown_of(run_id, config.get("cooldown")),
         )
 
     @staticmethod

@@ -308,7 +308,7 @@ def test_run_on_several_devices_measures_each_and_an_unreachable_one_stops_no_ot
         runs = store.list_runs()
         assert sorted(run.device for run in runs) == ["cpu-a", "cpu-b"]
         assert {run.status for run in runs} == {"complete"}
-        assert len({run.label for run in runs}) == 1  # one campaign
+        assert len({run.campaign for run in runs}) == 1 and runs[0].campaign  # one campaign
         campaign = runs[0].config["campaign"]
     assert main(["lab", "work", "--campaign", campaign, "--devices", "cpus", *common]) == 0
 

@@ -27,7 +27,8 @@ Owns the model, all pure (no measuring, no store access):
   depthwise convs about 1.25×, the FC about 1.5× on a 2-core Xeon), so a prediction is
   the kernels' sum times ``context``, the median over the training whole models of
   measured / fitted time (fitted on the training models only, never on held-out ones;
-  their fastest samples, robust to a busy machine). A linear model rather than nn-Meter's random forests: a few hundred samples
+  their fastest samples, robust to a busy machine). A linear model rather than
+  nn-Meter's random forests: a few hundred samples
   (a few minutes of measuring) instead of thousands, every coefficient reads as a
   throughput (ms per MMAC, per MB) or an overhead (ms per kernel), and it extrapolates to
   α up to 2 where a forest's leaves cannot.

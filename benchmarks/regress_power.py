@@ -13,6 +13,8 @@ busy work of the given fraction after every inference):
   the noise the A/A runs measured (pairs: sd of the pair summaries and pairs per 60 s;
   trials: sd of log per-trial medians and trials per 60 s), for both designs.
 
+Each line names the rounds the device guards flagged (busy, throttled), as the verdict does.
+
 Usage: flock /tmp/mnbench-heavy.lock python benchmarks/regress_power.py [--reps 10]
        [--conditions aa,10,5] [--designs pairs,trials] [--budget 60]
 """
@@ -165,7 +167,12 @@ def main() -> None:
                             f"rep {rep} {condition:>3} {design:6} {r['name']:22} "
                             f"{r['verdict']:12} ratio {r['ratio']:.3f} "
                             f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] n {r['baseline_trials']:2} "
-                            f"{r['wall_s']:5.0f} s exit {r['rc']}  load {os.getloadavg()[0]:.1f}",
+                            f"{r['wall_s']:5.0f} s exit {r['rc']}  load {os.getloadavg()[0]:.1f}"
+                            + (
+                                f"  ({r['note']})"
+                                if "busy" in str(r.get("note")) or "throttled" in str(r.get("note"))
+                                else ""
+                            ),
                             flush=True,
                         )
             print(f"-- after repetition {rep + 1}:")

@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from devices.errors import DeviceError
+from harness.processes import pid_alive
 
 _PR_SET_PDEATHSIG = 1
 
@@ -168,21 +169,11 @@ def remove_orphaned_workdirs(base: str | None = None) -> list[str]:
             pid = int(pid_text)
         except (OSError, ValueError):
             continue
-        if owner_host != host or pid == os.getpid() or _alive(pid):
+        if owner_host != host or pid == os.getpid() or pid_alive(pid):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(str(path))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @functools.lru_cache(maxsize=1)

@@ -214,8 +214,11 @@ def render_report(
     model_ratios: pd.DataFrame | None = None,
     validation: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
+    trust_results: pd.DataFrame | None = None,
 ) -> ReportFiles:
-    """Write the report for these frames into ``out_dir`` (created if needed)."""
+    """Write the report for these frames into ``out_dir`` (created if needed).
+    ``trust_results`` (default ``results``) are the results whose flags and guards the
+    trust section shows: with the layer probes, which the charts and tables leave out."""
     out_dir = Path(out_dir)
     owned = check_out_dir(out_dir)
     charts = draw_charts(
@@ -245,9 +248,15 @@ def render_report(
         measurements=measurements,
         generated_at=generated_at,
         answers=answers,
+        trust_results=trust_results,
     ).encode("utf-8")
     contents["summary.md"] = render_summary(
-        runs, results, charts, harness_version=__version__, answers=answers
+        runs,
+        results,
+        charts,
+        harness_version=__version__,
+        answers=answers,
+        trust_results=trust_results,
     ).encode("utf-8")
     written = [name for name, content in contents.items() if content is not None]
     foreign = sorted(n for n in written if n not in owned and (out_dir / n).exists())
@@ -334,6 +343,7 @@ def build_report(
         layers = layer_table(store.probes_frame(run_ids, results))
         model_ratios = predicted_layer_ratios(store, layers)
         validation = validation_frame(store, run_ids)
+    measured = results  # the trust section judges the layer probes' trials too
     variants = results["variant"].astype(object).fillna("").astype(str)
     results = results[~variants.str.startswith(PROBE_VARIANT_PREFIX)].reset_index(drop=True)
     return render_report(
@@ -346,4 +356,5 @@ def build_report(
         layers=layers,
         model_ratios=model_ratios,
         validation=validation,
+        trust_results=measured,
     )

@@ -563,9 +563,12 @@ def render_html(
     measurements: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
     answers: Answers | None = None,
+    trust_results: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one HTML string (UTF-8, no external references, no script):
-    the answers, the table of contents, the charts, then the detail."""
+    the answers, the table of contents, the charts, then the detail. The trust section
+    judges ``trust_results`` when given (the results with the layer probes), else
+    ``results``."""
     when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     runtimes = sorted(
         {
@@ -597,7 +600,7 @@ def render_html(
         f'<p class="meta">Runs {escape(run_ids or "–")} on {escape(", ".join(devices) or "–")}'
         f" · onnxruntime {escape(', '.join(runtimes) or '–')} · report by mnbench "
         f"{escape(harness_version)} · {escape(when)}</p>",
-        html_section(trust_of(results)),
+        html_section(trust_of(trust_results if trust_results is not None else results)),
         _summary_section(answers) if answers is not None else "",
         f"<nav><ul>{nav}</ul></nav>",
     ]

@@ -57,11 +57,13 @@ def render_summary(
     *,
     harness_version: str,
     answers: Answers | None = None,
+    trust_results: pd.DataFrame | None = None,
 ) -> str:
-    """Markdown text ending in a newline."""
+    """Markdown text ending in a newline; the trust lines judge ``trust_results`` when
+    given (the results with the layer probes), else ``results``."""
     labels = series_labels(runs)
     lines = ["## mnbench report", ""]
-    lines += markdown_lines(trust_of(results))
+    lines += markdown_lines(trust_of(trust_results if trust_results is not None else results))
     if answers is not None:
         lines += _answer_lines(answers)
     for run in runs.to_dict("records"):

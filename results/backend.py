@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -289,12 +290,33 @@ class SQLiteDatabase(Database):
             self.connection.execute(statement)
 
     def after_migrations(self) -> None:
-        mode = self.connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        mode = self._switch_to_wal()
         if mode is None or str(mode[0]).lower() != "wal":
             raise ResultsError(
                 f"cannot switch {self.path} to WAL mode (journal_mode={mode}); "
                 "put the database on a local file system"
             )
+
+    def _switch_to_wal(self) -> Any:
+        """``PRAGMA journal_mode = WAL``, waiting out other connections as a write would.
+
+        Leaving rollback-journal mode needs the file to itself, and SQLite answers "database
+        is locked" at once, without its busy handler, while another process is still reading
+        it (two processes creating one database at the same moment). WAL is persistent, so
+        once any process has switched the file every later opener finds it done."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay_s = 0.001
+        while True:
+            mode = self.connection.execute("PRAGMA journal_mode").fetchone()
+            if mode is not None and str(mode[0]).lower() == "wal":
+                return mode
+            try:
+                return self.connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.05)
 
     def is_foreign_key_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc)
@@ -304,6 +326,11 @@ class SQLiteDatabase(Database):
         return (sqlite3.DatabaseError,)
 
     def refusal(self, exc: BaseException) -> ResultsError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return ResultsError(
+                f"{self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
+                "wait for it to finish (or stop it) and run the same command again"
+            )
         return not_mnbench(self.path, f"sqlite: {exc}")
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ replication is the process, not the inference.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -92,6 +93,37 @@ class Comparison:
     @property
     def failed_only_in_candidate(self) -> tuple[FailedCell, ...]:
         return tuple(f for f in self.failed if f.side == "candidate")
+
+
+def guard_note(rows: pd.DataFrame, unit: str) -> tuple[str, Counter[str]]:
+    """How many of a cell's rounds (its ok measurements: trials, or process pairs) the
+    device guards flagged (``results.guards``), as a note for the verdict: ``busy in 2 of
+    6 pairs``. The verdict's statistics are not changed; the note says what to doubt."""
+    counts: Counter[str] = Counter()
+    ok = rows[rows["status"] == "ok"] if len(rows) else rows
+    if "guard_flags" not in ok.columns:
+        return "", counts
+    for flags in ok["guard_flags"]:
+        for flag in str(flags or "").split(","):
+            if flag:
+                counts[flag] += 1
+    parts = [f"{flag} in {n} of {len(ok)} {unit}" for flag, n in counts.items()]
+    return ", ".join(parts), counts
+
+
+def _flagged_warning(flagged: Mapping[str, Counter[str]]) -> list[str]:
+    """One warning naming the cells whose verdicts rest on flagged rounds."""
+    if not flagged:
+        return []
+    total: Counter[str] = Counter()
+    for counts in flagged.values():
+        total.update(counts)
+    what = ", ".join(f"{flag} {n}" for flag, n in total.items())
+    return [
+        f"rounds flagged by the device guards in {len(flagged)} cell(s) ({what}: "
+        f"{', '.join(sorted(flagged))}); their verdicts may reflect the device, not the "
+        "runtimes: measure them again on a quiet device"
+    ]
 
 
 def _trials(frame: pd.DataFrame) -> list[np.ndarray]:
@@ -203,6 +235,7 @@ def compare_frames(
     rows: list[dict[str, Any]] = []
     failed: list[FailedCell] = []
     missing: list[str] = []
+    flagged: dict[str, Counter[str]] = {}
     for key in sorted(set(base_cells) | set(cand_cells)):
         b, c = base_cells.get(key), cand_cells.get(key)
         name = str((b if b is not None else c)["name"].iloc[0])  # type: ignore[index]
@@ -229,6 +262,9 @@ def compare_frames(
             [float(np.median(t)) for t in b_trials], [float(np.median(t)) for t in c_trials]
         )
         unstable = max(_trial_cv(b_trials), _trial_cv(c_trials)) > UNSTABLE_TRIAL_CV
+        guarded, counts = guard_note(pd.concat([b_ok, c_ok]), "trials")
+        if counts:
+            flagged[name] = counts
         rows.append(
             {
                 "name": name,
@@ -243,7 +279,9 @@ def compare_frames(
                 "p_value": p,
                 "baseline_trials": len(b_trials),
                 "candidate_trials": len(c_trials),
-                "note": "unstable trials" if unstable else "",
+                "note": ", ".join(
+                    part for part in ("unstable trials" if unstable else "", guarded) if part
+                ),
             }
         )
     if rows:
@@ -268,7 +306,7 @@ def compare_frames(
         tuple(cells),
         tuple(failed),
         tuple(missing),
-        tuple(warnings),
+        tuple(warnings + _flagged_warning(flagged)),
     )
 
 
@@ -384,6 +422,7 @@ def paired_comparison(
     names: dict[tuple[str, str], str] = {}
     threads: dict[tuple[str, str], int | None] = {}
     medians: dict[tuple[tuple[str, str], int], float] = {}
+    guarded: dict[tuple[str, str], tuple[str, Counter[str]]] = {}
     for (sha, key), group in frame.groupby(["sha256", "config_key"]) if len(frame) else []:
         cell = (str(sha), str(key))
         names[cell] = str(group["name"].iloc[0])
@@ -397,6 +436,8 @@ def paired_comparison(
             failed.append(FailedCell(names[cell], cell[1], side, str(bad["reason"].iloc[0])))
             ratios.pop(cell, None)
             continue
+        # Both sides store the pair's one guard record: count each pair once.
+        guarded[cell] = guard_note(group[group["run_id"] == candidate_run], "pairs")
         for run_id in (baseline_run, candidate_run):
             ok = group[group["run_id"] == run_id]
             trials = _trials(ok)
@@ -407,6 +448,7 @@ def paired_comparison(
         {k: ratios[cell] for k, cell in keys.items()}, threshold, alpha, max_pairs, min_pairs
     )
     cells: list[CellComparison] = []
+    flagged: dict[str, Counter[str]] = {}
     for k, cell in sorted(keys.items(), key=lambda item: names.get(item[1], "")):
         state = analysis.cells[k]
         est = state.estimate
@@ -415,6 +457,10 @@ def paired_comparison(
         note = f"{est.pairs} pairs"
         if not state.decided:
             note += ", budget ran out" if len(state.pairs) < max_pairs else ", max pairs"
+        text, counts = guarded.get(cell, ("", Counter()))
+        if counts:
+            note += f", {text}"
+            flagged[names.get(cell, cell[0][:12])] = counts
         cells.append(
             CellComparison(
                 name=names.get(cell, cell[0][:12]),
@@ -444,6 +490,7 @@ def paired_comparison(
         threshold,
         tuple(cells),
         tuple(failed),
+        warnings=tuple(_flagged_warning(flagged)),
     )
 
 

@@ -333,6 +333,13 @@ class CooldownWait:
     policy: str
 
 
+def cooldown_to_config(policy: CooldownPolicy | None) -> dict[str, object] | None:
+    """The policy as stored in a run's configuration (read back by ``run --resume``)."""
+    if policy is None:
+        return None
+    return {"below_c": policy.below_c, "fixed_s": policy.fixed_s, "max_wait_s": policy.max_wait_s}
+
+
 def parse_cooldown(text: str, max_wait_s: float = 300.0) -> CooldownPolicy | None:
     """``--cooldown``: ``none``, ``45C`` (below 45 °C) or ``30s`` (a fixed pause)."""
     value = text.strip().lower()

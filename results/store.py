@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
+from harness.processes import pid_alive
 from results import views
 from results.backend import Database, connect, not_mnbench, parse_location
 from results.errors import ResultsError
@@ -71,20 +72,10 @@ class LeaseHeld(ResultsError):
     """Another live process is measuring this run (exit code 2)."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _lease_is_stale(pid: int, host: str, heartbeat_unix_s: float, stale_after_s: float) -> bool:
     if time.time() - float(heartbeat_unix_s) > float(stale_after_s):
         return True
-    return host == socket.gethostname() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
+    return host == socket.gethostname() and (int(pid) == os.getpid() or not pid_alive(int(pid)))
 
 
 def _held_message(

@@ -216,6 +216,7 @@ def measurements_frame(rows: Sequence[Row]) -> pd.DataFrame:
                 "outliers_low": summary.outliers_low,
                 "outliers_high": summary.outliers_high,
                 "flags": ",".join(summary.flags),
+                "guard_flags": _guard_flags(document),
                 "load_ms": _number(timings.get("session_create_ms")),
                 "first_ms": _number(timings.get("first_inference_ms")),
                 "peak_rss_bytes": _integer(memory.get("peak_rss_end_bytes")),
@@ -253,6 +254,7 @@ def measurements_frame(rows: Sequence[Row]) -> pd.DataFrame:
         "outliers_low",
         "outliers_high",
         "flags",
+        "guard_flags",
         "load_ms",
         "first_ms",
         "peak_rss_bytes",
@@ -469,6 +471,14 @@ def _integer(value: object) -> int | None:
 def _document(row: Row) -> Mapping[str, Any]:
     text = row["document"]
     return _mapping(json.loads(text)) if text else {}
+
+
+def _guard_flags(document: Mapping[str, Any]) -> str:
+    """The flags ``results.guards.judge_trial`` gives the trial's guard record (comma list)."""
+    from results.guards import judge_trial
+
+    guards = document.get("guards")
+    return ",".join(judge_trial(guards if isinstance(guards, Mapping) else None).flags)
 
 
 def _trial_summary(record: Measurement) -> Summary:

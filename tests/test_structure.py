@@ -64,6 +64,8 @@ PACKAGE_LAYERS: dict[str, str] = {
 MODULE_LAYERS: dict[str, str] = {
     # The package itself holds only __version__: importable from every layer.
     "harness": _AGENT,
+    # Whether a pid still lives: stdlib only, needed by device locks and the store's leases.
+    "harness.processes": _AGENT,
     # Facts derived from the layer table (layer cards, profile nodes -> layers, 1/N + 1/D_K²),
     # which the store and the report need: below both.
     "harness.model.layers": _MODEL,

@@ -21,9 +21,11 @@ from typing import Any
 
 from harness.commands import SUMMARIES
 from harness.commands.options import (
+    add_cooldown_arguments,
     add_db_argument,
     add_device_arguments,
     add_measurement_arguments,
+    cooldown_from_args,
     create_run,
     default_models_dir,
     models_dir_flag,
@@ -119,6 +121,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="intra-op threads (default: all cores of the device)",
     )
     add_measurement_arguments(parser, "fresh-process trials per probe")
+    add_cooldown_arguments(parser)
     add_memory_limit_argument(parser)
     parser.add_argument(
         "--no-limits",
@@ -162,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         args.kernel = distinct(args.kernel, "--kernel")
         args.block = distinct(args.block, "--block")
         settings_from_args(args)
+        cooldown_from_args(args)
         models_dir = args.models_dir or default_models_dir()
         creatable_dir(models_dir, models_dir_flag(args.models_dir, "--models-dir"))
         for kernel in args.kernel:  # the largest probe is a block's standard conv
@@ -212,7 +216,9 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path | str) -> Swee
         tuple(sorted(set(args.block))) if args.block else BLOCKS,
     )
     models = prepare_probes(probes, models_dir, store)
-    with MeasurementSession(device, settings, store=store, timeout_s=args.timeout) as session:
+    with MeasurementSession(
+        device, settings, store=store, timeout_s=args.timeout, cooldown=cooldown_from_args(args)
+    ) as session:
         chosen = session.select(args.cpus or device.cpus, [args.threads] if args.threads else None)
         if not args.no_limits:
             session.facts["limits"] = session.measure_limits(chosen)

@@ -41,11 +41,13 @@ if TYPE_CHECKING:
     from devices.device import DeviceConfig
     from harness.measure.session import MeasurementSession, Selection
     from harness.measure.sweep import ModelEntry, RunnerSettings
+    from results.guards import CooldownPolicy
 
 REGRESS_MAX_TIME_S = 5.0
 """``regress`` times two runtimes per cell, so each trial is capped sooner."""
 DEFAULT_THRESHOLD_PCT = 5.0  # results.compare.DEFAULT_THRESHOLD, without importing scipy here
 DEFAULT_TRIALS = 3
+DEFAULT_COOLDOWN_MAX_S = 300.0
 
 
 def cpu_arg(flag: str = "--cpus") -> Callable[[str], str]:
@@ -177,6 +179,37 @@ def add_stopping_arguments(parser: argparse.ArgumentParser, max_time_s: float) -
         metavar="S",
         help=f"measure at most S seconds per trial (default {max_time_s:g})",
     )
+
+
+def add_cooldown_arguments(parser: argparse.ArgumentParser) -> None:
+    """--cooldown and --cooldown-max: the wait before every fresh-process trial (or process
+    pair) of run, layers, regress and predict."""
+    parser.add_argument(
+        "--cooldown",
+        default=None,
+        metavar="SPEC",
+        help="before every trial wait until the hottest thermal zone is below a temperature "
+        "(45C) or for a fixed time (30s); waits are recorded",
+    )
+    parser.add_argument(
+        "--cooldown-max",
+        type=float_arg("--cooldown-max", high=86400.0),
+        default=DEFAULT_COOLDOWN_MAX_S,
+        metavar="S",
+        help=f"wait at most S seconds per trial (default {DEFAULT_COOLDOWN_MAX_S:g})",
+    )
+
+
+def cooldown_from_args(args: argparse.Namespace) -> CooldownPolicy | None:
+    """The ``--cooldown`` policy (None: no wait), refused in one line when malformed."""
+    from results.guards import parse_cooldown
+
+    if getattr(args, "cooldown", None) is None:
+        return None
+    try:
+        return parse_cooldown(args.cooldown, max_wait_s=args.cooldown_max)
+    except ValueError as error:
+        raise UserError(str(error)) from error
 
 
 def add_plan_limit_argument(parser: argparse.ArgumentParser) -> None:

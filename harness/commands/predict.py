@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands import SUMMARIES
-from harness.commands.options import add_db_argument, add_device_arguments, cpu_arg
+from harness.commands.options import (
+    add_cooldown_arguments,
+    add_db_argument,
+    add_device_arguments,
+    cooldown_from_args,
+    cpu_arg,
+)
 from harness.errors import UserError
 from harness.validate import float_arg, int_arg
 
@@ -181,6 +187,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="K",
         help=f"fresh-process trials per validated variant (default {VALIDATE_TRIALS})",
     )
+    add_cooldown_arguments(parser)
     add_db_argument(parser)
     parser.add_argument(
         "--models-dir",
@@ -227,7 +234,7 @@ def open_session(
     chosen = settings or RunnerSettings(
         target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
     )
-    measuring = MeasurementSession(device, chosen, store=store)
+    measuring = MeasurementSession(device, chosen, store=store, cooldown=cooldown_from_args(args))
     try:
         threads = [args.threads] if args.threads else None
         selection = measuring.select(args.cpus or device.cpus, threads)
@@ -508,6 +515,7 @@ def run(args: argparse.Namespace) -> int:
         if kernel not in KERNELS:
             raise UserError(f"--kernel {kernel} is not allowed: give odd sizes from 1 to 11")
     specs = _specs(args)
+    cooldown_from_args(args)  # a malformed --cooldown is refused before the store exists
     db_path = args.db or default_db_path()
     models_dir = args.models_dir or default_models_dir()
     with Store.open(db_path, create=not args.from_runs) as store:

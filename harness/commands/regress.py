@@ -25,12 +25,14 @@ from harness.commands import SUMMARIES
 from harness.commands.compare import render, write_chart
 from harness.commands.options import (
     REGRESS_MAX_TIME_S,
+    add_cooldown_arguments,
     add_db_argument,
     add_device_arguments,
     add_keep_workdir_argument,
     add_plan_limit_argument,
     add_stopping_arguments,
     add_threshold_arguments,
+    cooldown_from_args,
     default_models_dir,
     resolve,
     settings_from_args,
@@ -150,6 +152,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="seed of the randomised ABBA order (default: random)",
     )
     add_stopping_arguments(parser, REGRESS_MAX_TIME_S)
+    add_cooldown_arguments(parser)
     parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threshold_arguments(parser)
@@ -180,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
     _check_pair_args(args)
     settings = settings_from_args(args)
+    cooldown = cooldown_from_args(args)
     for spec in (args.baseline, args.candidate):
         if spec.startswith("onnxruntime"):
             parse_spec(spec)  # a malformed release is refused before the store exists
@@ -205,7 +209,9 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     with (
-        MeasurementSession(device, settings, keep_workdir=args.keep_workdir) as session,
+        MeasurementSession(
+            device, settings, keep_workdir=args.keep_workdir, cooldown=cooldown
+        ) as session,
         Store.open(args.db or default_db_path()) as store,
     ):
         session.attach(store)

@@ -16,6 +16,7 @@ from harness.commands.options import (
     add_device_arguments,
     add_keep_workdir_argument,
     add_measurement_arguments,
+    cooldown_from_args,
     create_run,
     default_models_dir,
     models_dir_flag,
@@ -26,11 +27,8 @@ from harness.commands.options import (
 from harness.commands.trust import (
     adaptive_from_args,
     add_trust_arguments,
-    attach_guards,
     check_budget,
-    cooldown_from_args,
     cooldown_from_config,
-    cooldown_to_config,
     pin_note,
 )
 from harness.errors import UserError
@@ -183,7 +181,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             models = prepare_models(specs, models_dir, store, calibration)
         with MeasurementSession(
-            device, settings, store=store, timeout_s=args.timeout, keep_workdir=args.keep_workdir
+            device,
+            settings,
+            store=store,
+            timeout_s=args.timeout,
+            keep_workdir=args.keep_workdir,
+            cooldown=cooldown,
         ) as session:
             chosen = session.select(args.cpus or device.cpus, threads_given)
             run_id = create_run(
@@ -193,10 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 chosen,
                 models_dir=models_dir,
                 holder="mnbench run",
-                extra_config={
-                    "adaptive": adaptive.to_config() if adaptive else None,
-                    "cooldown": cooldown_to_config(cooldown),
-                },
+                extra_config={"adaptive": adaptive.to_config() if adaptive else None},
             )
             print(
                 f"run {run_id}: {len(models)} models x {len(chosen.threads)} thread counts x "
@@ -204,7 +204,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             plan = make_plan(models, chosen.threads, args.trials, chosen.cpus)
-            session.sweep.guard = attach_guards(session.transport, device, cooldown)
             outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
         return _finish(store, outcome)
 
@@ -270,6 +269,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             f"measure again with `{regress_command(store, run_id)}`"
         )
     settings = RunnerSettings(**stored.settings)
+    cooldown = cooldown_from_config(run_id, config.get("cooldown"))
     stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
     with (
         store.lease(run_id, "mnbench run --resume", stale_s),
@@ -279,6 +279,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
             store=store,
             timeout_s=stored.timeout_s,
             keep_workdir=args.keep_workdir,
+            cooldown=cooldown,
         ) as session,
     ):
         if stored.runtime is not None:
@@ -288,8 +289,6 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         session.use_facts(record.device_facts)
         session.set_resume_command(resume_hint(run_id, args))
         print(f"resuming run {run_id} on {device.name}", file=sys.stderr)
-        cooldown = cooldown_from_config(run_id, config.get("cooldown"))
-        session.sweep.guard = attach_guards(session.transport, device, cooldown)
         adaptive = adaptive_from_config(run_id, config.get("adaptive"))
         outcome = _measure(session.sweep, run_id, plan, adaptive, args.quiet)
     return _finish(store, outcome)

@@ -4,8 +4,10 @@
 fresh-process trials are added per cell until the cross-trial CI is within the target,
 up to ``--max-trials`` per cell and ``--budget`` trials in all. ``--cooldown`` waits before
 every trial (``results.guards.parse_cooldown``: ``45C`` until the hottest zone is below
-45 °C, ``30s`` a fixed pause), at most ``--cooldown-max`` seconds. Guards are sampled
-around every trial whatever the flags (``harness.measure.guard``); the command that would
+45 °C, ``30s`` a fixed pause), at most ``--cooldown-max`` seconds (both flags are shared
+with layers, regress and predict: ``harness.commands.options``). Guards are sampled
+around every trial whatever the flags, by the measurement session
+(``harness.measure.session``, ``harness.measure.guard``); the command that would
 pin the CPU frequencies is printed after the run (``pin_note``), never run.
 """
 
@@ -15,18 +17,14 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from devices.device import DeviceConfig
-from devices.transport import Transport
+from harness.commands.options import add_cooldown_arguments
 from harness.errors import UserError
 from harness.measure.adaptive import DEFAULT_MAX_TRIALS, AdaptivePlan
-from harness.measure.guard import TrialGuard
-from harness.validate import INT64_MAX, MAX_TRIALS, float_arg, int_arg
-from results.guards import CooldownPolicy, parse_cooldown
+from harness.validate import INT64_MAX, MAX_TRIALS, int_arg
+from results.guards import CooldownPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DEFAULT_COOLDOWN_MAX_S = 300.0
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,20 +45,7 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --target-ci: at most N trials in the whole run (default: no limit "
         "but --max-trials)",
     )
-    parser.add_argument(
-        "--cooldown",
-        default=None,
-        metavar="SPEC",
-        help="before every trial wait until the hottest thermal zone is below a temperature "
-        "(45C) or for a fixed time (30s); waits are recorded",
-    )
-    parser.add_argument(
-        "--cooldown-max",
-        type=float_arg("--cooldown-max", high=86400.0),
-        default=DEFAULT_COOLDOWN_MAX_S,
-        metavar="S",
-        help=f"wait at most S seconds per trial (default {DEFAULT_COOLDOWN_MAX_S:g})",
-    )
+    add_cooldown_arguments(parser)
 
 
 def adaptive_from_args(args: argparse.Namespace, base_trials: int) -> AdaptivePlan | None:
@@ -82,22 +67,6 @@ def check_budget(adaptive: AdaptivePlan | None, base_items: int) -> None:
             f"--budget {adaptive.budget} is below the {base_items} trials of the base plan "
             "(cells x --trials); raise --budget or lower --trials"
         )
-
-
-def cooldown_from_args(args: argparse.Namespace) -> CooldownPolicy | None:
-    if args.cooldown is None:
-        return None
-    try:
-        policy = parse_cooldown(args.cooldown, max_wait_s=args.cooldown_max)
-    except ValueError as error:
-        raise UserError(str(error)) from error
-    return policy
-
-
-def cooldown_to_config(policy: CooldownPolicy | None) -> dict[str, object] | None:
-    if policy is None:
-        return None
-    return {"below_c": policy.below_c, "fixed_s": policy.fixed_s, "max_wait_s": policy.max_wait_s}
 
 
 def cooldown_from_config(run_id: int, value: object) -> CooldownPolicy | None:
@@ -125,13 +94,6 @@ def cooldown_from_config(run_id: int, value: object) -> CooldownPolicy | None:
         fixed_s=float(fixed) if fixed is not None else None,
         max_wait_s=float(most),  # type: ignore[arg-type]
     )
-
-
-def attach_guards(
-    transport: Transport, device: DeviceConfig, cooldown: CooldownPolicy | None
-) -> TrialGuard:
-    """The sweep's guard: samples the device around every trial, waits as ``--cooldown`` says."""
-    return TrialGuard(transport, device, cooldown=cooldown)
 
 
 def pin_note(frame: pd.DataFrame) -> list[str]:

@@ -13,6 +13,11 @@ the runs are compared unpaired, as ``mnbench compare`` does.
 
 ``measure_regress`` runs one regress in a ``MeasurementSession``: the two sides are two
 sweeps of the session (one interpreter each) sharing the files pushed to the device.
+Device guards come from the session: the trials design guards every trial as ``run``
+does; the pairs design guards every process pair (one round of a cell: cool-down, a
+reading before the pair starts and one after both processes ended), the same record
+stored with both sides' measurement of the pair. The verdicts say which cells had
+flagged rounds (``results.compare``); the statistics do not change.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import secrets
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +38,7 @@ from devices.device import DeviceConfig
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
 from harness.errors import UserError, check_stop
+from harness.measure.guard import Started, TrialGuard
 from harness.measure.paired import (
     AgentFailed,
     PairSettings,
@@ -325,6 +331,15 @@ def _run_pairs(
             commands: dict[Side, SideCommand] = {
                 side: sweeps[side].backend.burst_command(item) for side in ("A", "B")
             }
+            guard = sweeps["A"].guard
+            try:
+                begun = guard.before() if guard else None
+            except TransportError as lost:
+                raise UserError(
+                    f"lost {transport.name} during a guard reading ({lost.message}); the "
+                    f"pairs measured are kept in runs {runs['A']} and {runs['B']}: fix the "
+                    "device and run regress again"
+                ) from lost
             started = time.monotonic()
             try:
                 result = measure_pair(transport, commands, rng, settings, burst_sizes.get(key))
@@ -338,8 +353,11 @@ def _run_pairs(
             finally:
                 spent_s[key] += time.monotonic() - started
             burst_sizes[key] = result.burst_size
+            guards = _pair_guards(guard, begun, result.documents, transport, runs)
             for side in ("A", "B"):
                 doc = pair_document(result, side)
+                if guards is not None:
+                    doc["guards"] = guards
                 store.add_bursts(
                     run_id=runs[side],
                     model_sha256=item.model.sha256,
@@ -369,6 +387,34 @@ def _run_pairs(
         analysis.look()
         if not plan.quiet:
             _progress(round_index, analysis, items, spent_s)
+
+
+def _pair_guards(
+    guard: TrialGuard | None,
+    begun: Started | None,
+    documents: Mapping[Side, Mapping[str, object]],
+    transport: InteractiveTransport,
+    runs: dict[str, int],
+) -> dict[str, object] | None:
+    """The guard record of one process pair (both sides' CPU time are the pair's own: on a
+    remote device the sum of the two runners' ``process_cpu_s`` when both report it)."""
+    if guard is None or begun is None:
+        return None
+    reported = [documents[side].get("process_cpu_s") for side in ("A", "B")]
+    numbers = [
+        float(v) for v in reported if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    own: dict[str, object] = {}
+    if len(numbers) == 2:
+        own["process_cpu_s"] = sum(numbers)
+    try:
+        return guard.after(begun, own, None)
+    except TransportError as lost:
+        raise UserError(
+            f"lost {transport.name} during a guard reading ({lost.message}); the pairs "
+            f"measured are kept in runs {runs['A']} and {runs['B']}: fix the device and run "
+            "regress again"
+        ) from lost
 
 
 def _check_reachable(

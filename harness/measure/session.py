@@ -12,6 +12,12 @@ commands over library calls; pyperf's runner owning its workers)::
         outcome = session.run(run_id, make_plan(models, selection.threads, trials,
                                                 selection.cpus))
 
+Every sweep of the session samples the device around each fresh-process trial (or process
+pair) and applies the ``--cooldown`` policy given to the session: one ``TrialGuard``
+(``harness.measure.guard``) per session, so every verb that measures through a session
+records the same guard readings and waits, judged by ``results.guards``; the policy is
+stored in each run's configuration (``cooldown``) for ``run --resume``.
+
 Closing removes what was pushed to the device (or, with ``keep_workdir``, says where it is)
 and closes the transport. The device's backend (the Python agent or onnxruntime_perf_test)
 is chosen once, by the session's sweeps (``harness.measure.backends``). A ``regress`` side
@@ -31,6 +37,7 @@ from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import ClosingContext
 from harness import __version__
+from harness.measure.guard import TrialGuard
 from harness.measure.sweep import (
     ModelEntry,
     PlanItem,
@@ -44,6 +51,7 @@ from harness.measure.sweep import (
     run_plan,
     sweep_config,
 )
+from results.guards import CooldownPolicy, cooldown_to_config
 from results.store import Store
 
 
@@ -79,8 +87,10 @@ class MeasurementSession(ClosingContext):
         store: Store | None = None,
         timeout_s: float | None = None,
         keep_workdir: bool = False,
+        cooldown: CooldownPolicy | None = None,
     ) -> None:
         self.device = device
+        self.cooldown = cooldown
         self.settings = settings
         self.requested_timeout_s = timeout_s
         """As given (stored in the run's configuration; None means the default)."""
@@ -92,6 +102,8 @@ class MeasurementSession(ClosingContext):
         self.resume_command: str | None = None
         self._sweeps: list[Sweep] = []
         self.transport = open_transport(device, keep_workdir=keep_workdir)
+        self.guard = TrialGuard(self.transport, device, cooldown=cooldown)
+        """Samples the device around every trial of every sweep, waits as ``cooldown`` says."""
 
     @property
     def store(self) -> Store:
@@ -128,6 +140,7 @@ class MeasurementSession(ClosingContext):
         sweep = Sweep(device, self.store, self.settings, self.requested_timeout_s, self.transport)
         sweep.facts = self.facts
         sweep.resume_command = self.resume_command
+        sweep.guard = self.guard
         self._sweeps.append(sweep)
         return sweep
 
@@ -183,6 +196,7 @@ class MeasurementSession(ClosingContext):
             models_dir,
             self.requested_timeout_s,
         )
+        config["cooldown"] = cooldown_to_config(self.cooldown)
         config.update(extra_config or {})
         return self.store.create_run(
             device=self.device.name,

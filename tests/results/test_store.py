@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from harness.cli import exit_code_of
+from results.backend import SQLiteDatabase
 from results.errors import ResultsError
 from results.stats import summarize
 from results.store import (
@@ -466,6 +467,31 @@ def _run_writers(db_path: Path, run_id: int, go: Path) -> None:
             if writer.poll() is None:
                 writer.kill()
                 writer.communicate()
+
+
+def test_opening_waits_for_another_writer_before_switching_a_new_file_to_wal(
+    db_path: Path,
+) -> None:
+    """Two processes creating one file: the second one's write transaction (it found the
+    file empty and queued on the lock to migrate it) still holds the rollback-mode file when
+    the first switches it to WAL. SQLite refuses that switch at once, without its busy
+    handler (it would otherwise risk a deadlock), so the opener must wait and retry."""
+    import threading
+
+    sqlite3.connect(db_path).execute("CREATE TABLE other_table (x)").connection.commit()
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the reserved lock, as a migrating opener does
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    database = SQLiteDatabase.connect(db_path, create=True, readonly=False)
+    try:
+        database.after_migrations()
+        assert database.one("PRAGMA journal_mode") == ("wal",)
+    finally:
+        release.join()
+        database.close()
+        other.close()
 
 
 def test_two_processes_create_the_database_at_once(db_path: Path, tmp_path: Path) -> None:

@@ -9,13 +9,17 @@ interval is wider, up to ``MAX_TRIALS``). Prints the same shares for two naive b
 by side: latency ∝ MACs from one measured model (the fit's 0.625/200), and a per-layer-type
 lookup table (the median ms per MAC of the fit's probes of each kind). Asserts nothing.
 
-Usage: python benchmarks/predict.py [--threads N] [--budget-s S] [--trials K]
+The method (probes, training whole models, in-context factor) is fixed before the truth is
+measured; nothing of the truth enters the fit.
+
+Usage: python benchmarks/predict.py [--threads N] [--budget-s S] [--trials K] [--keep DB]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -34,7 +38,7 @@ from harness.model.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
 from harness.predict.latency_model import FittedModel, predict, relative_error, within_shares
 from results.store import Store
 
-MAX_TRIALS = 12
+MAX_TRIALS = 7
 TARGET_CI = 0.03
 BASE_MODEL = "mobilenet_v1_0.625_200"
 
@@ -77,10 +81,12 @@ def lookup_ms(spec: ModelSpec, rates: dict[str, float]) -> float:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=300.0)
-    parser.add_argument("--trials", type=int, default=5, help="first trials per held-out model")
+    parser.add_argument("--budget-s", type=float, default=200.0)
+    parser.add_argument("--trials", type=int, default=4, help="first trials per held-out model")
     parser.add_argument("--keep", type=Path, default=None, help="keep the database here")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    bench_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.keep or Path(tmp) / "db.sqlite"
         models_dir = Path(tmp) / "models"
@@ -121,7 +127,8 @@ def main(argv: list[str]) -> None:
             fit_loads = _loads(db, fit_runs)
             fit_results = store.results_frame(list(fit_runs))
             base_row = fit_results[fit_results["name"] == BASE_MODEL].iloc[0]
-            ms_per_mac = float(base_row["p50_ms"]) / float(base_row["macs"])
+            base_ms = statistics.median(float(m) for m in base_row["trial_medians_ms"])
+            ms_per_mac = base_ms / float(base_row["macs"])
             rates = lookup_rates(store, fit_runs)
             grid = [ModelSpec(a, r) for a in DEFAULT_ALPHAS for r in DEFAULT_RESOLUTIONS]
             held = [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
@@ -129,7 +136,7 @@ def main(argv: list[str]) -> None:
             session = open_session(
                 argparse.Namespace(device="local", inventory=None, cpus=None, threads=args.threads),
                 store,
-                RunnerSettings(target_ci=0.01, min_time_s=0.3, max_time_s=3.0),
+                RunnerSettings(target_ci=0.01, min_time_s=0.2, max_time_s=1.2),
             )
             truth_start = time.perf_counter()
             try:
@@ -214,7 +221,7 @@ def main(argv: list[str]) -> None:
     )
     print(
         f"fit: layout block {model.block}, kernels detected: {model.detected}, "
-        f"median/min scale {model.scale:.3f}, "
+        f"median/min scale {model.scale:.3f}, in-context factor {model.context:.3f}, "
         f"cross-validated within ±10 %: {model.cv_within_10:.0%}"
     )
     print(
@@ -228,6 +235,12 @@ def main(argv: list[str]) -> None:
                 f"load average (1 min) during the {label}: median {statistics.median(loads):.2f}, "
                 f"max {max(loads):.2f} on {args.threads} threads"
             )
+    load_after = os.getloadavg()
+    print(
+        f"benchmark wall {time.perf_counter() - bench_start:.0f} s; load average before "
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
+        f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
+    )
     print()
     print(f"{'share within':24s} {'±5 %':>8s} {'±10 %':>8s}   (n)")
     for subset in ("grid", "off-grid", "all"):

@@ -71,10 +71,15 @@ TRAINING_MODELS: tuple[tuple[float, int, str, int], ...] = (
     (0.4, 232, "separable", 3),
     (1.25, 112, "separable", 5),
     (0.375, 120, "standard", 3),
+    (0.3, 112, "separable", 3),
+    (0.45, 184, "separable", 3),
+    (1.125, 168, "separable", 3),
 )
 """Whole models measured for the fit (α, resolution, variant, D_K): off the 16-cell grid and
-off the held-out variants of ``--validate``, so neither is a training point; 0.625 and 1.25
-have channel counts the blocked layout takes whole (like the grid's α), 0.8 and 0.4 do not."""
+off the held-out variants of ``--validate``, so neither is a training point; 0.625, 1.25
+and 1.125 have channel counts the blocked layout takes whole (like the grid's α), 0.8, 0.4,
+0.3 and 0.45 do not; 0.3 × 112 is as small as the smallest held-out models. Their median
+measured / fitted time is the model's in-context factor."""
 TRAINING_MODEL_TRIALS = 3
 HELD_OUT: tuple[tuple[float, int, str, int], ...] = (
     *((a, r, "separable", 3) for a in (0.35, 0.6, 0.9) for r in (96, 176, 208, 256)),
@@ -395,11 +400,32 @@ def best_block(rows: Sequence[Row]) -> int:
 
 def detects_here(store: Store, run_ids: Sequence[int]) -> bool:
     """Kernel layouts can be read from this machine's onnxruntime when the device is of the
-    same architecture (the local machine, or a board of the same kind)."""
+    same architecture (the local machine, or a board of the same kind). The architecture is
+    the one the runner reported where it measured (``host_before.machine`` of each
+    measurement: an aarch64 board emulated on an x86-64 host reports aarch64), the run's
+    device facts only for runs without such a report."""
     import platform
 
-    machines = {_machine(store.get_run(run_id).device_facts) for run_id in run_ids}
+    machines = set()
+    for run_id in run_ids:
+        reported = measured_machines(store, run_id)
+        machines |= reported or {_machine(store.get_run(run_id).device_facts)}
     return machines == {platform.machine()}
+
+
+def measured_machines(store: Store, run_id: int) -> set[str]:
+    """The machines the runner reported in a run's measurements (empty when none did)."""
+    found: set[str] = set()
+    for row in store.measurement_rows([run_id]):
+        try:
+            document = json.loads(row.get("document") or "{}")
+        except ValueError:
+            continue
+        host = document.get("host_before") if isinstance(document, dict) else None
+        machine = host.get("machine") if isinstance(host, dict) else None
+        if isinstance(machine, str) and machine:
+            found.add(machine)
+    return found
 
 
 def _machine(facts: Any) -> str:

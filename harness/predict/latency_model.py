@@ -22,14 +22,23 @@ Owns the model, all pure (no measuring, no store access):
   process should not steer the fit). The block size is chosen by 5-fold cross-validation
   among 1, 8 and 16. The interval of a prediction is the 5th–95th percentile of the
   cross-validated relative errors (of whole models when at least 3 were measured, else of
-  every row). A linear model rather than nn-Meter's random forests: a few hundred samples
+  every row). **In context**: a kernel inside a whole network runs slower than the same
+  kernel timed alone in a probe (its weights and input no longer hot in the caches:
+  depthwise convs about 1.25×, the FC about 1.5× on a 2-core Xeon), so a prediction is
+  the kernels' sum times ``context``, the median over the training whole models of
+  measured / fitted time (fitted on the training models only, never on held-out ones;
+  their fastest samples, robust to a busy machine). A linear model rather than
+  nn-Meter's random forests: a few hundred samples
   (a few minutes of measuring) instead of thousands, every coefficient reads as a
   throughput (ms per MMAC, per MB) or an overhead (ms per kernel), and it extrapolates to
   α up to 2 where a forest's leaves cannot.
 - **sampling**: training configurations are drawn from the family itself (random α —
   half of them multiples of 1/8, whose channel counts the blocked layout takes whole —,
   resolution, D_K and block, then the block's kernel in one role, stratified by role and
-  stride), as nn-Meter samples from the prior distribution of real models' configurations;
+  stride; ``separable`` probes time a block's depthwise and pointwise convs in one graph,
+  two kernels between the same two layout reorders as a single-kernel probe has, so the
+  reorders' cost is told apart from the kernels'), as nn-Meter samples from the prior
+  distribution of real models' configurations;
   ``neighbours`` gives the fine-grained samples around configurations whose
   cross-validated error is above the threshold (nn-Meter's adaptive sampling).
 - **the cost ratio**: per block, the predicted separable / standard time from the fitted
@@ -87,9 +96,13 @@ COLUMNS: Final[tuple[str, ...]] = (
 OUTLIER_MADS: Final = 3.0
 CV_FOLDS: Final = 5
 INTERVAL_QUANTILES: Final = (0.05, 0.95)
-WHOLE_MODEL_WEIGHT = 5.0
-"""A whole model's row counts this many times a probe's: it carries what the probes
-cannot (the kernels in their context in one graph: caches, layout, the overhead)."""
+WHOLE_MODEL_WEIGHT = 1.0
+"""A whole model's row counts this many times a probe's in the kernel fit. What a whole
+model carries that the probes cannot (the kernels in their context in one graph: evicted
+caches, the head's weights read cold) is its own factor, ``FittedModel.context``, so the
+whole models need not pull the kernels' coefficients away from the probes."""
+CONTEXT_MIN_MODELS: Final = 3
+"""Whole models needed to fit the in-context factor (fewer: 1.0)."""
 ERROR_THRESHOLD: Final = 0.10
 """Relative error above which a training configuration gets fine-grained neighbours."""
 
@@ -97,8 +110,9 @@ SAMPLE_ALPHAS: Final = (0.2, 1.5)
 SAMPLE_RESOLUTIONS: Final = (88, 288)
 SAMPLE_KERNELS: Final = (3, 3, 5, 7)
 SAMPLE_ROLES: Final = (
-    ("depthwise", 0.34),
-    ("pointwise", 0.34),
+    ("depthwise", 0.26),
+    ("pointwise", 0.26),
+    ("separable", 0.16),
     ("standard", 0.18),
     ("stem", 0.07),
     ("head", 0.07),
@@ -491,6 +505,9 @@ class FittedModel:
     trained: tuple[str, ...] = ()
     """Kernel kinds with training data; an untrained plain-layout kind is priced as its
     blocked kind."""
+    context: float = 1.0
+    """Whole models' measured / fitted time (median over the training whole models): the
+    kernels in one network against the same kernels timed alone."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -526,6 +543,7 @@ class FittedModel:
             detected=bool(data.get("detected")),
             scale=float(data.get("scale") or 1.0),
             trained=tuple(str(g) for g in data.get("trained") or ()),
+            context=float(data.get("context") or 1.0),
         )
 
     def kernel_ms(self, item: Kernel) -> float:
@@ -591,6 +609,7 @@ def fit(
     target = np.array([row.latency_ms for row in usable])
     coef = robust_fit(matrix, target, row_weights(usable))
     whole = np.array([row.whole_model for row in usable])
+    context = in_context_factor(matrix[whole] @ coef, target[whole])
     pool = errors[whole] if whole.sum() >= 3 else errors
     pool = pool[np.isfinite(pool)]
     low, high = (float(np.quantile(pool, q)) for q in INTERVAL_QUANTILES)
@@ -610,7 +629,18 @@ def fit(
         detected=detected,
         scale=scale,
         trained=tuple(sorted({k.group for row in usable for k in row.kernels})),
+        context=context,
     )
+
+
+def in_context_factor(fitted_ms: np.ndarray, measured_ms: np.ndarray) -> float:
+    """Median of measured / fitted time over whole models (1.0 with fewer than
+    ``CONTEXT_MIN_MODELS``): the median, so one model measured on a busy machine does not
+    move it."""
+    ok = (fitted_ms > 0) & np.isfinite(measured_ms)
+    if ok.sum() < CONTEXT_MIN_MODELS:
+        return 1.0
+    return float(np.median(measured_ms[ok] / fitted_ms[ok]))
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -652,11 +682,12 @@ def predict(
     kernels, count, moved = variant_kernels(
         float(alpha), int(resolution), variant, int(kernel), model.detected
     )
+    factor = model.scale * model.context
     blocks: dict[int, float] = {}
     for item in kernels:
-        blocks[item.block] = blocks.get(item.block, 0.0) + model.kernel_ms(item) * model.scale
+        blocks[item.block] = blocks.get(item.block, 0.0) + model.kernel_ms(item) * factor
     fixed = model.coefficients.get("overhead:n", 0.0) + model.boundary_ms(count, moved)
-    total = sum(blocks.values()) + fixed * model.scale
+    total = sum(blocks.values()) + fixed * factor
     low_rel, high_rel = model.interval
     return Prediction(
         alpha=float(alpha),
@@ -752,14 +783,18 @@ def sample_configs(count: int, seed: int = 0) -> list[ProbeConfig]:
                 block = 0
             elif role == "head":
                 block = 14
-            elif role in ("depthwise", "standard"):
+            elif role in ("depthwise", "separable", "standard"):
                 block = rng.choice(stride_two if made % 2 else stride_one)
             else:
                 block = rng.randint(1, 13)
             config = ProbeConfig(
                 alpha=_sample_alpha(rng),
                 resolution=rng.randrange(SAMPLE_RESOLUTIONS[0], SAMPLE_RESOLUTIONS[1] + 1, 8),
-                kernel=rng.choice(SAMPLE_KERNELS) if role in ("depthwise", "standard") else 3,
+                kernel=(
+                    rng.choice(SAMPLE_KERNELS)
+                    if role in ("depthwise", "separable", "standard")
+                    else 3
+                ),
                 block=block,
                 role=role,
             )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.commands.predict import TRAINING_MODELS
 from harness.errors import UserError
 from harness.predict.latency_model import (
     COLUMNS,
@@ -180,7 +181,8 @@ def test_real_fit_predicts_a_held_out_model(
         model = FittedModel.from_json(found[3])
         runs = found[2]
         labels = {store.get_run(r).label for r in runs}
-    assert labels == {"predict-fit"} and model.rows >= 24 and model.whole_models == 5
+    assert labels == {"predict-fit"} and model.rows >= 24
+    assert model.whole_models == len(TRAINING_MODELS)
     capsys.readouterr()
     held_out = ["--alpha", "0.5", "--resolution", "128", "--trials", "1", "--format", "json"]
     assert main(["predict", *base, "--threads", "1", "--validate", *held_out, "--quiet"]) == 0
@@ -290,3 +292,57 @@ def test_an_older_database_gains_the_latency_models_table(tmp_path: Path) -> Non
     with Store.open(path) as store:
         assert store.schema_version == len(MIGRATIONS)
         assert store.latest_latency_model(device="local", threads=2, precision="fp32") is None
+
+
+def test_in_context_factor_comes_from_the_training_whole_models() -> None:
+    """Whole models 20 % slower than the sum of their kernels timed alone: the fit keeps the
+    kernels' costs, learns the factor from the training models, and applies it to a whole
+    model it never saw."""
+    rows = [
+        Row(r.kernels, r.latency_ms * (1.2 if r.whole_model else 1.0), r.source, r.whole_model)
+        for r in synthetic_rows(160, block=8)
+    ]
+    model = fit(rows, SCOPE)
+    assert model.context == pytest.approx(1.2, rel=0.02)
+    assert FittedModel.from_json(model.to_json()).context == model.context
+    expected = 1.2 * synthetic_ms(tuple(model_kernels(0.6, 176)), 8)
+    assert predict(model, 0.6, 176).latency_ms == pytest.approx(expected, rel=0.03)
+    probes_only = fit([r for r in rows if not r.whole_model], SCOPE)
+    assert probes_only.context == 1.0  # too few whole models: no factor
+
+
+def test_detection_follows_the_machine_the_runner_reported(tmp_path: Path) -> None:
+    """An aarch64 board emulated on this host: its facts may name the host's architecture,
+    but the runner reports aarch64 where it measured, so its kernels are not detected with
+    this machine's onnxruntime; a run measured here is detected."""
+    import platform
+
+    from harness.commands.predict import detects_here
+
+    here = platform.machine()
+    other = "aarch64" if here != "aarch64" else "x86_64"
+    with Store.open(tmp_path / "db.sqlite") as store:
+        runs = {}
+        for reported in (here, other):
+            run_id = store.create_run(
+                device="board",
+                device_kind="ssh",
+                device_facts={"kernel": f"Linux 6.1.0 {here}"},
+                config={"threads": [1]},
+                harness_version="0",
+                runtime_version="1.0.0",
+                label="predict-fit",
+            )
+            store.add_measurement(
+                run_id=run_id,
+                model_sha256="0" * 64,
+                config={"threads": 1},
+                trial=1,
+                status="failed",
+                reason="x",
+                document={"host_before": {"machine": reported}},
+            )
+            runs[reported] = run_id
+        assert detects_here(store, [runs[here]])
+        assert not detects_here(store, [runs[other]])
+        assert not detects_here(store, [runs[here], runs[other]])

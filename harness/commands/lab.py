@@ -24,7 +24,9 @@ from harness.commands.generate import add_calibration_argument
 from harness.commands.options import (
     add_cooldown_arguments,
     add_db_argument,
+    add_inventory_argument,
     add_measurement_arguments,
+    add_model_file_arguments,
 )
 from harness.errors import UserError
 from harness.model.grid import add_grid_arguments
@@ -68,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     plan.add_argument("--campaign", required=True, type=label_arg, help="the campaign's name")
     _add_devices(plan)
     add_grid_arguments(plan)
-    add_model_arguments(plan)
+    add_calibration_argument(plan)
+    add_model_file_arguments(plan)
     plan.add_argument(
         "--threads",
         nargs="+",
@@ -108,26 +111,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _add_common(status)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model FILE... (ONNX files instead of the grid), --shape and --calibration, as
-    ``run`` has them."""
-    add_calibration_argument(parser)
-    parser.add_argument(
-        "--model",
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="measure these ONNX files instead of the grid",
-    )
-    parser.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=DIMS",
-        help="shape of a --model input with symbolic dimensions (else 1)",
-    )
-
-
 def _add_devices(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--devices",
@@ -140,13 +123,7 @@ def _add_devices(parser: argparse.ArgumentParser) -> None:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     add_db_argument(parser)
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        metavar="TOML",
-        help="device inventory (default ./devices.toml, or $MNBENCH_INVENTORY)",
-    )
+    add_inventory_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,6 +112,24 @@ def add_inventory_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model FILE... (ONNX files instead of the grid) and --shape, for run and lab plan."""
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="measure these ONNX files instead of the grid",
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="shape of a --model input with symbolic dimensions (else 1)",
+    )
+
+
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",

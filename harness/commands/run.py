@@ -16,6 +16,7 @@ from harness.commands.options import (
     add_device_arguments,
     add_keep_workdir_argument,
     add_measurement_arguments,
+    add_model_file_arguments,
     cooldown_from_args,
     create_run,
     default_models_dir,
@@ -90,20 +91,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_device_arguments(parser, several=True)
     add_grid_arguments(parser)
     add_calibration_argument(parser)
-    parser.add_argument(
-        "--model",
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="measure these ONNX files instead of the grid",
-    )
-    parser.add_argument(
-        "--shape",
-        action="append",
-        default=[],
-        metavar="NAME=DIMS",
-        help="shape of a --model input with symbolic dimensions (else 1)",
-    )
+    add_model_file_arguments(parser)
     parser.add_argument(
         "--threads",
         nargs="+",

@@ -12,7 +12,12 @@ lookup table (the median ms per MAC of the fit's probes of each kind). Asserts n
 The method (probes, training whole models, in-context factor) is fixed before the truth is
 measured; nothing of the truth enters the fit.
 
-Usage: python benchmarks/predict.py [--threads N] [--budget-s S] [--trials K] [--keep DB]
+``--board`` does the same on the emulated aarch64 board (Debian's Python and onnxruntime's
+aarch64 wheel under qemu-user, the cached sysroot of tests/fixtures/build_arm64_sysroot.py,
+built on first use), named ``board`` in a temporary inventory.
+
+Usage: python benchmarks/predict.py [--board] [--threads N] [--budget-s S] [--probes P]
+       [--trials K] [--max-trials K] [--keep DB]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from results.store import Store
 MAX_TRIALS = 7
 TARGET_CI = 0.03
 BASE_MODEL = "mobilenet_v1_0.625_200"
+SLOW_SPELL = 1.2
 
 
 def _loads(db: Path, run_ids: Sequence[int]) -> list[float]:
@@ -81,8 +87,11 @@ def lookup_ms(spec: ModelSpec, rates: dict[str, float]) -> float:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=200.0)
+    parser.add_argument("--budget-s", type=float, default=280.0)
     parser.add_argument("--trials", type=int, default=4, help="first trials per held-out model")
+    parser.add_argument("--max-trials", type=int, default=MAX_TRIALS, help="per held-out model")
+    parser.add_argument("--probes", type=int, default=None, help="sampled probes of the fit")
+    parser.add_argument("--board", action="store_true", help="on the emulated aarch64 board")
     parser.add_argument("--keep", type=Path, default=None, help="keep the database here")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
@@ -91,6 +100,20 @@ def main(argv: list[str]) -> None:
         db = args.keep or Path(tmp) / "db.sqlite"
         models_dir = Path(tmp) / "models"
         base = ["--db", str(db), "--models-dir", str(models_dir), "--threads", str(args.threads)]
+        device, inventory = "local", None
+        if args.board:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.fixtures.build_arm64_sysroot import ensure_sysroot
+
+            board = ensure_sysroot(log=True)
+            inventory = Path(tmp) / "devices.toml"
+            inventory.write_text(
+                f"[devices.board]\nkind = \"local\"\npython = '{board.python_command}'\n"
+            )
+            device = "board"
+            base += ["--inventory", str(inventory), "--device", device]
+        if args.probes is not None:
+            base += ["--probes", str(args.probes)]
         start = time.perf_counter()
         rc = mnbench(
             [
@@ -111,7 +134,7 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"mnbench predict exited {rc}")
         with Store.open(db) as store:
             found = store.latest_latency_model(
-                device="local", threads=args.threads, precision="fp32"
+                device=device, threads=args.threads, precision="fp32"
             )
             assert found is not None
             model = FittedModel.from_json(found[3])
@@ -134,7 +157,9 @@ def main(argv: list[str]) -> None:
             held = [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
             specs = grid + held
             session = open_session(
-                argparse.Namespace(device="local", inventory=None, cpus=None, threads=args.threads),
+                argparse.Namespace(
+                    device=device, inventory=inventory, cpus=None, threads=args.threads
+                ),
                 store,
                 RunnerSettings(target_ci=0.01, min_time_s=0.2, max_time_s=1.2),
             )
@@ -145,16 +170,16 @@ def main(argv: list[str]) -> None:
                 from harness.measure.sweep import sweep_config
 
                 run_id = store.create_run(
-                    device="local",
+                    device=device,
                     device_kind="local",
                     device_facts=session.facts,
                     config=sweep_config(
                         entries,
                         [args.threads],
-                        MAX_TRIALS,
+                        args.max_trials,
                         None,
                         session.sweep.settings,
-                        "local",
+                        device,
                         models_dir,
                         None,
                     ),
@@ -169,7 +194,7 @@ def main(argv: list[str]) -> None:
                 ]
                 run_plan(session.sweep, run_id, plan)
                 trials = args.trials
-                while trials < MAX_TRIALS:
+                while trials < args.max_trials:
                     truths = truths_from_run(store, run_id)
                     wide = [e for e in entries if truths[e.sha256].ci_rel > TARGET_CI]
                     if not wide:
@@ -196,6 +221,7 @@ def main(argv: list[str]) -> None:
                 "set": "grid" if spec in grid else "off-grid",
                 "truth": truth,
                 "kernel": relative_error(kernel.latency_ms, truth.median_ms),
+                "fastest": relative_error(kernel.latency_ms, truth.fastest_ms),
                 "kernel_ms": kernel.latency_ms,
                 "macs": relative_error(macs * ms_per_mac, truth.median_ms),
                 "lookup": relative_error(lookup_ms(spec, rates), truth.median_ms),
@@ -204,14 +230,16 @@ def main(argv: list[str]) -> None:
     print()
     print(
         f"{'model':34s} {'set':8s} {'measured ms':>11s} {'CI ±':>6s} {'trials':>6s} "
-        f"{'predicted':>9s} {'kernel err':>10s} {'MACs err':>9s} {'lookup err':>10s}"
+        f"{'predicted':>9s} {'kernel err':>10s} {'MACs err':>9s} {'lookup err':>10s} "
+        f"{'fastest':>8s} {'vs fastest':>10s}"
     )
     for r in rows:
         t = r["truth"]
         print(
             f"{r['name']:34s} {r['set']:8s} {t.median_ms:11.3f} {100 * t.ci_rel:5.1f}% "
             f"{t.trials:6d} {r['kernel_ms']:9.3f} {100 * r['kernel']:+9.1f}% "
-            f"{100 * r['macs']:+8.1f}% {100 * r['lookup']:+9.1f}%"
+            f"{100 * r['macs']:+8.1f}% {100 * r['lookup']:+9.1f}% "
+            f"{t.fastest_ms:8.3f} {100 * r['fastest']:+9.1f}%"
         )
     print()
     print(f"fit: {model.rows} measurements ({model.whole_models} whole models) in runs {fit_runs}")
@@ -225,7 +253,7 @@ def main(argv: list[str]) -> None:
         f"cross-validated within ±10 %: {model.cv_within_10:.0%}"
     )
     print(
-        f"truth: {len(rows)} models, {truth_s:.0f} s, trials interleaved, up to {MAX_TRIALS}; "
+        f"truth: {len(rows)} models, {truth_s:.0f} s, trials interleaved, up to {args.max_trials}; "
         f"{sum(1 for r in rows if r['truth'].ci_rel <= TARGET_CI)}/{len(rows)} with a 95 % "
         f"interval within ±{100 * TARGET_CI:.0f} %"
     )
@@ -254,6 +282,22 @@ def main(argv: list[str]) -> None:
             print(
                 f"{subset + ': ' + title:24s} {100 * w5:7.0f}% {100 * w10:7.0f}%   ({len(chosen)})"
             )
+    w5, w10 = within_shares(r["fastest"] for r in rows)
+    print(
+        f"{'all: kernel model':24s} {100 * w5:7.0f}% {100 * w10:7.0f}%   ({len(rows)}) "
+        "against each variant's fastest trial median"
+    )
+    slow = [
+        m / r["truth"].fastest_ms
+        for r in rows
+        for m in r["truth"].trial_medians
+        if m > SLOW_SPELL * r["truth"].fastest_ms
+    ]
+    total = sum(r["truth"].trials for r in rows)
+    print(
+        f"truth trials in a slow spell (median > {SLOW_SPELL:g}x the variant's fastest trial): "
+        f"{len(slow)} of {total}" + (f", {min(slow):.2f}-{max(slow):.2f}x" if slow else "")
+    )
     tight = [r for r in rows if r["truth"].ci_rel <= TARGET_CI]
     w5, w10 = within_shares(r["kernel"] for r in tight)
     print(

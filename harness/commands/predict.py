@@ -81,6 +81,11 @@ and 1.125 have channel counts the blocked layout takes whole (like the grid's α
 0.3 and 0.45 do not; 0.3 × 112 is as small as the smallest held-out models. Their median
 measured / fitted time is the model's in-context factor."""
 TRAINING_MODEL_TRIALS = 3
+PROBE_TRIALS = 2
+"""Fresh-process trials per sampled probe in round 1, trial-major so a probe's two trials
+are minutes apart: a probe's row is its fastest sample over both, so one measured while the
+host was in a slow spell (on a shared host the whole machine runs 1.3-1.7x slower for
+minutes at a time) does not price its kernel."""
 HELD_OUT: tuple[tuple[float, int, str, int], ...] = (
     *((a, r, "separable", 3) for a in (0.35, 0.6, 0.9) for r in (96, 176, 208, 256)),
     (0.5, 160, "separable", 5),
@@ -244,6 +249,16 @@ def open_session(
     return Session(device, measuring, selection.threads[0], selection.cpus, measuring.facts)
 
 
+def fit_settings() -> RunnerSettings:
+    """The fit's runner settings: per-node profiles too (after the timed runs, in a
+    separate session), so the training whole models' layers give their in-network times."""
+    from harness.measure.sweep import RunnerSettings
+
+    return RunnerSettings(
+        target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S, profile=True
+    )
+
+
 def _measure(
     session: Session,
     store: Store,
@@ -318,7 +333,8 @@ def measure_training(
     seed: int,
     quiet: bool,
 ) -> list[int]:
-    """Round 1 (sampled probes once, whole models ``TRAINING_MODEL_TRIALS`` times), then
+    """Round 1 (sampled probes ``PROBE_TRIALS`` times, whole models
+    ``TRAINING_MODEL_TRIALS`` times), then
     adaptive samples around the configurations whose cross-validated error is above 10 %
     while the budget lasts."""
     from harness.predict.latency_model import (
@@ -333,7 +349,9 @@ def measure_training(
     configs = sample_configs(probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(TRAINING_MODELS, models_dir, store)
-    trials = {e.sha256: 1 for e in entries} | {e.sha256: TRAINING_MODEL_TRIALS for e in wholes}
+    trials = {e.sha256: PROBE_TRIALS for e in entries} | {
+        e.sha256: TRAINING_MODEL_TRIALS for e in wholes
+    }
     first, seconds = _measure(
         session,
         store,
@@ -450,24 +468,24 @@ def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
 
 def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedModel:
     """Fit from stored runs (deterministic: the same runs give the same model)."""
-    from harness.predict.latency_model import fit
+    from harness.predict.latency_model import fit, median_over_min, profiled_layers
 
     limits: dict[str, Any] = {}
     for run_id in run_ids:
         found = store.get_run(run_id).device_facts.get("limits")
         if isinstance(found, dict) and found.get("status") == "ok":
             limits = found
-    from harness.predict.latency_model import median_over_min
-
-    probes, results = store.probes_frame(list(run_ids)), store.results_frame(list(run_ids))
+    results = store.results_frame(list(run_ids))
+    detected = detects_here(store, run_ids)
     return fit(
         training_rows(store, run_ids),
         scope,
         run_ids=run_ids,
         peak_gflop_s=_float_or_none(limits.get("peak_gflop_s")),
         bandwidth_gb_s=_float_or_none(limits.get("bandwidth_gb_s")),
-        detected=detects_here(store, run_ids),
-        scale=median_over_min(probes, results),
+        detected=detected,
+        scale=median_over_min(store.measurements_frame(list(run_ids))),
+        profiled=profiled_layers(store.profiles_frame(list(run_ids)), results, detected),
     )
 
 
@@ -540,7 +558,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                     fitted = FittedModel.from_json(found[3]) if found else None
                 if fitted is None:
-                    session = open_session(args, store)
+                    session = open_session(args, store, fit_settings())
                     found = None
                     if not args.refit:
                         found = store.latest_latency_model(
@@ -555,8 +573,9 @@ def run(args: argparse.Namespace) -> int:
                 predict(fitted, s.alpha, s.resolution, s.variant, s.kernel) for s in specs
             ]
             if args.validate:
-                if session is None:
-                    session = open_session(args, store)
+                if session is not None:  # the fit's session profiles; validating need not
+                    session.close()
+                session = open_session(args, store)
                 return _validate(args, store, session, fitted, specs, models_dir)
         finally:
             if session is not None:
@@ -789,7 +808,9 @@ def truths_from_run(store: Store, run_id: int) -> dict[str, Truth]:
         if not medians:
             continue
         centre, low, high = trial_ci(medians)
-        found[str(record["sha256"])] = Truth(str(record["name"]), centre, low, high, len(medians))
+        found[str(record["sha256"])] = Truth(
+            str(record["name"]), centre, low, high, len(medians), tuple(medians)
+        )
     return found
 
 

@@ -24,10 +24,13 @@ Owns the model, all pure (no measuring, no store access):
   cross-validated relative errors (of whole models when at least 3 were measured, else of
   every row). **In context**: a kernel inside a whole network runs slower than the same
   kernel timed alone in a probe (its weights and input no longer hot in the caches:
-  depthwise convs about 1.25×, the FC about 1.5× on a 2-core Xeon), so a prediction is
-  the kernels' sum times ``context``, the median over the training whole models of
-  measured / fitted time (fitted on the training models only, never on held-out ones;
-  their fastest samples, robust to a busy machine). A linear model rather than
+  depthwise convs about 1.25×, the FC about 1.5× on a 2-core Xeon, pointwise convs the
+  same), by a factor of each kernel kind's own (``factors``: the median over the training
+  whole models' profiled layers of that kind of in-network / fitted-alone time), so a
+  prediction is the sum of each kernel times its kind's factor, times ``context``, the median
+  over the training whole models of measured / fitted time with the factors applied (fitted
+  on the training models only, never on held-out ones; their fastest samples, robust to a
+  busy machine). A linear model rather than
   nn-Meter's random forests: a few hundred samples
   (a few minutes of measuring) instead of thousands, every coefficient reads as a
   throughput (ms per MMAC, per MB) or an overhead (ms per kernel), and it extrapolates to
@@ -54,7 +57,7 @@ import math
 import random
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -103,6 +106,8 @@ caches, the head's weights read cold) is its own factor, ``FittedModel.context``
 whole models need not pull the kernels' coefficients away from the probes."""
 CONTEXT_MIN_MODELS: Final = 3
 """Whole models needed to fit the in-context factor (fewer: 1.0)."""
+CONTEXT_MIN_LAYERS: Final = 3
+"""Profiled layers of one kind needed for that kind's own in-context factor (fewer: 1.0)."""
 ERROR_THRESHOLD: Final = 0.10
 """Relative error above which a training configuration gets fine-grained neighbours."""
 
@@ -294,8 +299,6 @@ def with_layouts(
     kernels: Sequence[Kernel], layouts: Layouts | None, input_bytes: int
 ) -> tuple[list[Kernel], int, int]:
     """The kernels with their detected layouts, and the reorders' count and bytes."""
-    from dataclasses import replace
-
     if layouts is None:
         return list(kernels), 0, 0
     by_name = {k.name: k for k in kernels}
@@ -506,8 +509,13 @@ class FittedModel:
     """Kernel kinds with training data; an untrained plain-layout kind is priced as its
     blocked kind."""
     context: float = 1.0
-    """Whole models' measured / fitted time (median over the training whole models): the
-    kernels in one network against the same kernels timed alone."""
+    """Whole models' measured / fitted time (median over the training whole models, with
+    ``factors`` applied): the kernels in one network against the same kernels timed alone."""
+    factors: Mapping[str, float] = field(default_factory=dict)
+    """Per kernel kind (``Kernel.kind``): the median over the training whole models' layers
+    of that kind of their profiled time in the network / their fitted time alone. Kinds
+    differ: a memory-bound depthwise conv loses its hot caches in a network, a compute-bound
+    standard conv hardly notices. A kind without one runs at 1.0 (then ``context`` alone)."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -544,6 +552,7 @@ class FittedModel:
             scale=float(data.get("scale") or 1.0),
             trained=tuple(str(g) for g in data.get("trained") or ()),
             context=float(data.get("context") or 1.0),
+            factors={str(k): float(v) for k, v in (data.get("factors") or {}).items()},
         )
 
     def kernel_ms(self, item: Kernel) -> float:
@@ -554,6 +563,20 @@ class FittedModel:
         return sum(
             self.coefficients.get(name, 0.0) * value
             for name, value in item.features(self.block, group).items()
+        )
+
+    def in_context_ms(self, item: Kernel) -> float:
+        """The kernel's fitted time with its kind's in-context factor (before ``context``
+        and ``scale``)."""
+        return self.kernel_ms(item) * self.factors.get(item.kind, 1.0)
+
+    def network_ms(self, kernels: Iterable[Kernel], count: int, moved_bytes: int) -> float:
+        """A whole network's fitted time: its kernels in context, the per-inference overhead
+        and its layout reorders (before ``context`` and ``scale``)."""
+        return (
+            sum(self.in_context_ms(item) for item in kernels)
+            + self.coefficients.get("overhead:n", 0.0)
+            + self.boundary_ms(count, moved_bytes)
         )
 
     def boundary_ms(self, count: int, moved_bytes: int) -> float:
@@ -587,8 +610,11 @@ def fit(
     seed: int = 0,
     detected: bool = False,
     scale: float = 1.0,
+    profiled: Sequence[tuple[Kernel, float]] = (),
 ) -> FittedModel:
-    """Fit the kernel model to measured rows (deterministic for the same rows and seed)."""
+    """Fit the kernel model to measured rows (deterministic for the same rows and seed);
+    ``profiled``: the training whole models' layers as (kernel, its profiled ms in the
+    network), for the per-kind in-context factors."""
     usable = [row for row in rows if math.isfinite(row.latency_ms) and row.latency_ms > 0]
     if len(usable) < len(COLUMNS) // 2:
         raise UserError(
@@ -609,7 +635,18 @@ def fit(
     target = np.array([row.latency_ms for row in usable])
     coef = robust_fit(matrix, target, row_weights(usable))
     whole = np.array([row.whole_model for row in usable])
-    context = in_context_factor(matrix[whole] @ coef, target[whole])
+    coefficients = {name: float(value) for name, value in zip(COLUMNS, coef, strict=True)}
+    alone = FittedModel(scope, block, coefficients, (0.0, 0.0), math.nan, 0, 0)
+    factors = kind_factors(alone, profiled)
+    placed = replace(alone, factors=factors)
+    fitted_whole = np.array(
+        [
+            placed.network_ms(row.kernels, row.boundaries, row.boundary_bytes)
+            for row in usable
+            if row.whole_model
+        ]
+    )
+    context = in_context_factor(fitted_whole, target[whole])
     pool = errors[whole] if whole.sum() >= 3 else errors
     pool = pool[np.isfinite(pool)]
     low, high = (float(np.quantile(pool, q)) for q in INTERVAL_QUANTILES)
@@ -617,7 +654,7 @@ def fit(
     return FittedModel(
         scope=scope,
         block=block,
-        coefficients={name: float(value) for name, value in zip(COLUMNS, coef, strict=True)},
+        coefficients=coefficients,
         interval=(min(low, 0.0), max(high, 0.0)),
         cv_within_10=float(np.mean(np.abs(finite) <= 0.10)) if finite.size else math.nan,
         rows=len(usable),
@@ -630,7 +667,24 @@ def fit(
         scale=scale,
         trained=tuple(sorted({k.group for row in usable for k in row.kernels})),
         context=context,
+        factors=factors,
     )
+
+
+def kind_factors(model: FittedModel, profiled: Sequence[tuple[Kernel, float]]) -> dict[str, float]:
+    """Per kernel kind, the median of profiled-in-the-network / fitted-alone time over the
+    profiled layers of that kind (kinds with fewer than ``CONTEXT_MIN_LAYERS``: none). The
+    median, so a layer profiled while the machine was busy does not move it."""
+    ratios: dict[str, list[float]] = {}
+    for item, measured_ms in profiled:
+        fitted_ms = model.kernel_ms(item)
+        if fitted_ms > 0 and math.isfinite(measured_ms) and measured_ms > 0:
+            ratios.setdefault(item.kind, []).append(measured_ms / fitted_ms)
+    return {
+        kind: float(statistics.median(values))
+        for kind, values in sorted(ratios.items())
+        if len(values) >= CONTEXT_MIN_LAYERS
+    }
 
 
 def in_context_factor(fitted_ms: np.ndarray, measured_ms: np.ndarray) -> float:
@@ -685,7 +739,7 @@ def predict(
     factor = model.scale * model.context
     blocks: dict[int, float] = {}
     for item in kernels:
-        blocks[item.block] = blocks.get(item.block, 0.0) + model.kernel_ms(item) * factor
+        blocks[item.block] = blocks.get(item.block, 0.0) + model.in_context_ms(item) * factor
     fixed = model.coefficients.get("overhead:n", 0.0) + model.boundary_ms(count, moved)
     total = sum(blocks.values()) + fixed * factor
     low_rel, high_rel = model.interval
@@ -723,6 +777,13 @@ class Truth:
     ci_low_ms: float
     ci_high_ms: float
     trials: int
+    trial_medians: tuple[float, ...] = ()
+
+    @property
+    def fastest_ms(self) -> float:
+        """The fastest trial's median: the variant in a fresh process while the host was at
+        its quickest (on a shared host whole minutes run 1.3-1.7x slower)."""
+        return min(self.trial_medians) if self.trial_medians else math.nan
 
     @property
     def ci_rel(self) -> float:
@@ -957,13 +1018,44 @@ def rows_from_frames(
     return rows
 
 
-def median_over_min(probes: pd.DataFrame, results: pd.DataFrame) -> float:
-    """The median over measured cells of median / minimum time: how far a typical sample
-    sits above the fastest one (the fit prices the fastest; predictions are of medians)."""
+def profiled_layers(
+    profiles: pd.DataFrame, results: pd.DataFrame, detect: bool
+) -> list[tuple[Kernel, float]]:
+    """The training whole models' layers with their in-network times, from
+    ``Store.profiles_frame`` (per-layer sums of the runner's per-node profiles, median over
+    trials) and ``Store.results_frame`` (which generated model each sha256 is): (kernel, ms),
+    for every conv layer and the FC; layers no kernel is named after are left out."""
+    specs: dict[str, tuple[float, int, str, int]] = {}
+    for record in results.to_dict("records"):
+        if record.get("variant") in WHOLE_VARIANTS and record.get("precision") in (None, "fp32"):
+            specs[str(record["sha256"])] = (
+                float(record["alpha"]),
+                int(record["resolution"]),
+                str(record["variant"]),
+                int(record["kernel"]),
+            )
+    found: list[tuple[Kernel, float]] = []
+    for record in profiles.to_dict("records"):
+        spec = specs.get(str(record["sha256"]))
+        value = _optional(record.get("time_ms"))
+        if spec is None or value is None or value <= 0:
+            continue
+        kernels, _, _ = variant_kernels(*spec, detect)
+        named = {item.name: item for item in kernels if item.kind in (*CONV_KINDS, "fc")}
+        item = named.get(str(record["layer"]))
+        if item is not None:
+            found.append((item, value))
+    return found
+
+
+def median_over_min(measurements: pd.DataFrame) -> float:
+    """The median over measurements (one fresh process each, ``Store.measurements_frame``)
+    of median / minimum time: how far a typical sample sits above the fastest one in its
+    process (the fit prices the fastest; predictions are of medians). Per process, so a
+    cell measured once in a slow spell and once in a fast one does not count the spell."""
     ratios = [
         float(p50) / float(low)
-        for frame in (probes, results)
-        for p50, low in zip(frame["p50_ms"], frame["min_ms"], strict=True)
+        for p50, low in zip(measurements["p50_ms"], measurements["min_ms"], strict=True)
         if _optional(p50) and _optional(low) and float(low) > 0
     ]
     return float(statistics.median(ratios)) if ratios else 1.0

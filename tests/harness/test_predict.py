@@ -311,6 +311,52 @@ def test_in_context_factor_comes_from_the_training_whole_models() -> None:
     assert probes_only.context == 1.0  # too few whole models: no factor
 
 
+def test_kinds_in_context_factors_come_from_the_profiled_layers() -> None:
+    """Whole models whose depthwise convs run 1.5x and FC 1.4x their time alone while the
+    pointwise and standard convs run as alone (what onnxruntime's profiler showed on this
+    machine's caches): the profiled layers give each kind its factor, and a model never seen,
+    with another mix of kinds (the standard variant), is predicted with them; one factor for
+    every kind would be off."""
+    slow = {"depthwise": 1.5, "fc": 1.4}
+
+    def in_network(kernels: tuple[Kernel, ...]) -> float:
+        return synthetic_ms(kernels, 8) + sum(
+            (slow.get(k.kind, 1.0) - 1.0) * synthetic_ms((k,), 8)
+            - (slow.get(k.kind, 1.0) - 1.0) * TRUE_COEFFICIENTS["overhead:n"]
+            for k in kernels
+        )
+
+    rows = [
+        Row(
+            r.kernels,
+            in_network(r.kernels) if r.whole_model else r.latency_ms,
+            r.source,
+            r.whole_model,
+        )
+        for r in synthetic_rows(160, block=8)
+    ]
+    profiled = [
+        (k, slow.get(k.kind, 1.0) * (synthetic_ms((k,), 8) - TRUE_COEFFICIENTS["overhead:n"]))
+        for r in rows
+        if r.whole_model
+        for k in r.kernels
+        if k.kind in ("stem", "depthwise", "pointwise", "fc")
+    ]
+    model = fit(rows, SCOPE, profiled=profiled)
+    assert model.factors["depthwise"] == pytest.approx(1.5, rel=0.05)
+    assert model.factors["fc"] == pytest.approx(1.4, rel=0.05)
+    assert model.factors["pointwise"] == pytest.approx(1.0, rel=0.05)
+    assert "standard" not in model.factors  # no standard layer was profiled: 1.0
+    assert model.context == pytest.approx(1.0, rel=0.03)
+    assert FittedModel.from_json(model.to_json()).factors == model.factors
+    for variant in ("separable", "standard"):
+        expected = in_network(tuple(model_kernels(0.6, 176, variant)))
+        assert predict(model, 0.6, 176, variant).latency_ms == pytest.approx(expected, rel=0.03)
+    one_factor = fit(rows, SCOPE)
+    wrong = predict(one_factor, 0.6, 176, "standard").latency_ms
+    assert wrong > 1.05 * in_network(tuple(model_kernels(0.6, 176, "standard")))
+
+
 def test_detection_follows_the_machine_the_runner_reported(tmp_path: Path) -> None:
     """An aarch64 board emulated on this host: its facts may name the host's architecture,
     but the runner reports aarch64 where it measured, so its kernels are not detected with

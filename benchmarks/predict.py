@@ -299,6 +299,9 @@ def main(argv: list[str]) -> None:
         f"{len(slow)} of {total}" + (f", {min(slow):.2f}-{max(slow):.2f}x" if slow else "")
     )
     tight = [r for r in rows if r["truth"].ci_rel <= TARGET_CI]
+    if not tight:
+        print("no truth has a 95 % interval within ±3 %: the accuracy target cannot be judged")
+        return
     w5, w10 = within_shares(r["kernel"] for r in tight)
     print(
         f"kernel model on the {len(tight)} truths with CI within ±3 %: "

@@ -183,12 +183,18 @@ def test_real_fit_predicts_a_held_out_model(
         labels = {store.get_run(r).label for r in runs}
     assert labels == {"predict-fit"} and model.rows >= 24
     assert model.whole_models == len(TRAINING_MODELS)
+    # the training whole models were profiled: every kernel kind they have gets its factor
+    assert set(model.factors) == {"stem", "depthwise", "pointwise", "standard", "fc"}
+    assert all(0.2 < value < 5.0 for value in model.factors.values())
     capsys.readouterr()
     held_out = ["--alpha", "0.5", "--resolution", "128", "--trials", "1", "--format", "json"]
     assert main(["predict", *base, "--threads", "1", "--validate", *held_out, "--quiet"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["trials"] == 1
     assert 0.5 < record["predicted_ms"] / record["measured_ms"] < 2.0  # a loose bound
+    with Store.open(tmp_path / "db.sqlite") as store:
+        (validated,) = [r.id for r in store.list_runs() if r.label == "predict-validate"]
+        assert store.profiles_frame([validated]).empty  # validating does not profile
     # the stored model is used again without measuring, and refits reproduce it
     assert main(["predict", *base, "--threads", "1", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 16

@@ -325,7 +325,11 @@ def test_max_samples_stops_the_run(capsys: pytest.CaptureFixture[str], tiny_mode
 
 
 def test_max_time_stops_the_run(capsys: pytest.CaptureFixture[str], tiny_model: Path) -> None:
-    argv = [str(tiny_model), *QUICK, "--max-time", "0.25", "--target-ci", "1e-9"]
+    # More samples than 0.25 s can hold before the CI is first looked at: a tiny model's
+    # samples fall on a few distinct 10 ns clock ticks, so even a 1e-9 target can be met by a
+    # zero-width order-statistic interval, and only the sample floor keeps the rule away.
+    floor = ["--min-samples", "100000000", "--max-samples", "100000000"]
+    argv = [str(tiny_model), *QUICK, "--max-time", "0.25", "--target-ci", "1e-9", *floor]
     code, doc = run_in_process(capsys, argv)
     assert code == 0
     assert doc["stop_reason"] == "max_time"

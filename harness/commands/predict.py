@@ -84,7 +84,7 @@ TRAINING_MODEL_TRIALS = 3
 PROBE_TRIALS = 2
 """Fresh-process trials per sampled probe in round 1, trial-major so a probe's two trials
 are minutes apart: a probe's row is its fastest sample over both, so one measured while the
-host was in a slow spell (on a shared host the whole machine runs 1.3-1.7x slower for
+host was in a slow spell (on a shared host the whole machine runs 1.3-2.5x slower for
 minutes at a time) does not price its kernel."""
 HELD_OUT: tuple[tuple[float, int, str, int], ...] = (
     *((a, r, "separable", 3) for a in (0.35, 0.6, 0.9) for r in (96, 176, 208, 256)),

@@ -782,7 +782,7 @@ class Truth:
     @property
     def fastest_ms(self) -> float:
         """The fastest trial's median: the variant in a fresh process while the host was at
-        its quickest (on a shared host whole minutes run 1.3-1.7x slower)."""
+        its quickest (on a shared host whole minutes run 1.3-2.5x slower)."""
         return min(self.trial_medians) if self.trial_medians else math.nan
 
     @property

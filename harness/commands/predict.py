@@ -28,7 +28,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,12 +233,9 @@ def open_session(
 ) -> Session:
     from harness.commands.options import resolve
     from harness.measure.session import MeasurementSession
-    from harness.measure.sweep import RunnerSettings
 
     device = resolve(args)
-    chosen = settings or RunnerSettings(
-        target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
-    )
+    chosen = settings or validate_settings()
     measuring = MeasurementSession(device, chosen, store=store, cooldown=cooldown_from_args(args))
     try:
         threads = [args.threads] if args.threads else None
@@ -249,14 +246,19 @@ def open_session(
     return Session(device, measuring, selection.threads[0], selection.cpus, measuring.facts)
 
 
-def fit_settings() -> RunnerSettings:
-    """The fit's runner settings: per-node profiles too (after the timed runs, in a
-    separate session), so the training whole models' layers give their in-network times."""
+def validate_settings() -> RunnerSettings:
+    """The runner settings of ``--validate`` (and of a session given none)."""
     from harness.measure.sweep import RunnerSettings
 
     return RunnerSettings(
-        target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S, profile=True
+        target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
     )
+
+
+def fit_settings() -> RunnerSettings:
+    """The fit's runner settings: per-node profiles too (after the timed runs, in a
+    separate session), so the training whole models' layers give their in-network times."""
+    return replace(validate_settings(), profile=True)
 
 
 def _measure(
@@ -468,17 +470,22 @@ def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
 
 def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedModel:
     """Fit from stored runs (deterministic: the same runs give the same model)."""
-    from harness.predict.latency_model import fit, median_over_min, profiled_layers
+    from harness.predict.latency_model import (
+        fit,
+        median_over_min,
+        profiled_layers,
+        rows_from_frames,
+    )
 
     limits: dict[str, Any] = {}
     for run_id in run_ids:
         found = store.get_run(run_id).device_facts.get("limits")
         if isinstance(found, dict) and found.get("status") == "ok":
             limits = found
-    results = store.results_frame(list(run_ids))
+    probes, results = store.probes_frame(list(run_ids)), store.results_frame(list(run_ids))
     detected = detects_here(store, run_ids)
     return fit(
-        training_rows(store, run_ids),
+        rows_from_frames(probes, results, detected),
         scope,
         run_ids=run_ids,
         peak_gflop_s=_float_or_none(limits.get("peak_gflop_s")),
@@ -573,9 +580,10 @@ def run(args: argparse.Namespace) -> int:
                 predict(fitted, s.alpha, s.resolution, s.variant, s.kernel) for s in specs
             ]
             if args.validate:
-                if session is not None:  # the fit's session profiles; validating need not
-                    session.close()
-                session = open_session(args, store)
+                if session is None:
+                    session = open_session(args, store)
+                else:  # the fit's session profiles; validating need not
+                    session.measuring.use_settings(validate_settings())
                 return _validate(args, store, session, fitted, specs, models_dir)
         finally:
             if session is not None:

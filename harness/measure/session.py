@@ -144,6 +144,15 @@ class MeasurementSession(ClosingContext):
         self._sweeps.append(sweep)
         return sweep
 
+    def use_settings(self, settings: RunnerSettings) -> None:
+        """Measure with other runner settings from now on (runs created after this record
+        them), on the same transport and facts: no second device probe."""
+        self.settings = settings
+        self.timeout_s = measurement_timeout_s(settings, self.requested_timeout_s)
+        for sweep in self._sweeps:
+            sweep.settings = settings
+            sweep.timeout_s = self.timeout_s
+
     def use_facts(self, facts: Mapping[str, Any]) -> None:
         """Measure with these facts (a resumed run's stored ones) instead of probing."""
         self.facts = dict(facts)

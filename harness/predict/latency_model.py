@@ -740,8 +740,7 @@ def predict(
     blocks: dict[int, float] = {}
     for item in kernels:
         blocks[item.block] = blocks.get(item.block, 0.0) + model.in_context_ms(item) * factor
-    fixed = model.coefficients.get("overhead:n", 0.0) + model.boundary_ms(count, moved)
-    total = sum(blocks.values()) + fixed * factor
+    total = model.network_ms(kernels, count, moved) * factor
     low_rel, high_rel = model.interval
     return Prediction(
         alpha=float(alpha),

@@ -98,6 +98,28 @@ def test_session_selects_probes_and_runs_the_limits_probe(
     assert "kept the work directory" not in capsys.readouterr().err
 
 
+def test_other_settings_apply_to_the_sessions_sweeps_and_later_runs(tmp_path: Path) -> None:
+    """``predict`` fits with profiles and validates without, in one session: the new
+    settings reach the sweep already made, the runner's argv and the runs created after."""
+    profiled = RunnerSettings(max_time_s=2.0, profile=True)
+    with (
+        Store.open(tmp_path / "db.sqlite") as store,
+        MeasurementSession(DeviceConfig("local"), profiled, store=store) as session,
+    ):
+        sweep = session.sweep
+        assert "--profile" in sweep.settings.argv()
+        plain = RunnerSettings(max_time_s=40.0)
+        session.use_settings(plain)
+        assert session.sweep is sweep and sweep.settings == plain
+        assert "--profile" not in sweep.settings.argv()
+        assert sweep.timeout_s == session.timeout_s > 4 * 40.0
+        selection = session.select(None)
+        run_id = session.create_run(
+            [], selection, 1, device_arg="local", models_dir=tmp_path, label=None, holder=None
+        )
+        assert store.get_run(run_id).config["settings"]["profile"] is False
+
+
 def test_a_kept_session_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with (
         Store.open(tmp_path / "db.sqlite") as store,

@@ -3,6 +3,15 @@
 Run on a device as ``python3 agent.pyz MODEL [flags]`` (``bundle.py`` builds the zipapp) or
 here as ``python -m harness.agent MODEL [flags]``; tests call ``main(argv)``.
 
+Several models (``agent.pyz A.onnx B.onnx ...``) are a *batch*: each is measured as below in
+turn, in its own session (the previous one is released first), and each gets its own
+document, one line each, in the order given, carrying ``batch`` ({"index", "size"}). A batch
+pays the interpreter's and onnxruntime's start once -- about 10 s per process on an emulated
+board -- so it suits many small measurements (``mnbench predict``'s probes); it is not a
+fresh-process trial. A model that fails gets its error document and the batch goes on. The
+process's peak RSS covers every model so far, so after the first a document's peak RSS
+fields are null.
+
 What it does, in order (docs/measurement.md, "One trial"):
 
 1. Parse flags; pin the process to ``--cpus`` with ``os.sched_setaffinity`` *before*
@@ -130,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", help="path to the .onnx file")
+    parser.add_argument(
+        "model",
+        nargs="+",
+        help="path to the .onnx file; several are a batch, one document each (not --serve)",
+    )
     session = parser.add_argument_group("session options")
     session.add_argument(
         "--threads",
@@ -432,23 +445,43 @@ def _run(args: argparse.Namespace, doc: Document) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the agent on ``argv`` (without the program name), print the document, exit code."""
+    """Run the agent on ``argv`` (without the program name), print the document(s), exit
+    code (of a batch: the worst of its models')."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # The harness puts MODEL first; used only if the flags cannot be parsed.
     model_path = argv[0] if argv and not argv[0].startswith("-") else ""
-    doc = new_document(model_path)
+    try:
+        args = parser.parse_args(argv)
+        if args.serve and len(args.model) > 1:
+            raise UsageError("--serve takes one model")
+    except SystemExit as exit_request:  # --help
+        return int(exit_request.code or 0)
+    except UsageError as error:
+        doc = new_document(model_path)
+        doc["error"] = one_line(error)
+        _finish(doc, os.times())
+        return EXIT_USAGE
+    paths = list(args.model)
+    code = EXIT_OK
+    for index, path in enumerate(paths):
+        code = max(code, _measure_one(args, path, index, len(paths)))
+    return code
+
+
+def _measure_one(args: argparse.Namespace, path: str, index: int, size: int) -> int:
+    """Measure one model of the command line and print its document; its exit code."""
+    doc = new_document(path)
+    if size > 1:
+        doc["batch"] = {"index": index, "size": size}
     start_cpu = os.times()
     code = EXIT_OK
     try:
-        args = parser.parse_args(argv)
-        doc["model"]["path"] = args.model
+        args.model = path
         _run(args, doc)
         if doc.get("agent"):
             return EXIT_OK  # agent mode: its document was the ready line
         doc["status"] = "ok"
-    except SystemExit as exit_request:  # --help
-        return int(exit_request.code or 0)
     except UsageError as error:
         doc["error"] = one_line(error)
         code = EXIT_USAGE
@@ -462,6 +495,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         doc["error"] = f"runner bug: {one_line(error)}"
         code = EXIT_USAGE
+    if index > 0:  # the process's peak so far, not this model's
+        doc["memory"]["peak_rss_after_load_bytes"] = None
+        doc["memory"]["peak_rss_end_bytes"] = None
+    _finish(doc, start_cpu)
+    return code
+
+
+def _finish(doc: Document, start_cpu: os.times_result) -> None:
+    """Complete the host facts and the CPU time, and print the document as one line."""
     if doc["host_before"] is None:
         doc["host_before"] = collect_host_facts()
     doc["host_after"] = collect_host_facts()
@@ -475,4 +517,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = json.dumps(finite(doc), separators=(",", ":"), allow_nan=False)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-    return code

@@ -1,10 +1,11 @@
 """The measurement document the agent prints: its schema name and its keys as TypedDicts.
 
-One document per process, printed as one compact JSON line on stdout (also on failure,
-then ``status`` is ``"error"`` and ``error`` one line). Keys marked + in the comments are
-additions to the base layout. The host parses the document once into a typed record
-(``results/record.py``); other tools' output converted to this layout (Android's
-``onnxruntime_perf_test``) has ``samples_ms`` empty and ``reported_ms`` set.
+One document per model measured (one per process, unless the process measured a batch),
+printed as one compact JSON line on stdout (also on failure, then ``status`` is ``"error"``
+and ``error`` one line). Keys marked + in the comments are additions to the base layout. The
+host parses the document once into a typed record (``results/record.py``); other tools'
+output converted to this layout (Android's ``onnxruntime_perf_test``) has ``samples_ms``
+empty and ``reported_ms`` set.
 
 In an error document the parts not reached stay null or empty (``settings`` and
 ``session_options`` are null only when the flags could not be parsed). In agent mode
@@ -118,6 +119,11 @@ class AgentInfo(TypedDict):
     pgid: int
 
 
+class BatchInfo(TypedDict):
+    index: int  # 0-based position of this model in the process's batch
+    size: int
+
+
 class _DocumentKeys(TypedDict):
     schema: str  # SCHEMA
     status: str  # "ok" | "error"
@@ -141,9 +147,11 @@ class _DocumentKeys(TypedDict):
 
 
 class Document(_DocumentKeys, total=False):
-    """The whole document; ``agent`` only in agent mode."""
+    """The whole document; ``agent`` only in agent mode, ``batch`` only when the process
+    measured several models (``cli.py``)."""
 
     agent: AgentInfo
+    batch: BatchInfo
 
 
 def new_document(model_path: str) -> Document:

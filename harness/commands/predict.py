@@ -82,10 +82,16 @@ and 1.125 have channel counts the blocked layout takes whole (like the grid's α
 measured / fitted time is the model's in-context factor."""
 TRAINING_MODEL_TRIALS = 3
 PROBE_TRIALS = 2
-"""Fresh-process trials per sampled probe in round 1, trial-major so a probe's two trials
-are minutes apart: a probe's row is its fastest sample over both, so one measured while the
-host was in a slow spell (on a shared host the whole machine runs 1.3-2.5x slower for
-minutes at a time) does not price its kernel."""
+"""Trials per sampled probe in round 1, each in another runner process, trial-major so a
+probe's two trials are minutes apart: a probe's row is its fastest sample over both, so one
+measured while the host was in a slow spell (on a shared host the whole machine runs
+1.3-2.5x slower for minutes at a time) does not price its kernel."""
+FIT_PROFILE_RUNS = 8
+FIT_BATCH = 16
+"""Measurements per runner process in the fit: the probes are training data, not trials, so
+they need not pay a process start each (0.3 s here, about 3 s on the emulated board). A
+probe's trials stay in separate processes minutes apart: the plan is trial-major and a batch
+holds each model once."""
 HELD_OUT: tuple[tuple[float, int, str, int], ...] = (
     *((a, r, "separable", 3) for a in (0.35, 0.6, 0.9) for r in (96, 176, 208, 256)),
     (0.5, 160, "separable", 5),
@@ -257,8 +263,13 @@ def validate_settings() -> RunnerSettings:
 
 def fit_settings() -> RunnerSettings:
     """The fit's runner settings: per-node profiles too (after the timed runs, in a
-    separate session), so the training whole models' layers give their in-network times."""
-    return replace(validate_settings(), profile=True)
+    separate session), so the training whole models' layers give their in-network times;
+    ``FIT_PROFILE_RUNS`` profiled inferences (medians of 7 per node are enough for a
+    factor, and on the emulated board 20 inferences of 0.5 x 160 take 9 s);
+    ``FIT_BATCH`` measurements per runner process."""
+    return replace(
+        validate_settings(), profile=True, profile_runs=FIT_PROFILE_RUNS, batch=FIT_BATCH
+    )
 
 
 def _measure(

@@ -258,7 +258,7 @@ def _resume(args: argparse.Namespace, store: Store) -> int:
         )
     settings = RunnerSettings(**stored.settings)
     cooldown = cooldown_from_config(run_id, config.get("cooldown"))
-    stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s))
+    stale_s = lease_stale_after_s(measurement_timeout_s(settings, stored.timeout_s), settings.batch)
     with (
         store.lease(run_id, "mnbench run --resume", stale_s),
         MeasurementSession(

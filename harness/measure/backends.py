@@ -5,7 +5,8 @@ when its sweep is made (``backend_for``), and every verb measures through it wit
 what kind of device it is:
 
 - ``AgentBackend``: the device-side agent (``harness/agent``) pushed to the device as a
-  zipapp, one fresh process per measurement; it also runs the limits probe
+  zipapp, one fresh process per measurement (or per batch of them, ``RunnerSettings.batch``);
+  it also runs the limits probe
   (``harness/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
   of ``regress``'s process pairs.
 - ``PerfTestBackend``: a phone without Python runs an NDK build of
@@ -87,6 +88,11 @@ class Backend(Protocol):
         """One measurement in a fresh process on the device."""
         ...
 
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+        """Several measurements (same threads, cores and shapes) in one process where the
+        backend can (``RunnerSettings.batch``), else one process each; one per item."""
+        ...
+
     def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
         """The ``mnbench.limits/1`` document of the device (an error document when the
         backend cannot measure them)."""
@@ -136,6 +142,22 @@ def last_document(stdout: str, schema: str) -> dict[str, Any] | None:
     return None
 
 
+def documents(stdout: str, schema: str) -> list[dict[str, Any]]:
+    """Every line of stdout that is a JSON document of this ``schema``, in order (a batch
+    prints one per model)."""
+    found = []
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        if line.startswith("{"):
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(doc, dict) and doc.get("schema") == schema:
+                found.append(doc)
+    return found
+
+
 def _tail(*texts: str) -> str:
     for text in texts:
         lines = text.strip().splitlines()
@@ -160,10 +182,10 @@ class AgentBackend:
         return isinstance(self.files.transport, InteractiveTransport)
 
     def command(
-        self, program: AgentProgram, args: Sequence[str], model: ModelEntry | None = None
+        self, program: AgentProgram, args: Sequence[str], models: Sequence[ModelEntry] = ()
     ) -> list[str]:
         """The argv that starts one of the agent's programs on the device: the program and
-        the model are pushed once (in that order), then interpreter, program, model, args."""
+        the models are pushed once (in that order), then interpreter, program, models, args."""
         from harness.agent.bundle import zipapp_path
         from harness.measure.runtimes import cache_root
 
@@ -172,7 +194,7 @@ class AgentBackend:
         remote = files.pushed(name) or files.push_file(
             zipapp_path(entry, cache_root() / "agent"), name
         )
-        model_args = [files.push_model(model)] if model is not None else []
+        model_args = [files.push_model(model) for model in models]
         return [*files.device.python_argv, remote, *model_args, *args]
 
     def run(
@@ -188,22 +210,35 @@ class AgentBackend:
         return done, last_document(done.stdout, schema)
 
     def measure(self, item: PlanItem) -> Measured:
+        return self.measure_batch([item])[0]
+
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+        """The items in one runner process (the agent's batch: one document per model, in
+        order); a model whose document is missing failed as the process did."""
+        first = items[0]
         settings = self.files.settings
-        args = ["--threads", str(item.threads), *settings.argv(), *_pin_and_shapes(item)]
-        argv = self.command("runner", args, item.model)
-        timeout_s = self.files.timeout_s
+        args = ["--threads", str(first.threads), *settings.argv(), *_pin_and_shapes(first)]
+        argv = self.command("runner", args, [item.model for item in items])
+        timeout_s = self.files.timeout_s * len(items)
         try:
-            done, doc = self.run(argv, RUNNER_SCHEMA, timeout_s)
+            done, _doc = self.run(argv, RUNNER_SCHEMA, timeout_s)
         except CommandTimeout:
-            return "failed", f"timed out after {timeout_s:g} s", None
-        if doc is None:
-            tail = _tail(done.stderr, done.stdout)
-            if done.rc != 0:
-                return "failed", f"{describe_crash(done.rc)}: {tail}", None
-            return "failed", f"runner printed no result document: {tail}", None
-        if doc.get("status") != "ok":
-            return "failed", str(doc.get("error") or "runner reported an error"), doc
-        return "ok", None, doc
+            return [("failed", f"timed out after {timeout_s:g} s", None)] * len(items)
+        found = documents(done.stdout, RUNNER_SCHEMA)
+        results: list[Measured] = []
+        for index in range(len(items)):
+            doc = found[index] if index < len(found) else None
+            if doc is None:
+                tail = _tail(done.stderr, done.stdout)
+                if done.rc != 0:
+                    results.append(("failed", f"{describe_crash(done.rc)}: {tail}", None))
+                else:
+                    results.append(("failed", f"runner printed no result document: {tail}", None))
+            elif doc.get("status") != "ok":
+                results.append(("failed", str(doc.get("error") or "runner reported an error"), doc))
+            else:
+                results.append(("ok", None, doc))
+        return results
 
     def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
         """Run the limits probe: its JSON document, or an error document."""
@@ -226,7 +261,7 @@ class AgentBackend:
         from harness.measure.paired import SideCommand
 
         args = ["--threads", str(item.threads), "--opt-level", self.files.settings.opt_level]
-        argv = self.command("runner", [*args, *_pin_and_shapes(item)], item.model)
+        argv = self.command("runner", [*args, *_pin_and_shapes(item)], [item.model])
         return SideCommand(tuple(argv), dict(self.files.device.env) or None)
 
 
@@ -314,6 +349,10 @@ class PerfTestBackend:
             return "failed", exc.message, None
         doc["host_before"] = files.facts
         return "ok", None, doc
+
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+        """One onnxruntime_perf_test process per item: it measures one model."""
+        return [self.measure(item) for item in items]
 
     def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
         return limits_error("no Python on the device")

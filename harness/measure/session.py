@@ -216,7 +216,7 @@ class MeasurementSession(ClosingContext):
             runtime_version=None,
             label=label,
             lease_holder=holder,
-            lease_stale_after_s=lease_stale_after_s(self.timeout_s),
+            lease_stale_after_s=lease_stale_after_s(self.timeout_s, self.settings.batch),
         )
 
     def run(

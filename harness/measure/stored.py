@@ -72,6 +72,10 @@ def _text(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not _CONTROL.search(value)
 
 
+MAX_BATCH = 1000
+"""The most measurements a stored run may ask one runner process for."""
+
+
 def check_settings(run_id: int, value: object) -> dict[str, Any]:
     """Runner settings: exactly ``RunnerSettings``' fields, each of the right type and range."""
     from harness.measure.sweep import RunnerSettings
@@ -89,6 +93,8 @@ def check_settings(run_id: int, value: object) -> dict[str, Any]:
         "fixed": lambda v: v is None or _integer(v, 1, 10_000_000),
         "opt_level": lambda v: v in _OPT_LEVELS,
         "profile": lambda v: isinstance(v, bool),
+        "profile_runs": lambda v: _integer(v, 2, 10_000),
+        "batch": lambda v: _integer(v, 1, MAX_BATCH),
     }
     for key, item in value.items():
         if not checks[key](item):

@@ -3,8 +3,9 @@ on the device, and commit every measurement to the store on its own.
 
 One code path for every device (the Transport seam): the agent (``harness/agent`` as one
 zipapp) is pushed to the
-device's work directory once, each model once, and each measurement is one process. An
-interrupted sweep loses at most the measurement in flight; ``resume`` re-plans from the
+device's work directory once, each model once, and each measurement is one process (a
+``RunnerSettings.batch`` above 1 measures consecutive items in one process). An
+interrupted sweep loses at most the measurement (or batch) in flight; ``resume`` re-plans from the
 stored configuration and measures only what is missing. Trials are interleaved (trial-major
 order) so slow drift of the machine spreads over all cells instead of biasing one.
 """
@@ -34,6 +35,7 @@ from harness.agent.cli import (
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_MIN_TIME_S,
+    DEFAULT_PROFILE_RUNS,
     DEFAULT_TARGET_CI,
 )
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
@@ -59,6 +61,13 @@ class RunnerSettings:
     fixed: int | None = None
     opt_level: str = "all"
     profile: bool = False
+    profile_runs: int = DEFAULT_PROFILE_RUNS
+    """Inferences of the profiling session (``profile`` only; the first is left out)."""
+    batch: int = 1
+    """Up to this many consecutive plan items (same threads, cores and shapes) measured in one
+    runner process, each in its own session: the process's start is paid once (about 10 s on
+    an emulated board). 1, the default, is a fresh process per measurement -- what a trial
+    is; ``mnbench predict`` batches its fit's probes."""
 
     def argv(self) -> list[str]:
         args = [
@@ -76,7 +85,7 @@ class RunnerSettings:
         if self.fixed is not None:
             args += ["--fixed", str(self.fixed)]
         if self.profile:
-            args.append("--profile")
+            args += ["--profile", "--profile-runs", str(self.profile_runs)]
         return args
 
 
@@ -360,47 +369,92 @@ class Sweep:
         """(status, reason, document) of one measurement in a fresh process on the device."""
         return self.backend.measure(item)
 
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+        """(status, reason, document) of each item, measured in one process where the
+        backend can."""
+        return self.backend.measure_batch(items)
+
 
 def measure_into(
     sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
 ) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
+    return measure_batch_into(sweep, run_id, [item], outcome)[0]
+
+
+def measure_batch_into(
+    sweep: Sweep, run_id: int, items: Sequence[PlanItem], outcome: SweepOutcome
+) -> list[dict[str, Any] | None]:
+    """Measure planned items in one runner process (one item: a fresh-process trial) and
+    commit each to the store on its own; each item's document when it worked. The guard
+    readings are taken around the process, and its record is stored with every item."""
     check_stop()
     sweep.store.heartbeat(run_id)
     try:
         started = sweep.guard.before() if sweep.guard else None
-        status, reason, doc = sweep.measure(item)
-        if sweep.guard and started and doc is not None:
-            doc["guards"] = sweep.guard.after(started, doc, item.cpus)
-        if sweep.trial_target_ci is not None and doc is not None:
-            doc["trial_target_ci"] = sweep.trial_target_ci
+        results = sweep.measure_batch(items) if len(items) > 1 else [sweep.measure(items[0])]
+        if sweep.guard and started:
+            cpu = [(doc or {}).get("process_cpu_s") for _status, _reason, doc in results]
+            total = sum(c for c in cpu if isinstance(c, (int, float)))
+            reported = {"process_cpu_s": total} if any(c is not None for c in cpu) else None
+            record = sweep.guard.after(started, reported, items[0].cpus)
+            for _status, _reason, doc in results:
+                if doc is not None:
+                    doc["guards"] = record
+        if sweep.trial_target_ci is not None:
+            for _status, _reason, doc in results:
+                if doc is not None:
+                    doc["trial_target_ci"] = sweep.trial_target_ci
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "
             f"({exc.message}); what was measured is kept: fix the device, then "
             f"{sweep.resume_hint(run_id)}"
         ) from exc
-    sweep.store.add_measurement(
-        run_id=run_id,
-        model_sha256=item.model.sha256,
-        config=item.config,
-        trial=item.trial,
-        status="ok" if status == "ok" else "failed",
-        reason=reason,
-        document=doc,
-    )
-    outcome.measured += 1
-    if status != "ok":
-        outcome.failures.append(
-            (f"{item.model.name} threads={item.threads} trial {item.trial}", reason or "failed")
+    kept: list[dict[str, Any] | None] = []
+    for item, (status, reason, doc) in zip(items, results, strict=True):
+        sweep.store.add_measurement(
+            run_id=run_id,
+            model_sha256=item.model.sha256,
+            config=item.config,
+            trial=item.trial,
+            status="ok" if status == "ok" else "failed",
+            reason=reason,
+            document=doc,
         )
-        return None
-    assert doc is not None
-    version = (doc.get("runtime") or {}).get("version")
-    if not outcome.runtime_version and version:
-        sweep.store.set_runtime_version(run_id, str(version))
-        outcome.runtime_version = str(version)
-    return doc
+        outcome.measured += 1
+        if status != "ok":
+            outcome.failures.append(
+                (f"{item.model.name} threads={item.threads} trial {item.trial}", reason or "failed")
+            )
+            kept.append(None)
+            continue
+        assert doc is not None
+        version = (doc.get("runtime") or {}).get("version")
+        if not outcome.runtime_version and version:
+            sweep.store.set_runtime_version(run_id, str(version))
+            outcome.runtime_version = str(version)
+        kept.append(doc)
+    return kept
+
+
+def batches(plan: Sequence[PlanItem], size: int) -> list[list[PlanItem]]:
+    """Consecutive items in groups of at most ``size`` that one runner process can measure:
+    the same threads, cores and input shapes, each model once."""
+    groups: list[list[PlanItem]] = []
+    for item in plan:
+        group = groups[-1] if groups else None
+        if (
+            group is not None
+            and len(group) < size
+            and (group[0].threads, group[0].cpus, group[0].model.shapes)
+            == (item.threads, item.cpus, item.model.shapes)
+            and all(other.model.sha256 != item.model.sha256 for other in group)
+        ):
+            group.append(item)
+        else:
+            groups.append([item])
+    return groups
 
 
 def pending(store: Store, run_id: int, plan: Sequence[PlanItem]) -> list[PlanItem]:
@@ -417,7 +471,7 @@ def run_plan(
 ) -> SweepOutcome:
     """Measure every planned item not yet in the store for this run, holding its lease."""
     store = sweep.store
-    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s)):
+    with store.lease(run_id, holder, lease_stale_after_s(sweep.timeout_s, sweep.settings.batch)):
         outcome = SweepOutcome(run_id)
         todo = pending(store, run_id, plan)
         outcome.skipped = len(plan) - len(todo)
@@ -425,11 +479,13 @@ def run_plan(
         outcome.runtime_version = store.get_run(run_id).runtime_version
         last_ms: float | None = None
         with stopping_marks(store, [run_id], sweep.resume_hint(run_id)):
-            for index, item in enumerate(todo):
+            done = 0
+            for group in batches(todo, max(1, sweep.settings.batch)):
                 if progress:
-                    progress(index, len(todo), item, last_ms)
-                doc = measure_into(sweep, run_id, item, outcome)
-                samples = (doc or {}).get("samples_ms") or []
+                    progress(done, len(todo), group[0], last_ms)
+                docs = measure_batch_into(sweep, run_id, group, outcome)
+                done += len(group)
+                samples = (docs[-1] or {}).get("samples_ms") or []
                 last_ms = statistics.median(samples) if samples else None
             if progress:
                 progress(len(todo), len(todo), None, last_ms)
@@ -437,9 +493,10 @@ def run_plan(
     return outcome
 
 
-def lease_stale_after_s(timeout_s: float) -> float:
-    """How old a lease's heartbeat may get: two measurements' timeouts and the pushes."""
-    return 2 * timeout_s + 300.0
+def lease_stale_after_s(timeout_s: float, batch: int = 1) -> float:
+    """How old a lease's heartbeat may get: two runner processes' timeouts (a batch's is its
+    items' together) and the pushes."""
+    return 2 * timeout_s * max(1, batch) + 300.0
 
 
 def measurement_timeout_s(settings: RunnerSettings, timeout_s: float | None) -> float:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.commands.predict import TRAINING_MODELS
+from harness.commands.predict import FIT_BATCH, FIT_PROFILE_RUNS, TRAINING_MODELS
 from harness.errors import UserError
 from harness.predict.latency_model import (
     COLUMNS,
@@ -169,6 +170,11 @@ def test_within_shares() -> None:
     assert len(COLUMNS) == len(set(COLUMNS))
 
 
+def _document(row: dict[str, Any]) -> dict[str, Any]:
+    document = row["document"]
+    return dict(json.loads(document) if isinstance(document, str) else document)
+
+
 def test_real_fit_predicts_a_held_out_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,6 +201,14 @@ def test_real_fit_predicts_a_held_out_model(
     with Store.open(tmp_path / "db.sqlite") as store:
         (validated,) = [r.id for r in store.list_runs() if r.label == "predict-validate"]
         assert store.profiles_frame([validated]).empty  # validating does not profile
+        fit_docs = [_document(row) for row in store.measurement_rows(runs)]
+        truth_docs = [_document(row) for row in store.measurement_rows([validated])]
+    # the fit's probes share runner processes; the truth's trials are fresh processes
+    sizes = [doc["batch"]["size"] for doc in fit_docs]
+    assert max(sizes) == FIT_BATCH and all(size <= FIT_BATCH for size in sizes)
+    assert all("batch" not in doc for doc in truth_docs)
+    counts = {entry["count"] for doc in fit_docs for entry in (doc["profile"] or {}).values()}
+    assert counts == {FIT_PROFILE_RUNS - 1}
     # the stored model is used again without measuring, and refits reproduce it
     assert main(["predict", *base, "--threads", "1", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 16

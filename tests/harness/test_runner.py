@@ -459,6 +459,42 @@ def test_missing_model_is_a_usage_error(tmp_path: Path) -> None:
     assert doc["model"] == {"path": str(missing), "file_bytes": None, "sha256": None}
 
 
+def test_a_batch_measures_each_model_in_turn_and_goes_on_after_a_failure(
+    tiny_model: Path, garbage_model: Path
+) -> None:
+    """Several models in one process: one document each, in order, with its place in the
+    batch; the rejected one gets its error document and the next is still measured; the
+    exit code is the worst; the process's peak RSS is not passed off as a later model's."""
+    models = [tiny_model, garbage_model, tiny_model]
+    completed = subprocess.run(
+        [sys.executable, str(RUNNER_PATH), *map(str, models), *QUICK, "--fixed", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    docs = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert completed.returncode == 1, completed.stderr
+    assert [d["status"] for d in docs] == ["ok", "error", "ok"]
+    assert [d.pop("batch") for d in docs] == [{"index": i, "size": 3} for i in range(3)]
+    check_ok_document(docs[0], tiny_model)
+    check_error_document(docs[1])
+    assert docs[1]["error"].startswith("onnxruntime rejected the model")
+    assert docs[1]["model"]["path"] == str(garbage_model)
+    last = docs[2]
+    assert last["iterations"] == 4 and last["stop_reason"] == "fixed"
+    assert last["memory"]["peak_rss_after_load_bytes"] is None
+    assert last["memory"]["peak_rss_end_bytes"] is None
+    assert last["host_before"]["time_unix"] >= docs[0]["host_after"]["time_unix"]
+
+
+def test_serve_takes_one_model(capsys: pytest.CaptureFixture[str], tiny_model: Path) -> None:
+    code, doc = run_in_process(capsys, [str(tiny_model), str(tiny_model), "--serve"])
+    assert code == 2
+    check_error_document(doc)
+    assert "--serve takes one model" in doc["error"]
+
+
 # --------------------------------------------------------------------------- subprocess
 
 

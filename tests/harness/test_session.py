@@ -145,3 +145,58 @@ def test_target_ci_is_a_percent_on_the_command_line_and_a_fraction_for_the_runne
     assert "(default 1)" in " ".join(parser.format_help().split())
     with pytest.raises(SystemExit):
         parser.parse_args(["--target-ci", "101"])
+
+
+def test_a_batched_sweep_measures_consecutive_items_in_one_process(tmp_path: Path) -> None:
+    """``RunnerSettings.batch``: trial-major items in groups of at most ``batch`` per runner
+    process, each model once a group, so a model's trials are in different processes; a
+    model the runtime rejects fails alone; every item is its own stored measurement with the
+    group's guard record; a resumed plan measures only what is missing."""
+    from harness.measure.sweep import ModelEntry, PlanItem, batches, prepare_models, run_plan
+    from harness.model.spec import ModelSpec
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not an onnx model" * 10)
+    settings = RunnerSettings(fixed=3, min_time_s=0.0, max_time_s=1.0, batch=3)
+    with (
+        Store.open(tmp_path / "db.sqlite") as store,
+        MeasurementSession(DeviceConfig("local"), settings, store=store) as session,
+    ):
+        specs = [ModelSpec(0.25, 96), ModelSpec(0.25, 128), ModelSpec(0.5, 96)]
+        a, b, c = prepare_models(specs, tmp_path / "models", store)
+        bad = ModelEntry("garbage", garbage, "0" * 64)
+        models = [a, b, bad, c]
+        plan = [PlanItem(m, 1, trial, None) for trial in (1, 2) for m in models]
+        groups = batches(plan, 3)
+        assert [[(i.model.name, i.trial) for i in g] for g in groups] == [
+            [(a.name, 1), (b.name, 1), ("garbage", 1)],
+            [(c.name, 1), (a.name, 2), (b.name, 2)],
+            [("garbage", 2), (c.name, 2)],
+        ]
+        selection = session.select(None, [1])
+        run_id = session.create_run(
+            models, selection, 2, device_arg="local", models_dir=tmp_path, label=None, holder=None
+        )
+        outcome = run_plan(session.sweep, run_id, plan[:5])
+        assert outcome.measured == 5 and len(outcome.failures) == 1
+        outcome = run_plan(session.sweep, run_id, plan)  # the same plan again: the rest
+        assert outcome.skipped == 5 and outcome.measured == 3
+        rows = sorted(store.measurement_rows([run_id]), key=lambda row: row["id"])
+        assert store.get_run(run_id).config["settings"]["batch"] == 3
+    docs = [
+        json.loads(r["document"]) if isinstance(r["document"], str) else r["document"] for r in rows
+    ]
+    assert [(r["status"], d["batch"]) for r, d in zip(rows, docs, strict=True)] == [
+        ("ok", {"index": 0, "size": 3}),
+        ("ok", {"index": 1, "size": 3}),
+        ("failed", {"index": 2, "size": 3}),
+        ("ok", {"index": 0, "size": 2}),  # the first run stopped after 5 items
+        ("ok", {"index": 1, "size": 2}),
+        ("ok", {"index": 0, "size": 3}),  # resumed: b 2, garbage 2, c 2
+        ("failed", {"index": 1, "size": 3}),
+        ("ok", {"index": 2, "size": 3}),
+    ]
+    assert "onnxruntime rejected" in str(rows[2]["reason"])
+    assert docs[0]["guards"] == docs[1]["guards"] == docs[2]["guards"] != docs[3]["guards"]
+    ok = [doc for doc, row in zip(docs, rows, strict=True) if row["status"] == "ok"]
+    assert len(ok) == 6 and all(len(doc["samples_ms"]) == 3 for doc in ok)

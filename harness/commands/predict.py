@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from results.store import Store
 
 FIT_LABEL = "predict-fit"
+PROFILE_LABEL = "predict-profile"
 VALIDATE_LABEL = "predict-validate"
 DEFAULT_BUDGET_S = 300.0
 DEFAULT_PROBES = 110
@@ -87,6 +88,11 @@ probe's two trials are minutes apart: a probe's row is its fastest sample over b
 measured while the host was in a slow spell (on a shared host the whole machine runs
 1.3-2.5x slower for minutes at a time) does not price its kernel."""
 FIT_PROFILE_RUNS = 8
+"""Profiled inferences per training whole model (the first is left out): medians of 7 per
+node are enough for a kind's factor, and on the emulated board 20 inferences of 0.5 x 160
+take 9 s."""
+PROBE_MAX_TIME_S = 1.0
+PROBE_WARMUP_S = 0.5
 FIT_BATCH = 16
 """Measurements per runner process in the fit: the probes are training data, not trials, so
 they need not pay a process start each (0.3 s here, about 3 s on the emulated board). A
@@ -262,13 +268,28 @@ def validate_settings() -> RunnerSettings:
 
 
 def fit_settings() -> RunnerSettings:
-    """The fit's runner settings: per-node profiles too (after the timed runs, in a
-    separate session), so the training whole models' layers give their in-network times;
-    ``FIT_PROFILE_RUNS`` profiled inferences (medians of 7 per node are enough for a
-    factor, and on the emulated board 20 inferences of 0.5 x 160 take 9 s);
-    ``FIT_BATCH`` measurements per runner process."""
+    """The fit's timed runner settings: ``FIT_BATCH`` measurements per runner process, at
+    most ``PROBE_WARMUP_S`` of warm-up and ``PROBE_MAX_TIME_S`` of timing each (a cell's row
+    is its fastest sample, which needs few; on the emulated board a standard-conv probe's
+    inference takes 250 ms, and the 2 s caps made one probe cost 7 s)."""
     return replace(
-        validate_settings(), profile=True, profile_runs=FIT_PROFILE_RUNS, batch=FIT_BATCH
+        validate_settings(),
+        max_time_s=PROBE_MAX_TIME_S,
+        warmup_max_time_s=PROBE_WARMUP_S,
+        batch=FIT_BATCH,
+    )
+
+
+def profile_settings() -> RunnerSettings:
+    """The profile run's settings: the training whole models' per-node profiles, in a
+    separate session after one timed inference (``PROFILE_LABEL``; its timings are not
+    training rows), ``FIT_PROFILE_RUNS`` profiled inferences each."""
+    return replace(
+        fit_settings(),
+        fixed=1,
+        warmup_max_time_s=0.0,
+        profile=True,
+        profile_runs=FIT_PROFILE_RUNS,
     )
 
 
@@ -375,13 +396,27 @@ def measure_training(
         quiet,
         {"round": 1, "seed": seed, "probes": probes},
     )
-    runs = [first]
+    session.measuring.use_settings(profile_settings())
+    try:
+        profiled, _ = _measure(
+            session,
+            store,
+            wholes,
+            {e.sha256: 1 for e in wholes},
+            PROFILE_LABEL,
+            models_dir,
+            quiet,
+            {"round": 1, "seed": seed, "profiles": len(wholes)},
+        )
+    finally:
+        session.measuring.use_settings(fit_settings())
+    runs = [first, profiled]
     per_measurement_s = seconds / max(1, sum(trials.values()))
     remaining_s = budget_s - (time.monotonic() - started)
     extra = int(min(remaining_s, budget_s * ADAPTIVE_SHARE) / max(per_measurement_s, 1e-3))
     if extra < 2:
         return runs
-    rows = training_rows(store, runs)
+    rows = training_rows(store, timed_runs(store, runs))
     errors = cross_validated(rows, best_block(rows), seed)
     by_name = {e.name: c for e, c in zip(probe_names(configs), configs, strict=True)}
     ranked = sorted(
@@ -479,8 +514,14 @@ def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
     )
 
 
+def timed_runs(store: Store, run_ids: Sequence[int]) -> list[int]:
+    """The runs whose timings are training rows: all but the profile runs."""
+    return [r for r in run_ids if store.get_run(r).label != PROFILE_LABEL]
+
+
 def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedModel:
-    """Fit from stored runs (deterministic: the same runs give the same model)."""
+    """Fit from stored runs (deterministic: the same runs give the same model): training
+    rows and the median/minimum scale from the timed runs, per-node profiles from any."""
     from harness.predict.latency_model import (
         fit,
         median_over_min,
@@ -493,8 +534,10 @@ def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedM
         found = store.get_run(run_id).device_facts.get("limits")
         if isinstance(found, dict) and found.get("status") == "ok":
             limits = found
-    probes, results = store.probes_frame(list(run_ids)), store.results_frame(list(run_ids))
+    timed = timed_runs(store, run_ids)
+    probes, results = store.probes_frame(timed), store.results_frame(timed)
     detected = detects_here(store, run_ids)
+    everything = store.results_frame(list(run_ids)) if len(timed) < len(run_ids) else results
     return fit(
         rows_from_frames(probes, results, detected),
         scope,
@@ -502,8 +545,8 @@ def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedM
         peak_gflop_s=_float_or_none(limits.get("peak_gflop_s")),
         bandwidth_gb_s=_float_or_none(limits.get("bandwidth_gb_s")),
         detected=detected,
-        scale=median_over_min(store.measurements_frame(list(run_ids))),
-        profiled=profiled_layers(store.profiles_frame(list(run_ids)), results, detected),
+        scale=median_over_min(store.measurements_frame(timed)),
+        profiled=profiled_layers(store.profiles_frame(list(run_ids)), everything, detected),
     )
 
 
@@ -671,7 +714,8 @@ def _print_model(model: FittedModel) -> None:
         f"latency model: {scope.device}, onnxruntime {scope.runtime}, {scope.threads} threads, "
         f"{scope.precision}; {model.rows} measurements ({model.whole_models} whole models), "
         f"runs {', '.join(map(str, model.run_ids))}; cross-validated within ±10 %: "
-        f"{model.cv_within_10:.0%}; interval {low:+.0%}..{high:+.0%}",
+        f"{model.cv_within_10:.0%}; interval {low:+.0%}..{high:+.0%}; convs priced by "
+        f"{'count and MACs' if model.features == 'macs' else 'count, channels, MACs, bytes'}",
         file=sys.stderr,
     )
 

@@ -68,6 +68,10 @@ def _number(value: object) -> bool:
     )
 
 
+def _zero(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
 def _text(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not _CONTROL.search(value)
 
@@ -90,6 +94,7 @@ def check_settings(run_id: int, value: object) -> dict[str, Any]:
         "min_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
         "max_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
         "min_samples": lambda v: _integer(v, 1, 10_000_000),
+        "warmup_max_time_s": lambda v: _zero(v) or (_number(v) and v <= MAX_TIME_S),
         "fixed": lambda v: v is None or _integer(v, 1, 10_000_000),
         "opt_level": lambda v: v in _OPT_LEVELS,
         "profile": lambda v: isinstance(v, bool),

@@ -37,6 +37,7 @@ from harness.agent.cli import (
     DEFAULT_MIN_TIME_S,
     DEFAULT_PROFILE_RUNS,
     DEFAULT_TARGET_CI,
+    DEFAULT_WARMUP_MAX_TIME_S,
 )
 from harness.errors import Interrupted, UserError, check_stop, disk_full_message
 from harness.measure.backends import Backend, Measured, backend_for
@@ -58,6 +59,7 @@ class RunnerSettings:
     min_time_s: float = DEFAULT_MIN_TIME_S
     max_time_s: float = DEFAULT_MAX_TIME_S
     min_samples: int = DEFAULT_MIN_SAMPLES
+    warmup_max_time_s: float = DEFAULT_WARMUP_MAX_TIME_S
     fixed: int | None = None
     opt_level: str = "all"
     profile: bool = False
@@ -79,6 +81,8 @@ class RunnerSettings:
             repr(self.max_time_s),
             "--min-samples",
             str(self.min_samples),
+            "--warmup-max-time",
+            repr(self.warmup_max_time_s),
             "--opt-level",
             self.opt_level,
         ]

@@ -96,6 +96,14 @@ COLUMNS: Final[tuple[str, ...]] = (
     *GLOBAL_FEATURES,
 )
 """The design matrix's columns, in order; a fitted model has one coefficient for each."""
+FEATURE_SETS: Final[dict[str, tuple[str, ...]]] = {
+    "full": CONV_FEATURES,
+    "macs": ("n", "mmacs"),
+}
+"""The convs' feature columns a fit may use, chosen by cross-validation with the block: all
+of them, or a count and MACs only. With few rows (an emulated board's fit has about 50 for
+the plain layout's 30 columns) the full set overfits; emulated code's time is close to linear
+in MACs."""
 OUTLIER_MADS: Final = 3.0
 CV_FOLDS: Final = 5
 INTERVAL_QUANTILES: Final = (0.05, 0.95)
@@ -398,11 +406,17 @@ def probe_graph_kernels(
     return probe.name, tuple(placed), count, moved
 
 
-def design(rows: Sequence[Row], block: int) -> np.ndarray:
+def design(rows: Sequence[Row], block: int, features: str = "full") -> np.ndarray:
+    """The rows' design matrix over ``COLUMNS``; a conv feature outside the ``FEATURE_SETS``
+    entry ``features`` is left at 0, so the fit gives it no coefficient."""
     index = {name: i for i, name in enumerate(COLUMNS)}
+    kept = FEATURE_SETS[features]
     matrix = np.zeros((len(rows), len(COLUMNS)))
     for r, row in enumerate(rows):
         for name, value in row.features(block).items():
+            group, _, feature = name.rpartition(":")
+            if KIND_FEATURES.get(group) == CONV_FEATURES and feature not in kept:
+                continue
             matrix[r, index[name]] = value
     return matrix
 
@@ -451,9 +465,11 @@ def row_weights(rows: Sequence[Row]) -> np.ndarray:
     return np.array([WHOLE_MODEL_WEIGHT if row.whole_model else 1.0 for row in rows])
 
 
-def cross_validated(rows: Sequence[Row], block: int, seed: int = 0) -> np.ndarray:
+def cross_validated(
+    rows: Sequence[Row], block: int, seed: int = 0, features: str = "full"
+) -> np.ndarray:
     """Relative error of each row predicted by a fit without its fold."""
-    matrix = design(rows, block)
+    matrix = design(rows, block, features)
     target = np.array([row.latency_ms for row in rows])
     weights = row_weights(rows)
     errors = np.full(len(rows), np.nan)
@@ -496,7 +512,8 @@ class FittedModel:
     whole_models: int
     run_ids: tuple[int, ...] = ()
     block_errors: Mapping[str, float] = field(default_factory=dict)
-    """Median absolute cross-validated error for each block choice."""
+    """Median absolute cross-validated error for each block choice (``"8"``), and for each
+    block with the other feature sets (``"8:macs"``)."""
     peak_gflop_s: float | None = None
     bandwidth_gb_s: float | None = None
     detected: bool = False
@@ -516,6 +533,8 @@ class FittedModel:
     of that kind of their profiled time in the network / their fitted time alone. Kinds
     differ: a memory-bound depthwise conv loses its hot caches in a network, a compute-bound
     standard conv hardly notices. A kind without one runs at 1.0 (then ``context`` alone)."""
+    features: str = "full"
+    """The convs' feature set the fit chose (``FEATURE_SETS``)."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -531,6 +550,12 @@ class FittedModel:
                 "`mnbench predict --refit`"
             )
         scope = data["scope"]
+        features = str(data.get("features") or "full")
+        if features not in FEATURE_SETS:
+            raise UserError(
+                f"the stored latency model uses feature set {features[:40]!r}, unknown here; "
+                "refit it with `mnbench predict --refit`"
+            )
         return cls(
             scope=Scope(
                 str(scope["device"]),
@@ -553,6 +578,7 @@ class FittedModel:
             trained=tuple(str(g) for g in data.get("trained") or ()),
             context=float(data.get("context") or 1.0),
             factors={str(k): float(v) for k, v in (data.get("factors") or {}).items()},
+            features=features,
         )
 
     def kernel_ms(self, item: Kernel) -> float:
@@ -622,16 +648,17 @@ def fit(
             "more with `mnbench predict --refit`"
         )
     block_errors: dict[str, float] = {}
-    best: tuple[float, int, np.ndarray] | None = None
-    for block in blocks:
-        errors = cross_validated(usable, block, seed)
-        score = float(np.nanmedian(np.abs(errors)))
-        block_errors[str(block)] = score
-        if best is None or score < best[0]:
-            best = (score, block, errors)
+    best: tuple[float, int, str, np.ndarray] | None = None
+    for features in FEATURE_SETS:
+        for block in blocks:
+            errors = cross_validated(usable, block, seed, features)
+            score = float(np.nanmedian(np.abs(errors)))
+            block_errors[str(block) if features == "full" else f"{block}:{features}"] = score
+            if best is None or score < best[0]:
+                best = (score, block, features, errors)
     assert best is not None
-    _, block, errors = best
-    matrix = design(usable, block)
+    _, block, chosen, errors = best
+    matrix = design(usable, block, chosen)
     target = np.array([row.latency_ms for row in usable])
     coef = robust_fit(matrix, target, row_weights(usable))
     whole = np.array([row.whole_model for row in usable])
@@ -668,6 +695,7 @@ def fit(
         trained=tuple(sorted({k.group for row in usable for k in row.kernels})),
         context=context,
         factors=factors,
+        features=chosen,
     )
 
 

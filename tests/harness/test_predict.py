@@ -90,6 +90,31 @@ def test_fit_recovers_known_costs() -> None:
         )
 
 
+def test_few_noisy_rows_are_fitted_with_count_and_macs_only() -> None:
+    """An emulated board's fit: about 50 rows for 30 columns, each time a few per cent off a
+    cost linear in MACs. Cross-validation prefers the convs' count and MACs to the full
+    feature set, which would fit the noise; exact data with a bytes term keeps the full set
+    (``test_fit_recovers_known_costs``)."""
+    linear = {name: value for name, value in TRUE_COEFFICIENTS.items() if "mbytes" not in name}
+    rng = np.random.default_rng(5)
+    rows = []
+    for row in synthetic_rows(44, block=1):
+        exact = sum(linear.get(name, 0.0) * v for name, v in row.features(1).items())
+        noisy = exact * float(np.exp(rng.normal(0.0, 0.05)))
+        rows.append(Row(row.kernels, noisy, row.source, row.whole_model))
+    model = fit(rows, SCOPE, blocks=(1,))
+    assert model.features == "macs"
+    assert model.block_errors["1:macs"] < model.block_errors["1"]
+    assert all(
+        value == 0.0
+        for name, value in model.coefficients.items()
+        if name.endswith((":mbytes", ":kchannels")) and not name.startswith(("pool", "boundary"))
+    )
+    assert FittedModel.from_json(model.to_json()) == model
+    exact_rows = synthetic_rows(160, block=1)
+    assert fit(exact_rows, SCOPE, blocks=(1,)).features == "full"
+
+
 def test_fit_is_robust_to_a_few_outliers_and_refuses_too_few_rows() -> None:
     rows = synthetic_rows(160, block=1)
     noisy = [
@@ -187,7 +212,7 @@ def test_real_fit_predicts_a_held_out_model(
         model = FittedModel.from_json(found[3])
         runs = found[2]
         labels = {store.get_run(r).label for r in runs}
-    assert labels == {"predict-fit"} and model.rows >= 24
+    assert labels == {"predict-fit", "predict-profile"} and model.rows >= 24
     assert model.whole_models == len(TRAINING_MODELS)
     # the training whole models were profiled: every kernel kind they have gets its factor
     assert set(model.factors) == {"stem", "depthwise", "pointwise", "standard", "fc"}
@@ -201,14 +226,21 @@ def test_real_fit_predicts_a_held_out_model(
     with Store.open(tmp_path / "db.sqlite") as store:
         (validated,) = [r.id for r in store.list_runs() if r.label == "predict-validate"]
         assert store.profiles_frame([validated]).empty  # validating does not profile
-        fit_docs = [_document(row) for row in store.measurement_rows(runs)]
+        (profiled,) = [r for r in runs if store.get_run(r).label == "predict-profile"]
+        timed = [r for r in runs if r != profiled]
+        fit_docs = [_document(row) for row in store.measurement_rows(timed)]
+        profile_docs = [_document(row) for row in store.measurement_rows([profiled])]
         truth_docs = [_document(row) for row in store.measurement_rows([validated])]
     # the fit's probes share runner processes; the truth's trials are fresh processes
     sizes = [doc["batch"]["size"] for doc in fit_docs]
     assert max(sizes) == FIT_BATCH and all(size <= FIT_BATCH for size in sizes)
     assert all("batch" not in doc for doc in truth_docs)
-    counts = {entry["count"] for doc in fit_docs for entry in (doc["profile"] or {}).values()}
+    # only the whole models are profiled, once each, in a run of their own
+    assert all(doc["profile"] is None for doc in fit_docs)
+    assert len(profile_docs) == len(TRAINING_MODELS)
+    counts = {entry["count"] for doc in profile_docs for entry in doc["profile"].values()}
     assert counts == {FIT_PROFILE_RUNS - 1}
+    assert {len(doc["samples_ms"]) for doc in profile_docs} == {1}
     # the stored model is used again without measuring, and refits reproduce it
     assert main(["predict", *base, "--threads", "1", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 16

@@ -104,13 +104,14 @@ has relative half-width <= --target-ci, or at --max-time s / --max-samples (hard
 --fixed N replaces the adaptive rule by exactly N timed iterations (warm-up still runs;
 --warmup-max 0 skips it).
 
-output: one JSON document (schema mnbench.runner/1) on stdout.
+output: one JSON document (schema mnbench.runner/1) on stdout, one line per model.
 exit codes: 0 ok, 1 model rejected or inference failed, 2 usage or setup error.
 
 examples:
   python3 agent.pyz mobilenet_v1_1.0_224.onnx --threads 4 --cpus 4-7
   python3 agent.pyz model.onnx --fixed 100 --warmup-max 10 --no-spin
   python3 agent.pyz model.onnx --shape input=8x3x160x160 --profile
+  python3 agent.pyz a.onnx b.onnx c.onnx --max-time 1   # a batch: one process, one line each
 """
 
 
@@ -135,7 +136,7 @@ def parse_shape(text: str) -> tuple[str, list[int]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="agent.pyz",
-        description="Time one ONNX model with onnxruntime and print one JSON document.",
+        description="Time ONNX models with onnxruntime and print one JSON document each.",
         epilog=HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

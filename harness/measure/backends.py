@@ -15,7 +15,7 @@ what kind of device it is:
 
 Every program of the agent is started by one function, ``AgentBackend.command`` (push once,
 then the interpreter, the pushed program and its arguments), and every answer is read by
-one function, ``last_document`` (the last line of stdout that is a JSON document of the
+one function, ``documents`` (the lines of stdout that are JSON documents of the
 expected schema): the runner's measurement and the limits probe go the same way.
 """
 
@@ -130,16 +130,8 @@ def describe_crash(rc: int, program: str = "runner") -> str:
 def last_document(stdout: str, schema: str) -> dict[str, Any] | None:
     """The program's JSON document: the last line of stdout that parses as an object with
     this ``schema`` (the agent's programs print it compact, on one line)."""
-    for raw in reversed(stdout.strip().splitlines()):
-        line = raw.strip()
-        if line.startswith("{"):
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(doc, dict) and doc.get("schema") == schema:
-                return doc
-    return None
+    found = documents(stdout, schema)
+    return found[-1] if found else None
 
 
 def documents(stdout: str, schema: str) -> list[dict[str, Any]]:

@@ -67,8 +67,8 @@ class RunnerSettings:
     """Inferences of the profiling session (``profile`` only; the first is left out)."""
     batch: int = 1
     """Up to this many consecutive plan items (same threads, cores and shapes) measured in one
-    runner process, each in its own session: the process's start is paid once (about 10 s on
-    an emulated board). 1, the default, is a fresh process per measurement -- what a trial
+    runner process, each in its own session: the process's start is paid once (about 3 s on
+    the emulated aarch64 board). 1, the default, is a fresh process per measurement -- what a trial
     is; ``mnbench predict`` batches its fit's probes."""
 
     def argv(self) -> list[str]:

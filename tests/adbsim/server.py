@@ -326,12 +326,13 @@ class AdbSimulator:
         with self._lock:
             return {proc.pid for proc in self._procs}
 
-    def drop_connections(self) -> None:
-        """Cut every TCP connection now (the phone's cable was pulled)."""
+    def drop_connections(self) -> int:
+        """Cut every TCP connection now (the phone's cable was pulled); how many."""
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
             conn.drop()
+        return len(connections)
 
     def close(self) -> None:
         self._stopping.set()

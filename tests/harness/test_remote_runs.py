@@ -196,8 +196,10 @@ def _count(db: Path) -> int:
         con.close()
 
 
-def _sweep_then_drop(argv: list[str], db: Path, drop: Callable[[], object]) -> tuple[int, str]:
-    """Start a sweep, cut the device's connection once a measurement is stored."""
+def _sweep_then_drop(argv: list[str], db: Path, drop: Callable[[], int]) -> tuple[int, str]:
+    """Start a sweep, cut the device's connection once a measurement is stored: as soon as
+    one is open (between two trials, on a loaded machine, the harness may have none open for
+    a moment, and a cut then would cut nothing)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", *argv],
         stdout=subprocess.PIPE,
@@ -208,7 +210,8 @@ def _sweep_then_drop(argv: list[str], db: Path, drop: Callable[[], object]) -> t
     while _count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # the next measurement is in flight
-    drop()
+    while drop() == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     _, err = proc.communicate(timeout=300)
     return proc.returncode, err
 

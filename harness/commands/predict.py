@@ -373,9 +373,9 @@ def measure_training(
     while the budget lasts."""
     from harness.predict.latency_model import (
         ERROR_THRESHOLD,
-        cross_validated,
         neighbours,
         sample_configs,
+        select_design,
     )
 
     started = time.monotonic()
@@ -417,7 +417,7 @@ def measure_training(
     if extra < 2:
         return runs
     rows = training_rows(store, timed_runs(store, runs))
-    errors = cross_validated(rows, best_block(rows), seed)
+    _block, _features, errors, _scores = select_design(rows, seed=seed)
     by_name = {e.name: c for e, c in zip(probe_names(configs), configs, strict=True)}
     ranked = sorted(
         (
@@ -453,15 +453,6 @@ def probe_names(configs: Sequence[ProbeConfig]) -> list[Any]:
     from harness.model.probes import family_probe
 
     return [family_probe(c.alpha, c.resolution, c.kernel, c.block, c.role) for c in configs]
-
-
-def best_block(rows: Sequence[Row]) -> int:
-    import numpy as np
-
-    from harness.predict.latency_model import BLOCK_CHOICES, cross_validated
-
-    scores = [float(np.nanmedian(np.abs(cross_validated(rows, b)))) for b in BLOCK_CHOICES]
-    return BLOCK_CHOICES[scores.index(min(scores))]
 
 
 def detects_here(store: Store, run_ids: Sequence[int]) -> bool:
@@ -507,10 +498,9 @@ def _machine(facts: Any) -> str:
 def training_rows(store: Store, run_ids: Sequence[int]) -> list[Row]:
     from harness.predict.latency_model import rows_from_frames
 
+    results = store.results_frame(list(run_ids))
     return rows_from_frames(
-        store.probes_frame(list(run_ids)),
-        store.results_frame(list(run_ids)),
-        detects_here(store, run_ids),
+        store.probes_frame(list(run_ids), results), results, detects_here(store, run_ids)
     )
 
 
@@ -535,9 +525,10 @@ def fit_from_runs(store: Store, run_ids: Sequence[int], scope: Scope) -> FittedM
         if isinstance(found, dict) and found.get("status") == "ok":
             limits = found
     timed = timed_runs(store, run_ids)
-    probes, results = store.probes_frame(timed), store.results_frame(timed)
+    everything = store.results_frame(list(run_ids))
+    results = everything[everything["run_id"].isin(timed)]
+    probes = store.probes_frame(timed, results)
     detected = detects_here(store, run_ids)
-    everything = store.results_frame(list(run_ids)) if len(timed) < len(run_ids) else results
     return fit(
         rows_from_frames(probes, results, detected),
         scope,

@@ -396,7 +396,7 @@ def measure_batch_into(
     sweep.store.heartbeat(run_id)
     try:
         started = sweep.guard.before() if sweep.guard else None
-        results = sweep.measure_batch(items) if len(items) > 1 else [sweep.measure(items[0])]
+        results = sweep.measure_batch(items)
         if sweep.guard and started:
             cpu = [(doc or {}).get("process_cpu_s") for _status, _reason, doc in results]
             total = sum(c for c in cpu if isinstance(c, (int, float)))

@@ -625,6 +625,26 @@ def _optional(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def select_design(
+    rows: Sequence[Row], blocks: Sequence[int] = BLOCK_CHOICES, seed: int = 0
+) -> tuple[int, str, np.ndarray, dict[str, float]]:
+    """The layout block and feature set with the lowest median absolute cross-validated
+    error: (block, feature set, each row's cross-validated error, every choice's score keyed
+    ``"8"`` for the full set and ``"8:macs"`` for the others)."""
+    scores: dict[str, float] = {}
+    best: tuple[float, int, str, np.ndarray] | None = None
+    for features in FEATURE_SETS:
+        for block in blocks:
+            errors = cross_validated(rows, block, seed, features)
+            score = float(np.nanmedian(np.abs(errors)))
+            scores[str(block) if features == "full" else f"{block}:{features}"] = score
+            if best is None or score < best[0]:
+                best = (score, block, features, errors)
+    assert best is not None
+    _, block, features, errors = best
+    return block, features, errors, scores
+
+
 def fit(
     rows: Sequence[Row],
     scope: Scope,
@@ -647,17 +667,7 @@ def fit(
             f"{len(usable)} usable measurements are too few to fit a latency model; measure "
             "more with `mnbench predict --refit`"
         )
-    block_errors: dict[str, float] = {}
-    best: tuple[float, int, str, np.ndarray] | None = None
-    for features in FEATURE_SETS:
-        for block in blocks:
-            errors = cross_validated(usable, block, seed, features)
-            score = float(np.nanmedian(np.abs(errors)))
-            block_errors[str(block) if features == "full" else f"{block}:{features}"] = score
-            if best is None or score < best[0]:
-                best = (score, block, features, errors)
-    assert best is not None
-    _, block, chosen, errors = best
+    block, chosen, errors, block_errors = select_design(usable, blocks, seed)
     matrix = design(usable, block, chosen)
     target = np.array([row.latency_ms for row in usable])
     coef = robust_fit(matrix, target, row_weights(usable))

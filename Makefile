@@ -57,7 +57,7 @@ demo: $(STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check harness devices results reports
+	$(BIN)/ruff format --check mobilenet devices results reports harness
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

@@ -1,5 +1,5 @@
 """What pushing the agent as a zipapp costs at start-up: the same agent started from
-``agent.pyz`` and from the source tree (``python -m harness.agent``), alternating (ABAB...)
+``agent.pyz`` and from the source tree (``python -m devices.agent``), alternating (ABAB...)
 in one run, and optionally a third program given with ``--also FILE`` (for instance an
 earlier single-file runner) in the same rounds.
 
@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.model.generator import generate
-from harness.model.spec import ModelSpec
+from devices.agent.bundle import AGENT, zipapp_path
+from mobilenet.generator import generate
+from mobilenet.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     programs = {
         "agent.pyz": [sys.executable, str(zipapp_path(AGENT))],
-        "python -m harness.agent": [sys.executable, "-m", "harness.agent"],
+        "python -m devices.agent": [sys.executable, "-m", "devices.agent"],
     }
     if args.also is not None:
         programs[args.also.name] = [sys.executable, str(args.also)]
@@ -58,7 +58,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, argv in programs.items():
                     times[name].append(_time([*argv, *extra]))
-            base = statistics.median(times["python -m harness.agent"])
+            base = statistics.median(times["python -m devices.agent"])
             for name, values in times.items():
                 median = statistics.median(values)
                 print(

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.model.generator import generate, write_models_csv
-from harness.model.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
+from mobilenet.generator import generate, write_models_csv
+from mobilenet.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         cost_cli_s = time.perf_counter() - start
-        from harness.model.cost import analyze_model, load_model_file
+        from mobilenet.cost import analyze_model, load_model_file
 
         start = time.perf_counter()
         analyze_model(load_model_file(model))

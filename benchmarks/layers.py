@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from harness.cli import main as mnbench
-from harness.model.layers import ROLES, layer_table
+from mobilenet.layers import ROLES, layer_table
 from results.store import Store
 
 

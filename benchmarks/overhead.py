@@ -1,9 +1,9 @@
 """Overhead of the device-side runner against a bare IO-binding loop.
 
 For MobileNetV1 1.0/224 and 0.25/128 (Howard et al. 2017, arXiv:1704.04861; built by
-``harness.model.generator``) this script alternates, round by round, between
+``mobilenet.generator``) this script alternates, round by round, between
 
-  (a) the agent (harness/agent, as the agent.pyz zipapp) started as a subprocess exactly as
+  (a) the agent (devices/agent, as the agent.pyz zipapp) started as a subprocess exactly as
       the harness starts it -- ``python agent.pyz MODEL --threads N`` with its default
       measurement rule -- and the median of the samples it reports, and
   (b) a bare in-process loop over the same model with the same session options
@@ -38,10 +38,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.agent.facts import cpu_model
-from harness.model.generator import build_model
-from harness.model.spec import ModelSpec
+from devices.agent.bundle import AGENT, zipapp_path
+from devices.agent.facts import cpu_model
+from mobilenet.generator import build_model
+from mobilenet.spec import ModelSpec
 
 RUNNER_PATH = zipapp_path(AGENT)
 BARE_WARMUP_S = 1.0

@@ -1,7 +1,7 @@
 """int8 against fp32 latency on this machine: MobileNetV1 1.0/224 and 0.25/128.
 
-For each cell (Howard et al. 2017, arXiv:1704.04861; built by ``harness.model.generator``, the int8
-model by ``harness.model.precision``: static QDQ, per-channel weights) this script alternates the
+For each cell (Howard et al. 2017, arXiv:1704.04861; built by ``mobilenet.generator``, the int8
+model by ``mobilenet.precision``: static QDQ, per-channel weights) this script alternates the
 two precisions round by round (A B B A ...), each measurement a fresh runner process started
 exactly as ``mnbench run`` starts it (``python agent.pyz MODEL --threads N``, its default
 measurement rule), and prints each precision's median latency (median of the per-round
@@ -32,9 +32,9 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.model.generator import GeneratedModel, generate
-from harness.model.spec import ModelSpec, Precision
+from devices.agent.bundle import AGENT, zipapp_path
+from mobilenet.generator import GeneratedModel, generate
+from mobilenet.spec import ModelSpec, Precision
 
 RUNNER_PATH = zipapp_path(AGENT)
 CELLS = ((1.0, 224), (0.25, 128))

@@ -37,10 +37,11 @@ from typing import Any
 
 from harness.cli import main as mnbench
 from harness.commands.predict import HELD_OUT, open_session, truths_from_run
-from harness.measure.sweep import PlanItem, RunnerSettings, prepare_models, run_plan
-from harness.model.architecture import scaled_layers
-from harness.model.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
+from harness.measure.plan import PlanItem, RunnerSettings
+from harness.measure.sweep import prepare_models, run_plan
 from harness.predict.latency_model import FittedModel, predict, relative_error, within_shares
+from mobilenet.architecture import scaled_layers
+from mobilenet.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
 from results.store import Store
 
 MAX_TRIALS = 7
@@ -166,8 +167,8 @@ def main(argv: list[str]) -> None:
             truth_start = time.perf_counter()
             try:
                 entries = prepare_models(specs, models_dir, store)
-                from harness import __version__
                 from harness.measure.sweep import sweep_config
+                from mobilenet import __version__
 
                 run_id = store.create_run(
                     device=device,

@@ -27,8 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devices.transport import LocalTransport
-from harness.agent.bundle import AGENT, zipapp_path
+from devices.agent.bundle import AGENT, zipapp_path
+from devices.local import LocalTransport
 from harness.cli import main as mnbench
 from harness.measure.paired import PairSettings, SideCommand, measure_pair
 from results.paired import Burst, burst_log_ratios

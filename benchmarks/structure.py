@@ -25,8 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES: tuple[tuple[str, str], ...] = (
-    ("harness/agent", "harness/agent"),
-    ("harness/model", "harness/model"),
+    ("devices/agent", "devices/agent"),
+    ("mobilenet", "mobilenet"),
     ("harness/measure", "harness/measure"),
     ("harness/ rest", "harness"),
     ("devices", "devices"),

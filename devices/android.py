@@ -5,7 +5,7 @@ Sources: the properties a benchmark records (``ro.product.*``, ``ro.soc.*`` from
 files in kHz (``Documentation/cpu-freq/user-guide`` in the Linux kernel); thermal zones in
 milli-degrees C (``Documentation/driver-api/thermal/sysfs-api``); ``dumpsys battery``
 with the temperature in tenths of a degree (``BatteryService``); the clusters by
-``cpuinfo_max_freq`` with the agent's one rule (``harness/agent/cores.py``); ELF
+``cpuinfo_max_freq`` with the agent's one rule (``devices/agent/cores.py``); ELF
 ``e_machine`` values from the System V ABI (EM_386 = 3, EM_ARM = 40, EM_X86_64 = 62,
 EM_AARCH64 = 183).
 
@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from devices.agent.cores import clusters
 from devices.errors import DeviceError
 from devices.probe import resolve_cpus, section_lines
 from devices.transport import Transport
-from harness.agent.cores import clusters
 
 ANDROID_PROP_KEYS: tuple[str, ...] = (
     "ro.product.manufacturer",

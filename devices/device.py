@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from devices.transport import LocalTransport, Transport
+from devices.local import LocalTransport
+from devices.transport import Transport
 
 DeviceKind = Literal["local", "ssh", "adb"]
 DEVICE_KINDS: tuple[DeviceKind, ...] = ("local", "ssh", "adb")

@@ -10,7 +10,7 @@ What is collected (docs/devices.md, "Device facts"): the board model
 or adb device costs one round trip; the parsing is pure and tested on recorded samples.
 
 Core selection (``resolve_cpus``) applies the agent's one cluster rule
-(``harness/agent/cores.py``: little = the slowest cluster, big = every faster core, prime =
+(``devices/agent/cores.py``: little = the slowest cluster, big = every faster core, prime =
 the fastest of three or more levels) to the facts of any device, Linux or Android.
 """
 
@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devices.agent.cores import CORE_WORDS, CoreSelectionError, select_cores
+from devices.agent.cpus import MAX_CPU
+from devices.agent.parts import arm_core_name
 from devices.errors import DeviceError
 from devices.transport import CommandFailed, Transport, TransportError
-from harness.agent.cores import CORE_WORDS, CoreSelectionError, select_cores
-from harness.agent.cpus import MAX_CPU
-from harness.agent.parts import arm_core_name
 
 FACTS_SCRIPT = r"""
 section() { printf '\n== %s\n' "$1"; }

@@ -1,8 +1,8 @@
 """The Transport seam: the one way every device is reached (TVM RPC's LocalSession idea).
 
 A transport runs an argv on the device, moves files both ways and owns a work directory.
-``LocalTransport`` implements the same interface as the SSH and adb transports, so sweep
-orchestration never branches on where the device is.
+``LocalTransport`` (``devices/local.py``) implements the same interface as the SSH and adb
+transports, so sweep orchestration never branches on where the device is.
 
 Contract (docs/architecture.md):
 - ``run(argv, timeout_s, env=None, cwd=None) -> Completed``; argv is a list and is never
@@ -33,20 +33,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from devices.errors import DeviceError
-from harness.processes import pid_alive
+from devices.processes import pid_alive
 
 _PR_SET_PDEATHSIG = 1
-
-if TYPE_CHECKING:
-    from devices.interactive import InteractiveProcess
 
 
 @dataclass(frozen=True)
@@ -209,112 +205,6 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-class LocalTransport(ClosingContext):
-    """This machine, through the same interface as a remote device.
-
-    With no ``workdir`` it makes a private ``/tmp/mnbench-*`` directory on first use and
-    removes it on ``close()`` (``keep_workdir=True`` keeps it: ``created_workdir`` says where).
-    """
-
-    def __init__(
-        self, workdir: str | os.PathLike[str] | None = None, keep_workdir: bool = False
-    ) -> None:
-        self._workdir = str(workdir) if workdir is not None else None
-        self._created: str | None = None
-        self.keep_workdir = keep_workdir
-
-    @property
-    def name(self) -> str:
-        return "local"
-
-    @property
-    def workdir(self) -> str:
-        if self._workdir is None:
-            remove_orphaned_workdirs()
-            self._workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
-            self._created = self._workdir
-            mark_owner(self._workdir)
-        Path(self._workdir).mkdir(parents=True, exist_ok=True)
-        return self._workdir
-
-    @property
-    def created_workdir(self) -> str | None:
-        """The temporary work directory this transport made (None when given one)."""
-        return self._created
-
-    def run(
-        self,
-        argv: Sequence[str],
-        timeout_s: float,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        check: bool = True,
-    ) -> Completed:
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
-        start = time.perf_counter()
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                env=full_env,
-                cwd=cwd,
-                text=True,
-                errors="replace",
-                start_new_session=True,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see die_with_parent
-            )
-        except OSError as exc:
-            raise TransportError(f"cannot start {argv[0]!r} on local: {exc.strerror}") from exc
-        out, err, timed_out = communicate_or_kill(proc, timeout_s)
-        if timed_out:
-            raise CommandTimeout(
-                f"{os.path.basename(argv[0])} on local did not finish within {timeout_s:g} s "
-                "and was killed; raise the timeout or check the command",
-                out,
-                err,
-            )
-        completed = Completed(tuple(argv), proc.returncode, out, err, time.perf_counter() - start)
-        if check and completed.rc != 0:
-            raise CommandFailed(describe_failure(self.name, completed), completed)
-        return completed
-
-    def push(self, local: Path, remote: str) -> None:
-        _copy(Path(local), Path(remote), "push")
-
-    def pull(self, remote: str, local: Path) -> None:
-        _copy(Path(remote), Path(local), "pull")
-
-    def close(self) -> None:
-        created, self._created = self._created, None
-        if created is None:
-            return
-        if self.keep_workdir:
-            return
-        with contextlib.suppress(OSError):
-            shutil.rmtree(created)
-        self._workdir = None
-
-    def start_interactive(
-        self,
-        argv: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> InteractiveProcess:
-        """``argv`` here, in its own session, spoken to line by line (devices/interactive.py)."""
-        from devices.interactive import signal_local_group, spawn
-
-        return spawn(argv, self.name, os.path.basename(argv[0]), signal_local_group, env, cwd, True)
-
-    def signal_group(self, pgid: int, signal_name: str) -> None:
-        from devices.interactive import signal_local_group
-
-        signal_local_group(pgid, signal_name)
-
-
 def kill_group(proc: subprocess.Popen[Any]) -> None:
     """Kill a process started with ``start_new_session=True`` and everything it started."""
     try:
@@ -337,15 +227,3 @@ def communicate_or_kill(proc: subprocess.Popen[Any], timeout_s: float) -> tuple[
         proc.wait()
         raise
     return out, err, False
-
-
-def _copy(src: Path, dst: Path, verb: str) -> None:
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.part")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        raise TransportError(
-            f"{verb} {src} -> {dst} failed on local: {exc.strerror or exc}"
-        ) from exc

@@ -1,7 +1,8 @@
-"""mnbench: a hardware benchmarking harness for MobileNetV1 (Howard et al. 2017, arXiv:1704.04861).
-
-The ``harness`` package owns the architecture table, the ONNX generator, the cost model, the
-grid, the device-side runner, sweep orchestration and the CLI.
+"""mnbench's top layer: measuring (``measure``), the latency predictor (``predict``) and the
+command line (``cli``, ``commands``). Everything it uses sits below it: ``mobilenet`` (the
+model family), ``devices`` (the agent and the device adapters), ``results`` and ``reports``.
 """
 
-__version__ = "0.1.0"
+from mobilenet import __version__
+
+__all__ = ["__version__"]

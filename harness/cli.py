@@ -18,21 +18,23 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Protocol, cast
 
-from devices.errors import DeviceError
-from harness import __version__
 from harness.commands import COMMANDS, SUMMARIES
-from harness.errors import Interrupted, UserError, disk_full_message, request_stop, reset_stop
-from reports.errors import ReportError
-from results.errors import ResultsError
+from harness.commands.exits import EXIT_USAGE, interrupted_exit_code
+from mobilenet import __version__
+from mobilenet.errors import (
+    Interrupted,
+    MnbenchError,
+    UserError,
+    disk_full_message,
+    request_stop,
+    reset_stop,
+)
 
-USER_ERRORS: tuple[type[Exception], ...] = (UserError, DeviceError, ResultsError, ReportError)
-"""The errors a user can act on, each package's own: printed as one line, never a traceback."""
 
-
-def exit_code_of(exc: Exception) -> int:
-    """The exit code of an error a user can act on: 2 (usage or harness error) unless a
-    harness ``UserError`` says otherwise."""
-    return exc.exit_code if isinstance(exc, UserError) else 2
+def exit_code_of(exc: MnbenchError) -> int:
+    """The exit code of an error a user can act on, whichever layer raised it."""
+    del exc  # every layer's error is a usage, input, device or database problem
+    return EXIT_USAGE
 
 
 class CommandModule(Protocol):
@@ -147,12 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = args.command
             module = cast(CommandModule, importlib.import_module(COMMANDS[args.command]))
             return module.run(args)
-    except USER_ERRORS as exc:
+    except MnbenchError as exc:
         print(f"mnbench: error: {exc}", file=sys.stderr)
         return exit_code_of(exc)
     except Interrupted as exc:
         print(_interrupted_line(exc.signum, exc.hint, command), file=sys.stderr)
-        return 128 + exc.signum
+        return interrupted_exit_code(exc.signum)
     except BrokenPipeError:  # the reader went away (`mnbench results | head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -162,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if full is None:
             raise
         print(f"mnbench: error: {full}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(_interrupted_line(signal.SIGINT, None, command), file=sys.stderr)
-        return 130
+        return interrupted_exit_code(signal.SIGINT)
 
 
 def console() -> None:

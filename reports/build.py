@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import __version__, files
-from harness.model.layers import PROBE_VARIANT_PREFIX, layer_table
-from harness.validate import creatable_dir
+from mobilenet import __version__, files
+from mobilenet.layers import PROBE_VARIANT_PREFIX, layer_table
+from mobilenet.validate import creatable_dir
 from reports.accuracy import accuracy_table
 from reports.answers import Answers, report_answers
 from reports.charts import (

@@ -2,7 +2,7 @@
 
 Howard et al. (2017, eq. 5) predict that a depthwise-separable layer costs 1/N + 1/D_K² of
 the standard convolution it replaces. This module sets that prediction (x) against what was
-measured (y), per block from the layer probes (``harness.model.layers.layer_table``) and per whole
+measured (y), per block from the layer probes (``mobilenet.layers.layer_table``) and per whole
 model from the grid cells measured in both variants in the same run, with the identity line.
 
 The points come from a list of ``MissionSeries``: each turns the per-block frame and the
@@ -31,8 +31,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from harness.model.architecture import scaled_layers
-from harness.model.layers import predicted_ratio
+from mobilenet.architecture import scaled_layers
+from mobilenet.layers import predicted_ratio
 from reports.charts import (
     LAYERS_HINT,
     Chart,

@@ -47,7 +47,7 @@ def _model(store: Store, device: str, threads: int) -> FittedModel | None:
 
 def predicted_layer_ratios(store: Store, layers: pd.DataFrame) -> pd.DataFrame:
     """``harness.predict.latency_model.block_ratios`` for every device × threads × α ×
-    resolution × D_K of a layer table (``harness.model.layers.layer_table``), one frame
+    resolution × D_K of a layer table (``mobilenet.layers.layer_table``), one frame
     (``RATIO_COLUMNS``)."""
     import pandas as pd
 

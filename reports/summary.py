@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from harness.table import markdown_text
+from mobilenet.table import markdown_text
 from reports.answers import Answers, budget_text, picks_by_series
 from reports.charts import Chart, cell_text, config_text, measured, series_labels
 from reports.trust import markdown_lines, trust_of

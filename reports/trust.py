@@ -22,7 +22,7 @@ from html import escape
 
 import pandas as pd
 
-from harness.table import markdown_text
+from mobilenet.table import markdown_text
 from results.reliability import stability
 
 

@@ -494,16 +494,6 @@ def paired_comparison(
     )
 
 
-def exit_code(comparison: Comparison) -> int:
-    """0 no confirmed regression; 1 a regression or a model failing only in the candidate;
-    3 inconclusive (a CI job can retry)."""
-    if comparison.count("slower") or comparison.failed_only_in_candidate:
-        return 1
-    if comparison.count("inconclusive") or not comparison.cells:
-        return 3
-    return 0
-
-
 def comparison_records(comparison: Comparison) -> list[Mapping[str, object]]:
     return [
         {

@@ -1,7 +1,7 @@
 """The measurement record: one agent document parsed once on the host, typed and frozen.
 
 ``Measurement.from_document`` reads a stored or freshly printed document (the layout of
-``harness/agent/record.py``, schema ``mnbench.runner/1``, perf_test conversions included)
+``devices/agent/record.py``, schema ``mnbench.runner/1``, perf_test conversions included)
 and keeps the raw document beside typed fields, as pyperf's ``Run`` keeps its metadata.
 Fields that are missing or of the wrong type in an old or foreign document become None or
 empty rather than failing, so every stored database still opens; a document that is not a
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
-from harness.agent.record import SCHEMA
+from devices.agent.record import SCHEMA
 
 
 class RecordError(ValueError):

@@ -20,7 +20,7 @@ Definitions, so the numbers can be recomputed elsewhere:
 * outliers are samples below ``Q1 - 1.5·IQR`` or above ``Q3 + 1.5·IQR``; only counted.
 
 The CI *within one process* (``within_process_median_ci``) is the agent's own
-order-statistic interval (``harness/agent/stats.py``), the one its stopping rule bounds.
+order-statistic interval (``devices/agent/stats.py``), the one its stopping rule bounds.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from harness.agent.stats import quantile_ci
+from devices.agent.stats import quantile_ci
 
 Flag = Literal["high_cv", "far_min", "far_max", "few_samples", "no_samples"]
 SummarySource = Literal["samples", "reported", "none"]

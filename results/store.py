@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
-from harness.processes import pid_alive
+from devices.processes import pid_alive
 from results import views
 from results.backend import Database, connect, not_mnbench, parse_location
 from results.errors import ResultsError

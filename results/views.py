@@ -294,7 +294,7 @@ def probes_frame(
     cards: Mapping[str, Mapping[str, Any]],
     limits: Mapping[int, Mapping[str, Any]],
 ) -> pd.DataFrame:
-    """One row per run × layer probe × configuration (``harness.model.probes``): the columns of
+    """One row per run × layer probe × configuration (``mobilenet.probes``): the columns of
     ``results_frame`` plus the probe's facts from its cost card (``role, block,
     in_channels, out_channels, in_size, out_size, stride``), the arithmetic intensity of
     its convs and the run's measured ceilings (``peak_gflop_s``, ``bandwidth_gb_s`` from
@@ -358,14 +358,14 @@ def profiles_frame(rows: Sequence[Row], cards: Mapping[str, Mapping[str, Any]]) 
     """Per-layer times from the runner's per-node profiles (``mnbench run --profile``).
 
     One row per run × model × configuration × layer: ``run_id, device, name, layer, kind
-    (stem/depthwise/pointwise/standard/fc/other, as harness.model.cost), time_ms (median over
+    (stem/depthwise/pointwise/standard/fc/other, as mobilenet.cost), time_ms (median over
     the trials of the layer's summed per-node medians: per inference), macs, flops_per_s``
     then ``sha256, threads, trials, nodes, op_types``. Profiled nodes map to layers by
-    the longest graph-node-name prefix (``harness.model.layers``) using the model's stored cost
+    the longest graph-node-name prefix (``mobilenet.layers``) using the model's stored cost
     card, or for our generated models the architecture table; nodes that map to no layer
     are kept as rows with layer ``unassigned`` (one per node), never dropped.
     """
-    from harness.model.layers import UNASSIGNED, profile_layers, spec_card
+    from mobilenet.layers import UNASSIGNED, profile_layers, spec_card
 
     rows = [row for row in rows if row["status"] == "ok"]
     spec_cards: dict[str, Mapping[str, Any]] = {}

@@ -21,7 +21,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from harness.cli import main
-from harness.validate import MAX_PLAN_ITEMS
+from mobilenet.validate import MAX_PLAN_ITEMS
 from results.store import Store
 from tests.reports.storedata import add_grid_run, make_store
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.table import format_table, markdown_text, terminal_safe
+from mobilenet.table import format_table, markdown_text, terminal_safe
 from reports.build import MANIFEST_NAME
 from results.store import MIGRATIONS, Store
 from tests.reports.storedata import add_grid_run, make_store

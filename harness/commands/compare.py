@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
 from harness.commands.options import add_db_argument, add_threshold_arguments
-from harness.errors import UserError
-from harness.table import format_table, json_text, markdown_text, terminal_safe
-from harness.validate import label_arg, run_id_arg
+from mobilenet.errors import UserError
+from mobilenet.table import format_table, json_text, markdown_text, terminal_safe
+from mobilenet.validate import label_arg, run_id_arg
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -151,7 +151,8 @@ def render(comparison: Comparison, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from results.compare import compare_runs, exit_code
+    from harness.commands.exits import comparison_exit_code
+    from results.compare import compare_runs
 
     with Store.open(args.db or default_db_path(), readonly=True) as store:
         if args.campaign is not None:
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         )
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
-    return exit_code(comparison)
+    return comparison_exit_code(comparison)
 
 
 def campaign_pair(store: Store, campaign: str, baseline: str, candidate: str) -> tuple[int, int]:

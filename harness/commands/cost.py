@@ -10,11 +10,11 @@ import math
 from pathlib import Path
 
 from harness.commands import SUMMARIES
-from harness.errors import UserError
-from harness.model.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
-from harness.model.precision import Fidelity, fidelity_of_model
-from harness.table import format_table, json_text
-from harness.validate import INT64_MAX, quoted
+from mobilenet.cost import CONVENTIONS, ModelCost, analyze_model, load_model_file
+from mobilenet.errors import UserError
+from mobilenet.precision import Fidelity, fidelity_of_model
+from mobilenet.table import format_table, json_text
+from mobilenet.validate import INT64_MAX, quoted
 
 MAX_INPUT_ELEMENTS = 2**31 - 1
 """Elements of one input a ``--shape`` may give (onnxruntime's tensors index with int32 in

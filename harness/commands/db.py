@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from harness.commands import SUMMARIES
-from harness.errors import UserError
-from harness.validate import label_arg, run_id_arg
+from mobilenet.errors import UserError
+from mobilenet.validate import label_arg, run_id_arg
 from results.backend import parse_location
 
 EXAMPLES = """examples:

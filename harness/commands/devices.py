@@ -16,8 +16,8 @@ from devices.facts import probe_device
 from devices.transport import Transport, TransportError
 from harness.commands import SUMMARIES
 from harness.commands.options import add_inventory_argument, resolve
-from harness.errors import UserError
-from harness.table import format_table, json_text
+from mobilenet.errors import UserError
+from mobilenet.table import format_table, json_text
 
 EXAMPLES = """examples:
   mnbench devices                          list the inventory (./devices.toml) and local
@@ -135,9 +135,10 @@ def _check(config: DeviceConfig, install: bool) -> int:
 def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
     """A short run of the smallest model through the sweep's own measuring code (the Python
     runner, or onnxruntime_perf_test on a phone); None when it works."""
-    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings, Sweep
-    from harness.model.generator import generate
-    from harness.model.spec import ModelSpec
+    from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
+    from harness.measure.sweep import Sweep
+    from mobilenet.generator import generate
+    from mobilenet.spec import ModelSpec
     from results.store import Store
 
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "smoke.sqlite") as store:

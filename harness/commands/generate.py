@@ -8,19 +8,19 @@ import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
-from harness.commands.options import default_models_dir, models_dir_flag
-from harness.errors import UserError
-from harness.model.generator import generate, write_fidelity_csv, write_models_csv
-from harness.model.grid import (
+from harness.commands.grid import (
     DEFAULT_MAX_MEMORY_MIB,
     add_grid_arguments,
     check_generation_memory,
     specs_from_args,
 )
-from harness.model.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
-from harness.model.spec import ModelSpec
-from harness.table import format_table
-from harness.validate import creatable_dir
+from harness.commands.options import default_models_dir, models_dir_flag
+from mobilenet.errors import UserError
+from mobilenet.generator import generate, write_fidelity_csv, write_models_csv
+from mobilenet.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
+from mobilenet.spec import ModelSpec
+from mobilenet.table import format_table
+from mobilenet.validate import creatable_dir
 
 EXAMPLES = """examples:
   mnbench generate                                  the 16-cell grid into ./models

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
 from harness.commands.generate import add_calibration_argument
+from harness.commands.grid import add_grid_arguments
 from harness.commands.options import (
     add_cooldown_arguments,
     add_db_argument,
@@ -28,10 +29,9 @@ from harness.commands.options import (
     add_measurement_arguments,
     add_model_file_arguments,
 )
-from harness.errors import UserError
-from harness.model.grid import add_grid_arguments
-from harness.table import format_table, terminal_safe
-from harness.validate import MAX_THREADS, float_arg, int_arg, label_arg
+from mobilenet.errors import UserError
+from mobilenet.table import format_table, terminal_safe
+from mobilenet.validate import MAX_THREADS, float_arg, int_arg, label_arg
 
 EXAMPLES = """examples:
   mnbench lab plan --campaign nightly --devices pi4 pixel7 local --alpha 0.25 0.5
@@ -44,9 +44,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from devices.device import DeviceConfig
+    from harness.measure.plan import ModelEntry, RunnerSettings
     from harness.measure.session import MeasurementSession
-    from harness.measure.sweep import ModelEntry, RunnerSettings
-    from harness.model.spec import ModelSpec
+    from mobilenet.spec import ModelSpec
     from results.guards import CooldownPolicy
     from results.store import Store
 
@@ -149,9 +149,9 @@ class ModelChoice:
     def __init__(self, args: argparse.Namespace) -> None:
         from harness.commands.cost import parse_shapes
         from harness.commands.generate import calibration_from_args
+        from harness.commands.grid import specs_from_args
         from harness.commands.run import _distinct_files
-        from harness.model.cost import analyze_model, load_model_file
-        from harness.model.grid import specs_from_args
+        from mobilenet.cost import analyze_model, load_model_file
 
         self.specs: list[ModelSpec] = []
         self.paths: list[Path] = []
@@ -181,7 +181,7 @@ class ModelChoice:
 
 def _plan(args: argparse.Namespace) -> int:
     from harness.commands.options import cooldown_from_args, default_models_dir, settings_from_args
-    from harness.validate import check_plan_size, creatable_dir, distinct
+    from mobilenet.validate import check_plan_size, creatable_dir, distinct
     from results.store import Store, default_db_path
 
     settings = settings_from_args(args)
@@ -255,8 +255,8 @@ def plan_device(
     the session that probed it, still open (the caller closes it). A device that cannot be
     reached is left out (None), its reason recorded in ``unplanned`` and said."""
     from devices.errors import DeviceError
+    from harness.measure.plan import make_plan
     from harness.measure.session import MeasurementSession
-    from harness.measure.sweep import make_plan
     from results.lab import Lab
     from results.store import config_key
 
@@ -338,9 +338,9 @@ def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
     from devices.inventory import resolve_devices
     from harness.commands.options import cooldown_from_args, default_models_dir, settings_from_args
     from harness.commands.trust import cooldown_from_config
-    from harness.errors import Interrupted
     from harness.measure.lab import Worker
-    from harness.validate import check_plan_size, creatable_dir, distinct, note
+    from mobilenet.errors import Interrupted
+    from mobilenet.validate import check_plan_size, creatable_dir, distinct, note
     from results.store import Store, default_db_path
 
     if args.resume is not None:

@@ -1,10 +1,10 @@
 """``mnbench layers``: time each separable block against the standard conv it replaces.
 
 For every block of one α × resolution (and each D_K asked for) the layer probes of
-``harness.model.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
+``mobilenet.probes`` — standard conv, depthwise + pointwise, and each part alone — are measured
 like whole models (same runner, transports, store and flags as ``mnbench run``), and the
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
-(Howard et al. 2017, eq. 5). Before measuring, ``harness/agent/limits.py`` measures the device's
+(Howard et al. 2017, eq. 5). Before measuring, ``devices/agent/limits.py`` measures the device's
 peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009)
 through the device's backend (``harness.measure.backends``), stored in the run's device
 facts under ``limits``.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.commands import SUMMARIES
+from harness.commands.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.commands.options import (
     add_cooldown_arguments,
     add_db_argument,
@@ -32,16 +33,16 @@ from harness.commands.options import (
     resolve,
     settings_from_args,
 )
-from harness.errors import UserError
+from harness.measure.plan import make_plan
 from harness.measure.session import MeasurementSession
-from harness.measure.sweep import ProgressBar, SweepOutcome, make_plan, prepare_probes
-from harness.model.architecture import scaled_layers
-from harness.model.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
-from harness.model.layers import TABLE_HEADERS, layer_table, table_rows
-from harness.model.probes import BLOCKS, block_probes
-from harness.model.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
-from harness.table import format_table, json_text, terminal_safe
-from harness.validate import (
+from harness.measure.sweep import ProgressBar, SweepOutcome, prepare_probes
+from mobilenet.architecture import scaled_layers
+from mobilenet.errors import UserError
+from mobilenet.layers import TABLE_HEADERS, layer_table, table_rows
+from mobilenet.probes import BLOCKS, block_probes
+from mobilenet.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION
+from mobilenet.table import format_table, json_text, terminal_safe
+from mobilenet.validate import (
     MAX_THREADS,
     check_plan_size,
     creatable_dir,

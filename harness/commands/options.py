@@ -5,7 +5,7 @@ database, measurement, plan-limit and verdict flags from here, so a flag means t
 defaults the same in every verb, and no command imports another's flags. Units follow the
 flag: ``--target-ci`` and ``--threshold`` are percents on the command line; the runner takes
 its stopping CI as a fraction, converted once, by ``percent_arg`` as the flag is parsed, and
-the stopping defaults are the agent's own (``harness/agent/cli.py``).
+the stopping defaults are the agent's own (``devices/agent/cli.py``).
 
 Only light modules are imported at the top: building the parser must not load onnx or pandas.
 """
@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devices.agent.cli import DEFAULT_MAX_TIME_S, DEFAULT_MIN_TIME_S, DEFAULT_TARGET_CI
 from devices.errors import DeviceError
 from devices.probe import check_cpu_spec
-from harness.agent.cli import DEFAULT_MAX_TIME_S, DEFAULT_MIN_TIME_S, DEFAULT_TARGET_CI
-from harness.errors import UserError
-from harness.validate import (
+from mobilenet.errors import UserError
+from mobilenet.validate import (
     INT64_MAX,
     MAX_PLAN_ITEMS,
     MAX_TIME_S,
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from devices.device import DeviceConfig
+    from harness.measure.plan import ModelEntry, RunnerSettings
     from harness.measure.session import MeasurementSession, Selection
-    from harness.measure.sweep import ModelEntry, RunnerSettings
     from results.guards import CooldownPolicy
 
 REGRESS_MAX_TIME_S = 5.0
@@ -277,7 +277,7 @@ def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, profile: bool = False) -> RunnerSettings:
     """The runner's settings from the stopping flags, checked before anything runs."""
-    from harness.measure.sweep import RunnerSettings
+    from harness.measure.plan import RunnerSettings
 
     if args.min_time > args.max_time:
         raise UserError(

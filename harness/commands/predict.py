@@ -40,14 +40,14 @@ from harness.commands.options import (
     cooldown_from_args,
     cpu_arg,
 )
-from harness.errors import UserError
-from harness.validate import float_arg, int_arg
+from mobilenet.errors import UserError
+from mobilenet.validate import float_arg, int_arg
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
+    from harness.measure.plan import ModelEntry, RunnerSettings
     from harness.measure.session import MeasurementSession
-    from harness.measure.sweep import ModelEntry, RunnerSettings, Sweep
-    from harness.model.spec import ModelSpec
+    from harness.measure.sweep import Sweep
     from harness.predict.latency_model import (
         FittedModel,
         Prediction,
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         Scope,
         Truth,
     )
+    from mobilenet.spec import ModelSpec
     from results.store import Store
 
 FIT_LABEL = "predict-fit"
@@ -130,7 +131,7 @@ cross-validated errors.
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from harness.model.grid import add_grid_arguments
+    from harness.commands.grid import add_grid_arguments
 
     parser = sub.add_parser(
         "predict",
@@ -260,7 +261,7 @@ def open_session(
 
 def validate_settings() -> RunnerSettings:
     """The runner settings of ``--validate`` (and of a session given none)."""
-    from harness.measure.sweep import RunnerSettings
+    from harness.measure.plan import RunnerSettings
 
     return RunnerSettings(
         target_ci=FIT_TARGET_CI, min_time_s=FIT_MIN_TIME_S, max_time_s=FIT_MAX_TIME_S
@@ -304,8 +305,9 @@ def _measure(
     extra: dict[str, Any],
 ) -> tuple[int, float]:
     """One run: every model for its number of trials, trial-major. (run id, seconds)."""
+    from harness.measure.plan import PlanItem
     from harness.measure.session import Selection
-    from harness.measure.sweep import PlanItem, ProgressBar, run_plan
+    from harness.measure.sweep import ProgressBar, run_plan
 
     run_id = session.measuring.create_run(
         models,
@@ -340,7 +342,7 @@ def probe_entries(
     configs: Sequence[ProbeConfig], models_dir: Path, store: Store
 ) -> list[ModelEntry]:
     from harness.measure.sweep import prepare_probes
-    from harness.model.probes import family_probe
+    from mobilenet.probes import family_probe
 
     probes = [family_probe(c.alpha, c.resolution, c.kernel, c.block, c.role) for c in configs]
     unique = list({p.name: p for p in probes}.values())
@@ -351,7 +353,7 @@ def model_entries(
     variants: Sequence[tuple[float, int, str, int]], models_dir: Path, store: Store
 ) -> list[ModelEntry]:
     from harness.measure.sweep import prepare_models
-    from harness.model.spec import ModelSpec
+    from mobilenet.spec import ModelSpec
 
     specs = [ModelSpec(a, r, v, k) for a, r, v, k in variants]  # type: ignore[arg-type]
     return prepare_models(specs, models_dir, store)
@@ -450,7 +452,7 @@ def measure_training(
 
 def probe_names(configs: Sequence[ProbeConfig]) -> list[Any]:
     """Objects with the probe's ``name`` for each configuration (no file is written)."""
-    from harness.model.probes import family_probe
+    from mobilenet.probes import family_probe
 
     return [family_probe(c.alpha, c.resolution, c.kernel, c.block, c.role) for c in configs]
 
@@ -572,8 +574,8 @@ def store_fit(store: Store, scope: Scope, model: FittedModel) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from harness.commands.options import default_models_dir
-    from harness.model.spec import KERNELS
     from harness.predict.latency_model import FittedModel, Scope, predict
+    from mobilenet.spec import KERNELS
     from results.store import Store, default_db_path
 
     precisions = list(dict.fromkeys(args.precision or ["fp32"]))
@@ -682,18 +684,18 @@ def _fit_new(
 
 
 def _specs(args: argparse.Namespace) -> list[ModelSpec]:
-    from harness.model.spec import ModelSpec
+    from mobilenet.spec import ModelSpec
 
     given = args.alpha or args.resolution or args.rho or args.variant or args.kernel
     if given:
-        from harness.model.grid import specs_from_args
+        from harness.commands.grid import specs_from_args
 
         return specs_from_args(args)
     if args.validate:
         return [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
     if args.budget_ms is not None:
         return [ModelSpec(a, r) for a in SEARCH_ALPHAS for r in SEARCH_RESOLUTIONS]
-    from harness.model.grid import specs_from_args
+    from harness.commands.grid import specs_from_args
 
     return specs_from_args(args)
 
@@ -729,7 +731,7 @@ def _rows(predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
 
 
 def _emit(args: argparse.Namespace, headers: Sequence[str], records: list[dict[str, Any]]) -> None:
-    from harness.table import format_table
+    from mobilenet.table import format_table
 
     if args.format == "json":
         sys.stdout.write(json.dumps(records, indent=1) + "\n")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.compare import render, write_chart
+from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.options import (
     REGRESS_MAX_TIME_S,
     add_cooldown_arguments,
@@ -37,12 +38,11 @@ from harness.commands.options import (
     resolve,
     settings_from_args,
 )
-from harness.errors import UserError
 from harness.measure.regress import RegressPlan, measure_regress
 from harness.measure.runtimes import parse_spec
 from harness.measure.session import MeasurementSession
-from harness.model.grid import add_grid_arguments, specs_from_args
-from harness.validate import (
+from mobilenet.errors import UserError
+from mobilenet.validate import (
     INT64_MAX,
     MAX_THREADS,
     MAX_TRIALS,
@@ -177,7 +177,7 @@ def _check_pair_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from results.compare import exit_code
+    from harness.commands.exits import comparison_exit_code
 
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
@@ -218,4 +218,4 @@ def run(args: argparse.Namespace) -> int:
         comparison = measure_regress(session, plan, specs, args.threads)
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
-    return 0 if args.warn_only else exit_code(comparison)
+    return 0 if args.warn_only else comparison_exit_code(comparison)

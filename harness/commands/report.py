@@ -12,9 +12,9 @@ from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.options import add_db_argument
-from harness.errors import UserError
-from harness.table import terminal_safe
-from harness.validate import label_arg, run_id_arg
+from mobilenet.errors import UserError
+from mobilenet.table import terminal_safe
+from mobilenet.validate import label_arg, run_id_arg
 
 EXAMPLES = """examples:
   mnbench report                              the latest run into ./report

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 from harness.commands import SUMMARIES
-from harness.errors import UserError
-from harness.table import json_text, terminal_safe
-from harness.validate import label_arg, run_id_arg
+from mobilenet.errors import UserError
+from mobilenet.table import json_text, terminal_safe
+from mobilenet.validate import label_arg, run_id_arg
 from results.backend import parse_location
 from results.store import RESULT_COLUMNS, RunRecord, Store, default_db_path
 

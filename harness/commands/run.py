@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.commands import SUMMARIES
 from harness.commands.cost import parse_shapes
 from harness.commands.generate import add_calibration_argument, calibration_from_args
+from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.options import (
     add_db_argument,
     add_device_arguments,
@@ -32,29 +33,26 @@ from harness.commands.trust import (
     cooldown_from_config,
     pin_note,
 )
-from harness.errors import UserError
 from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive
+from harness.measure.plan import PlanItem, RunnerSettings, make_plan
 from harness.measure.session import MeasurementSession
 from harness.measure.stored import StoredPlan
 from harness.measure.sweep import (
-    PlanItem,
     ProgressBar,
-    RunnerSettings,
     Sweep,
     SweepOutcome,
     lease_stale_after_s,
-    make_plan,
     measurement_timeout_s,
     models_from_config,
     prepare_files,
     prepare_models,
     run_plan,
 )
-from harness.model.cost import analyze_model, load_model_file
-from harness.model.grid import add_grid_arguments, specs_from_args
-from harness.model.spec import ModelSpec
-from harness.table import format_table, terminal_safe
-from harness.validate import (
+from mobilenet.cost import analyze_model, load_model_file
+from mobilenet.errors import UserError
+from mobilenet.spec import ModelSpec
+from mobilenet.table import format_table, terminal_safe
+from mobilenet.validate import (
     MAX_THREADS,
     check_plan_size,
     creatable_dir,

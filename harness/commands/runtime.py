@@ -12,7 +12,7 @@ from harness.measure.runtimes import (
     list_runtimes,
     remove_runtime,
 )
-from harness.table import format_table
+from mobilenet.table import format_table
 
 EXAMPLES = """examples:
   mnbench runtime add onnxruntime==1.30.0     a cached venv with that release and numpy
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(["runtime", "state", "numpy", "path"], rows))
         return 0
     if not args.spec:
-        from harness.errors import UserError
+        from mobilenet.errors import UserError
 
         raise UserError(f"`mnbench runtime {args.action}` needs a spec such as onnxruntime==1.30.0")
     for spec in args.spec:

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from harness.commands.options import add_cooldown_arguments
-from harness.errors import UserError
 from harness.measure.adaptive import DEFAULT_MAX_TRIALS, AdaptivePlan
-from harness.validate import INT64_MAX, MAX_TRIALS, int_arg
+from mobilenet.errors import UserError
+from mobilenet.validate import INT64_MAX, MAX_TRIALS, int_arg
 from results.guards import CooldownPolicy
 
 if TYPE_CHECKING:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from harness.errors import UserError
-from harness.measure.sweep import PlanItem, ProgressFn, Sweep, SweepOutcome, run_plan
+from harness.measure.plan import PlanItem
+from harness.measure.sweep import ProgressFn, Sweep, SweepOutcome, run_plan
+from mobilenet.errors import UserError
 from results.store import config_key
 from results.trials import short_of_target
 

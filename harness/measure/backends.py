@@ -4,10 +4,10 @@ onnxruntime perf_test has one ``TestSession`` per backend; here a device gets on
 when its sweep is made (``backend_for``), and every verb measures through it without asking
 what kind of device it is:
 
-- ``AgentBackend``: the device-side agent (``harness/agent``) pushed to the device as a
+- ``AgentBackend``: the device-side agent (``devices/agent``) pushed to the device as a
   zipapp, one fresh process per measurement (or per batch of them, ``RunnerSettings.batch``);
   it also runs the limits probe
-  (``harness/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
+  (``devices/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
   of ``regress``'s process pairs.
 - ``PerfTestBackend``: a phone without Python runs an NDK build of
   ``onnxruntime_perf_test``; its console summary becomes the same runner document
@@ -27,17 +27,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from devices.agent import limits
+from devices.agent.bundle import AGENT, LIMITS
+from devices.agent.record import SCHEMA as AGENT_SCHEMA
 from devices.transport import CommandFailed, CommandTimeout, Completed, TransportError
-from harness.agent import limits
-from harness.agent.bundle import AGENT, LIMITS
-from harness.agent.record import SCHEMA as AGENT_SCHEMA
-from harness.errors import UserError
+from mobilenet.errors import UserError
 
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
     from devices.transport import Transport
     from harness.measure.paired import SideCommand
-    from harness.measure.sweep import ModelEntry, PlanItem, RunnerSettings
+    from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
 
 AgentProgram = Literal["runner", "limits"]
 AGENT_PROGRAMS: Mapping[AgentProgram, tuple[str, str]] = {
@@ -178,7 +178,7 @@ class AgentBackend:
     ) -> list[str]:
         """The argv that starts one of the agent's programs on the device: the program and
         the models are pushed once (in that order), then interpreter, program, models, args."""
-        from harness.agent.bundle import zipapp_path
+        from devices.agent.bundle import zipapp_path
         from harness.measure.runtimes import cache_root
 
         files = self.files
@@ -305,7 +305,7 @@ class PerfTestBackend:
         return remote, lib_dir
 
     def measure(self, item: PlanItem) -> Measured:
-        from harness.agent.cpus import cpu_mask
+        from devices.agent.cpus import cpu_mask
         from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
         files = self.files

@@ -34,15 +34,11 @@ from typing import Any, TextIO
 from devices.device import DeviceConfig
 from devices.errors import DeviceError
 from devices.transport import TransportError
-from harness.errors import Interrupted, UserError
+from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
 from harness.measure.progress import DeviceLines
 from harness.measure.session import MeasurementSession
-from harness.measure.sweep import (
-    ModelEntry,
-    PlanItem,
-    RunnerSettings,
-    models_from_config,
-)
+from harness.measure.sweep import models_from_config
+from mobilenet.errors import Interrupted, UserError
 from results.backend import StoreUnavailable
 from results.errors import ResultsError
 from results.guards import CooldownPolicy

@@ -3,7 +3,7 @@
 On a phone without Python the harness pushes an NDK build of ``onnxruntime_perf_test``
 (and ``libonnxruntime.so`` for shared builds), runs it with ``-e cpu -m times -r N -x T -I``
 and turns its console summary into the same ``mnbench.runner/1`` document the Python
-agent prints (``harness/agent/record.py``), with ``samples_ms`` empty and ``reported_ms`` holding
+agent prints (``devices/agent/record.py``), with ``samples_ms`` empty and ``reported_ms`` holding
 the tool's own summary statistics.
 
 Wording of the summary, by onnxruntime version (``onnxruntime/test/perftest/
@@ -29,8 +29,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from harness.agent.record import new_document
-from harness.errors import UserError
+from devices.agent.record import new_document
+from mobilenet.errors import UserError
 
 PERF_TEST_WARMUP_ITERATIONS = 1
 _NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from harness.table import terminal_safe
+from mobilenet.table import terminal_safe
 
 BAR_WIDTH = 20
 TICK_S = 1.0

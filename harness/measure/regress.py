@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING
 from devices.device import DeviceConfig
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
-from harness.errors import UserError, check_stop
 from harness.measure.guard import Started, TrialGuard
 from harness.measure.paired import (
     AgentFailed,
@@ -47,22 +46,22 @@ from harness.measure.paired import (
     measure_pair,
     pair_document,
 )
+from harness.measure.plan import PlanItem, make_plan
 from harness.measure.runtimes import ensure_runtime, remote_runtime_python
 from harness.measure.session import MeasurementSession
 from harness.measure.sweep import (
-    PlanItem,
     ProgressBar,
     Sweep,
     SweepOutcome,
     lease_stale_after_s,
-    make_plan,
     measure_into,
     models_from_config,
     prepare_models,
     stopping_marks,
 )
-from harness.model.spec import ModelSpec
-from harness.validate import distinct
+from mobilenet.errors import UserError, check_stop
+from mobilenet.spec import ModelSpec
+from mobilenet.validate import distinct
 from results.errors import ResultsError
 from results.paired import DEFAULT_ALPHA, DEFAULT_MIN_PAIRS, Burst, Side
 from results.store import Store, config_key

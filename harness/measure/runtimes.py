@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.transport import Transport
-from harness.errors import UserError
+from mobilenet.errors import UserError
 
 MARKER = ".mnbench-runtime.json"
 SPEC_RE = re.compile(r"^onnxruntime==(\d+(?:\.\d+){1,3}(?:(?:rc|a|b|\.post|\.dev)\d+)?)$")

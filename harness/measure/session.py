@@ -36,13 +36,10 @@ from typing import Any
 from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import ClosingContext
-from harness import __version__
 from harness.measure.guard import TrialGuard
+from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
 from harness.measure.sweep import (
-    ModelEntry,
-    PlanItem,
     ProgressFn,
-    RunnerSettings,
     Sweep,
     SweepOutcome,
     default_cpu_count,
@@ -51,6 +48,7 @@ from harness.measure.sweep import (
     run_plan,
     sweep_config,
 )
+from mobilenet import __version__
 from results.guards import CooldownPolicy, cooldown_to_config
 from results.store import Store
 

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DeviceConfig
-from harness.errors import UserError
-from harness.validate import MAX_THREADS, MAX_TIME_S, MAX_TRIALS
+from mobilenet.errors import UserError
+from mobilenet.validate import MAX_THREADS, MAX_TIME_S, MAX_TRIALS
 
 MAX_CPU = 65535
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -82,7 +82,7 @@ MAX_BATCH = 1000
 
 def check_settings(run_id: int, value: object) -> dict[str, Any]:
     """Runner settings: exactly ``RunnerSettings``' fields, each of the right type and range."""
-    from harness.measure.sweep import RunnerSettings
+    from harness.measure.plan import RunnerSettings
 
     if not isinstance(value, dict):
         raise _fail(run_id, "runner settings")

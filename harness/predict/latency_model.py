@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.model.architecture import CLASSES, Layer, scaled_layers
+from mobilenet.architecture import CLASSES, Layer, scaled_layers
+from mobilenet.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -273,7 +273,7 @@ def detect_layouts(model: Any) -> Layouts:
     import onnx
     import onnxruntime as ort
 
-    from harness.model.layers import assign_layer
+    from mobilenet.layers import assign_layer
 
     names = {node.name: node.name for node in model.graph.node if node.op_type == "Conv"}
     names |= {"input": "input", "pool": "pool"}
@@ -324,7 +324,7 @@ def with_layouts(
 def probe_kernels(
     role: str, layers: Sequence[Layer], in_channels: int, in_size: int
 ) -> list[Kernel]:
-    """The kernels of a layer probe (``harness.model.probes.Probe``: its role, layers and input)."""
+    """The kernels of a layer probe (``mobilenet.probes.Probe``: its role, layers and input)."""
     if role == "head":
         fc = layers[0]
         return head_kernels(in_channels, in_size, fc.out_channels)
@@ -382,8 +382,8 @@ def variant_kernels(
     kernels = model_kernels(alpha, resolution, variant, kernel)
     layouts = None
     if detect:
-        from harness.model.generator import build_model
-        from harness.model.spec import ModelSpec
+        from mobilenet.generator import build_model
+        from mobilenet.spec import ModelSpec
 
         spec = ModelSpec(alpha, resolution, variant, kernel)  # type: ignore[arg-type]
         layouts = detect_layouts(build_model(spec))
@@ -396,7 +396,7 @@ def probe_graph_kernels(
     alpha: float, resolution: int, kernel: int, block: int, role: str, detect: bool
 ) -> tuple[str, tuple[Kernel, ...], int, int]:
     """A layer probe's name, kernels (layouts detected when ``detect``) and reorders."""
-    from harness.model.probes import build_probe, family_probe
+    from mobilenet.probes import build_probe, family_probe
 
     probe = family_probe(alpha, resolution, kernel, block, role)
     kernels = probe_kernels(probe.role, probe.layers, probe.in_channels, probe.in_size)
@@ -755,7 +755,7 @@ class Prediction:
 
     @property
     def name(self) -> str:
-        from harness.model.spec import ModelSpec
+        from mobilenet.spec import ModelSpec
 
         return ModelSpec(self.alpha, self.resolution, self.variant, self.kernel).name  # type: ignore[arg-type]
 
@@ -768,7 +768,7 @@ def predict(
     kernel: int = 3,
 ) -> Prediction:
     """The predicted time of one variant (validated like a ModelSpec)."""
-    from harness.model.spec import ModelSpec
+    from mobilenet.spec import ModelSpec
 
     ModelSpec(alpha, resolution, variant, kernel)  # type: ignore[arg-type]
     kernels, count, moved = variant_kernels(
@@ -863,7 +863,7 @@ def sample_configs(count: int, seed: int = 0) -> list[ProbeConfig]:
     blocks of the depthwise and standard roles alternating between stride 1 and stride 2,
     α log-uniform, resolution uniform (multiples of 8), D_K from 3, 5, 7 (3 twice as
     often); stem probes are block 0, head probes block 14."""
-    from harness.model.architecture import CONV_DEFS
+    from mobilenet.architecture import CONV_DEFS
 
     rng = random.Random(seed)
     stride_two = [i for i in range(1, 14) if CONV_DEFS[i].stride == 2]

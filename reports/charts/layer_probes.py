@@ -18,7 +18,7 @@ MODEL_RATIO_KEYS: tuple[str, ...] = ("device", "threads", "alpha", "resolution",
 
 
 def layer_rows(layers: pd.DataFrame | None) -> pd.DataFrame:
-    """Layer-table rows with a measured ratio (``harness.model.layers.layer_table`` columns)."""
+    """Layer-table rows with a measured ratio (``mobilenet.layers.layer_table`` columns)."""
     empty: pd.DataFrame = pd.DataFrame()
     if layers is None or layers.empty or "measured_ratio" not in layers.columns:
         return empty

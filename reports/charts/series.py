@@ -17,7 +17,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from harness.table import terminal_safe
+from mobilenet.table import terminal_safe
 
 NUMERIC_COLUMNS: tuple[str, ...] = (
     "alpha",

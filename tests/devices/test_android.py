@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from devices.adb import AdbTransport
+from devices.agent.cores import clusters
+from devices.agent.cpus import cpu_mask
 from devices.android import (
     ANDROID_PROP_KEYS,
     AbiMismatch,
@@ -18,8 +20,6 @@ from devices.android import (
     resolve_cores,
 )
 from devices.errors import DeviceError
-from harness.agent.cores import clusters
-from harness.agent.cpus import cpu_mask
 from tests.fixtures.adb import AdbPhone
 
 

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from devices.agent.bundle import AGENT, zipapp_path
 from devices.device import DeviceConfig
 from devices.errors import DeviceError
 from devices.facts import probe_device
+from devices.local import LocalTransport
 from devices.probe import resolve_cpus
 from devices.ssh import SshTransport
-from devices.transport import Completed, LocalTransport, Transport
-from harness.agent.bundle import AGENT, zipapp_path
+from devices.transport import Completed, Transport
 from tests.adbsim import Core, Phone, pixel_like
 from tests.fixtures.adb import MakePhone
 from tests.fixtures.build_arm64_sysroot import Arm64Sysroot

@@ -22,7 +22,7 @@ from devices.guards import (
     passive_limit_c,
     sample_guards,
 )
-from devices.transport import LocalTransport
+from devices.local import LocalTransport
 from results.guards import CooldownPolicy, cool_down, detect_throttling, hottest_c
 from tests.adbsim import ThermalModel, pixel_like
 from tests.adbsim.phone import build_sandbox

@@ -8,7 +8,11 @@ import sys
 
 import pytest
 
+from devices.agent.cores import clusters
+from devices.agent.cpus import cpu_mask
+from devices.agent.parts import ARM_PARTS, arm_core_name
 from devices.errors import DeviceError
+from devices.local import LocalTransport
 from devices.probe import (
     DeviceFacts,
     collect_facts,
@@ -19,10 +23,6 @@ from devices.probe import (
     resolve_cpus,
     split_sections,
 )
-from devices.transport import LocalTransport
-from harness.agent.cores import clusters
-from harness.agent.cpus import cpu_mask
-from harness.agent.parts import ARM_PARTS, arm_core_name
 
 
 def _arm_cpu_block(n: int, part: str, revision: int, variant: str = "0x0") -> str:

@@ -14,9 +14,10 @@ import pytest
 
 from devices.check import check_device, device_command, install_runtime, pip_install_argv
 from devices.device import DeviceConfig
+from devices.local import LocalTransport
 from devices.probe import collect_facts, probe_python
 from devices.ssh import SshTransport, classify_ssh_error
-from devices.transport import LocalTransport, TransportError
+from devices.transport import TransportError
 from tests.fixtures.build_arm64_sysroot import Arm64Sysroot
 from tests.fixtures.sshd import SshServer, keygen
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from devices.transport import LocalTransport
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.model.generator import generate
-from harness.model.spec import ModelSpec
+from devices.agent.bundle import AGENT, zipapp_path
+from devices.local import LocalTransport
+from mobilenet.generator import generate
+from mobilenet.spec import ModelSpec
 
 
 @pytest.fixture(scope="module")

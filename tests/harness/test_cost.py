@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.cli import main
-from harness.model.cost import analyze_model
+from mobilenet.cost import analyze_model
 
 
 def foreign_model() -> onnx.ModelProto:

@@ -15,10 +15,10 @@ import onnxruntime as ort
 import pytest
 
 from harness.cli import main
-from harness.errors import UserError
-from harness.model.cost import analyze_model
-from harness.model.generator import build_model, check_model, generate, write_models_csv
-from harness.model.spec import ModelSpec
+from mobilenet.cost import analyze_model
+from mobilenet.errors import UserError
+from mobilenet.generator import build_model, check_model, generate, write_models_csv
+from mobilenet.spec import ModelSpec
 
 # (kind, stride, output channels at alpha = 1): the paper's Table 1, TF-Slim strides.
 TABLE_1 = [("conv", 2, 32)] + [

@@ -14,20 +14,20 @@ import onnx
 import pandas as pd
 import pytest
 
-from harness.agent.bundle import LIMITS as limits_entry
-from harness.agent.bundle import zipapp_path
+from devices.agent.bundle import LIMITS as limits_entry
+from devices.agent.bundle import zipapp_path
 from harness.cli import main
-from harness.model.architecture import same_output
-from harness.model.cost import analyze_model
-from harness.model.generator import IR_VERSION, OPSET, check_model
-from harness.model.layers import (
+from mobilenet.architecture import same_output
+from mobilenet.cost import analyze_model
+from mobilenet.generator import IR_VERSION, OPSET, check_model
+from mobilenet.layers import (
     gflop_per_s,
     layer_table,
     measured_ratio,
     parts_ratio,
     predicted_ratio,
 )
-from harness.model.probes import BLOCKS, block_probes, build_probe, generate_probe, parse_probe_name
+from mobilenet.probes import BLOCKS, block_probes, build_probe, generate_probe, parse_probe_name
 from reports.build import build_report
 from results.store import Store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devices.adb import AdbTransport
-from harness.agent.record import SCHEMA
+from devices.agent.record import SCHEMA
 from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
 DATA = Path(__file__).parent / "data" / "perftest"

@@ -20,17 +20,17 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.errors import UserError
-from harness.model.cost import analyze_model
-from harness.model.generator import generate
-from harness.model.precision import (
+from mobilenet.cost import analyze_model
+from mobilenet.errors import UserError
+from mobilenet.generator import generate
+from mobilenet.precision import (
     CalibrationSource,
     compare_outputs,
     fidelity,
     fidelity_of_model,
     synthetic_images,
 )
-from harness.model.spec import ModelSpec
+from mobilenet.spec import ModelSpec
 
 ALPHA, RESOLUTION = 0.25, 128
 FP32 = f"mobilenet_v1_{ALPHA}_{RESOLUTION}"

@@ -13,7 +13,6 @@ import pytest
 
 from harness.cli import main
 from harness.commands.predict import FIT_BATCH, FIT_PROFILE_RUNS, TRAINING_MODELS
-from harness.errors import UserError
 from harness.predict.latency_model import (
     COLUMNS,
     FittedModel,
@@ -30,6 +29,7 @@ from harness.predict.latency_model import (
     variant_kernels,
     within_shares,
 )
+from mobilenet.errors import UserError
 from results.store import Store
 
 SCOPE = Scope("synthetic", "1.0.0", 2)
@@ -173,8 +173,8 @@ def test_stored_model_round_trip(tmp_path: Path) -> None:
 def test_detection_reads_the_optimised_graph() -> None:
     """A depthwise conv whose channels the blocked layout cannot take runs plain (and the
     reorders around it are counted); the probe and the whole model agree on the kernel."""
-    from harness.model.generator import build_model
-    from harness.model.spec import ModelSpec
+    from mobilenet.generator import build_model
+    from mobilenet.spec import ModelSpec
 
     layouts = detect_layouts(build_model(ModelSpec(1.0, 128)))
     if not any(v == "nchwc" for v in layouts.convs.values()):

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.agent import cli as agent_cli
+from devices.agent import cli as agent_cli
 from harness.cli import main
-from harness.model.cost import analyze_model
-from harness.model.layers import UNASSIGNED, assign_layer, layer_card, profile_layers
+from mobilenet.cost import analyze_model
+from mobilenet.layers import UNASSIGNED, assign_layer, layer_card, profile_layers
 from reports.build import build_report
 from results.store import Store
 

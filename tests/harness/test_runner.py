@@ -1,4 +1,4 @@
-"""Tests of the device-side agent (harness/agent) with the real onnxruntime.
+"""Tests of the device-side agent (devices/agent) with the real onnxruntime.
 
 Fast checks call ``cli.main(argv)`` in-process; anything that changes the process
 (CPU affinity) or must prove the agent works as the pushed zipapp runs it as a subprocess.
@@ -27,10 +27,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from scipy import stats
 
-from harness.agent import bundle, cli, cpus, loop, record
-from harness.agent import facts as agent_facts
-from harness.agent import session as agent_session
-from harness.agent import stats as agent_stats
+from devices.agent import bundle, cli, cpus, loop, record
+from devices.agent import facts as agent_facts
+from devices.agent import session as agent_session
+from devices.agent import stats as agent_stats
 
 AGENT_DIR = Path(cli.__file__).parent
 RUNNER_PATH = bundle.zipapp_path(bundle.AGENT)
@@ -517,10 +517,10 @@ def test_zipapp_bytes_are_deterministic_and_hold_every_module() -> None:
         assert names == sorted(names)
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert "__main__.py" in names and "harness/__init__.py" in names
-        shipped = {n.split("/")[-1] for n in names if n.startswith("harness/agent/")}
+        shipped = {n.split("/")[-1] for n in names if n.startswith("devices/agent/")}
         main_text = archive.read("__main__.py").decode()
     assert shipped == {p.name for p in AGENT_DIR.glob("*.py")}
-    assert "from harness.agent.cli import main" in main_text
+    assert "from devices.agent.cli import main" in main_text
     with pytest.raises(ValueError):
         bundle.zipapp_bytes("os:system")
 
@@ -563,7 +563,7 @@ def test_source_is_python38_and_self_contained(module: str) -> None:
             imported.add(node.module)
     project = {name for name in imported if name.split(".")[0] in {"harness", "devices"}}
     # Only the agent's own modules: nothing else of the project is on a device.
-    assert all(name.startswith("harness.agent") for name in project), project
+    assert all(name.startswith("devices.agent") for name in project), project
     top = {name.split(".")[0] for name in imported - project}
     allowed = set(sys.stdlib_module_names) | {"numpy", "onnxruntime"}
     assert top - allowed == set()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devices.agent import cli as runner
 from devices.device import DEVICE_KINDS, KIND_TRAITS, DeviceConfig
-from devices.transport import LocalTransport
-from harness.agent import cli as runner
+from devices.local import LocalTransport
 from harness.commands.options import add_stopping_arguments, settings_from_args
 from harness.measure.backends import (
     LIMITS_SCHEMA,
@@ -21,8 +21,9 @@ from harness.measure.backends import (
     PerfTestBackend,
     last_document,
 )
+from harness.measure.plan import RunnerSettings
 from harness.measure.session import MeasurementSession, Selection
-from harness.measure.sweep import RunnerSettings, Sweep, default_cpu_count
+from harness.measure.sweep import Sweep, default_cpu_count
 from results.store import Store
 
 
@@ -152,8 +153,9 @@ def test_a_batched_sweep_measures_consecutive_items_in_one_process(tmp_path: Pat
     process, each model once a group, so a model's trials are in different processes; a
     model the runtime rejects fails alone; every item is its own stored measurement with the
     group's guard record; a resumed plan measures only what is missing."""
-    from harness.measure.sweep import ModelEntry, PlanItem, batches, prepare_models, run_plan
-    from harness.model.spec import ModelSpec
+    from harness.measure.plan import ModelEntry, PlanItem
+    from harness.measure.sweep import batches, prepare_models, run_plan
+    from mobilenet.spec import ModelSpec
 
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not an onnx model" * 10)

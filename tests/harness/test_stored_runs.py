@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from harness.cli import main
+from harness.measure.plan import RunnerSettings
 from harness.measure.runtimes import ensure_runtime
-from harness.measure.sweep import RunnerSettings
 from results.store import MIGRATIONS, READER_OPTIONAL, LeaseHeld, Store, config_key
 from tests.fixtures.sshd import SshServer
 

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from harness.model.architecture import scaled_layers
-from harness.model.layers import layer_table
-from harness.model.probes import block_probes
+from mobilenet.architecture import scaled_layers
+from mobilenet.layers import layer_table
+from mobilenet.probes import block_probes
 from reports.accuracy import reference_accuracy
 from reports.answers import report_answers
 from reports.build import draw_charts

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from harness.commands.exits import comparison_exit_code
 from results.compare import (
     bootstrap_ratio_ci,
     compare_frames,
-    exit_code,
     mann_whitney_p,
     verdict_for,
 )
@@ -129,7 +129,7 @@ def test_failed_only_in_candidate_exits_1_and_incompatible_files_refused() -> No
     cand = frame({"m": trials(rng, 10.0)}, status="failed")
     comparison = compare_frames(base, cand, 1, 2)
     assert [f.side for f in comparison.failed] == ["candidate"]
-    assert exit_code(comparison) == 1
+    assert comparison_exit_code(comparison) == 1
     other = frame({"m": trials(rng, 10.0)}, sha="different")
     with pytest.raises(ResultsError, match="--force"):
         compare_frames(base, other, 1, 2)
@@ -140,13 +140,13 @@ def test_failed_only_in_candidate_exits_1_and_incompatible_files_refused() -> No
 def test_exit_codes() -> None:
     rng = np.random.default_rng(5)
     same = compare_frames(frame({"m": trials(rng, 10.0)}), frame({"m": trials(rng, 10.0)}), 1, 2)
-    assert exit_code(same) == 0
+    assert comparison_exit_code(same) == 0
     slow = compare_frames(frame({"m": trials(rng, 10.0)}), frame({"m": trials(rng, 13.0)}), 1, 2)
-    assert exit_code(slow) == 1
+    assert comparison_exit_code(slow) == 1
     few = compare_frames(
         frame({"m": trials(rng, 10.0, n_trials=2, between=0.05)}),
         frame({"m": trials(rng, 10.8, n_trials=2, between=0.05)}),
         1,
         2,
     )
-    assert exit_code(few) == 3
+    assert comparison_exit_code(few) == 3

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.agent import stats as agent_stats
-from harness.agent.bundle import AGENT, zipapp_path
-from harness.agent.record import SCHEMA
+from devices.agent import stats as agent_stats
+from devices.agent.bundle import AGENT, zipapp_path
+from devices.agent.record import SCHEMA
 from results.record import Measurement, RecordError
 from results.stats import within_process_median_ci
 from tests.fixtures.build_arm64_sysroot import tiny_model_bytes

@@ -16,7 +16,7 @@ import gc
 import time
 from typing import Any
 
-from harness.agent.stats import median_ci_sorted, relative_ci_half_width
+from devices.agent.stats import median_ci_sorted, relative_ci_half_width
 
 CHECK_INTERVAL_NS = 200000000  # the stopping rule is evaluated at most every 0.2 s
 WARMUP_WINDOW_MIN_ITERATIONS = 5

@@ -17,10 +17,10 @@ import platform
 import sys
 import time
 
-from harness.agent.cpus import parse_cpu_list
-from harness.agent.errors import UsageError
-from harness.agent.parts import part_name
-from harness.agent.record import CpuFacts, HostFacts, ModelFacts, ThermalFacts
+from devices.agent.cpus import parse_cpu_list
+from devices.agent.errors import UsageError
+from devices.agent.parts import part_name
+from devices.agent.record import CpuFacts, HostFacts, ModelFacts, ThermalFacts
 
 
 def _read(path: str) -> str | None:

@@ -1,7 +1,7 @@
 """The agent's command line: load one ONNX model, time it, print one JSON document.
 
 Run on a device as ``python3 agent.pyz MODEL [flags]`` (``bundle.py`` builds the zipapp) or
-here as ``python -m harness.agent MODEL [flags]``; tests call ``main(argv)``.
+here as ``python -m devices.agent MODEL [flags]``; tests call ``main(argv)``.
 
 Several models (``agent.pyz A.onnx B.onnx ...``) are a *batch*: each is measured as below in
 turn, in its own session (the previous one is released first), and each gets its own
@@ -63,8 +63,8 @@ import time
 import traceback
 from typing import NoReturn, Sequence
 
-from harness.agent.cpus import parse_cpu_list
-from harness.agent.errors import (
+from devices.agent.cpus import parse_cpu_list
+from devices.agent.errors import (
     EXIT_MODEL,
     EXIT_OK,
     EXIT_USAGE,
@@ -72,11 +72,11 @@ from harness.agent.errors import (
     UsageError,
     one_line,
 )
-from harness.agent.facts import collect_host_facts, current_affinity, model_facts, peak_rss
-from harness.agent.loop import measure, reference_ms, warm_up
-from harness.agent.record import Document, finite, new_document, to_ms
-from harness.agent.serve import serve
-from harness.agent.session import (
+from devices.agent.facts import collect_host_facts, current_affinity, model_facts, peak_rss
+from devices.agent.loop import measure, reference_ms, warm_up
+from devices.agent.record import Document, finite, new_document, to_ms
+from devices.agent.serve import serve
+from devices.agent.session import (
     OPT_LEVELS,
     bind,
     create_session,
@@ -84,7 +84,7 @@ from harness.agent.session import (
     profile_nodes,
     rebind_outputs,
 )
-from harness.agent.stats import quantile_ci
+from devices.agent.stats import quantile_ci
 
 DEFAULT_TARGET_CI = 0.01
 DEFAULT_MIN_SAMPLES = 10
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--serve",
         action="store_true",
         help="agent mode: load the model, then serve JSON commands on stdin (see "
-        "harness/agent/serve.py)",
+        "devices/agent/serve.py)",
     )
     limits.add_argument(
         "--profile",

@@ -1,7 +1,7 @@
 """The agent as one file to push: a stdlib ``zipapp`` with deterministic bytes.
 
 ``zipapp_bytes`` stores the modules of this package (sorted, fixed timestamps and
-permissions, stored uncompressed so no zlib version changes them) under ``harness/agent/`` with a
+permissions, stored uncompressed so no zlib version changes them) under ``devices/agent/`` with a
 ``__main__.py`` that calls the given entry point, so the same sources always give the same
 bytes and a hash of the archive is a stable cache key. ``zipapp_path`` builds each archive
 once per host process into the host's cache directory, named by that hash, and returns its
@@ -22,15 +22,15 @@ import threading
 import zipfile
 from pathlib import Path
 
-AGENT = "harness.agent.cli:main"
+AGENT = "devices.agent.cli:main"
 """Entry point of ``agent.pyz``: the measuring agent."""
-LIMITS = "harness.agent.limits:main"
+LIMITS = "devices.agent.limits:main"
 """Entry point of ``limits.pyz``: the compute and bandwidth microbenchmark."""
 ARCHIVE_NAMES = {AGENT: "agent.pyz", LIMITS: "limits.pyz"}
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_HARNESS_INIT = '"""mnbench on a device: only its agent (harness.agent) is here."""\n'
+_PACKAGE_INIT = '"""mnbench on a device: only its agent (devices.agent) is here."""\n'
 _MAIN = "import sys\nfrom {module} import {function}\n\nsys.exit({function}())\n"
 _lock = threading.Lock()
 _built: dict[tuple[str, Path | None], Path] = {}
@@ -47,14 +47,14 @@ def _entry(path: str, data: bytes) -> tuple[zipfile.ZipInfo, bytes]:
 def zipapp_bytes(entry: str = AGENT) -> bytes:
     """The archive for ``entry`` (``module:function``): same sources, same bytes."""
     module, _, function = entry.partition(":")
-    if not module.startswith("harness.agent.") or not function.isidentifier():
+    if not module.startswith("devices.agent.") or not function.isidentifier():
         raise ValueError(f"not an agent entry point: {entry!r}")
     files = [
         ("__main__.py", _MAIN.format(module=module, function=function).encode()),
-        ("harness/__init__.py", _HARNESS_INIT.encode()),
+        ("devices/__init__.py", _PACKAGE_INIT.encode()),
     ]
     for source in sorted(_PACKAGE_DIR.glob("*.py")):
-        files.append((f"harness/agent/{source.name}", source.read_bytes()))
+        files.append((f"devices/agent/{source.name}", source.read_bytes()))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path, data in sorted(files):

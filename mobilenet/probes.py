@@ -1,7 +1,7 @@
 """Layer probes: one separable block of MobileNetV1 as small ONNX graphs, to time on its own.
 
 For each of the 13 depthwise-separable blocks of a given α × resolution (from
-``harness.model.architecture.scaled_layers``: input D_F × D_F × M, output N, stride s) and a kernel
+``mobilenet.architecture.scaled_layers``: input D_F × D_F × M, output N, stride s) and a kernel
 D_K, four single-layer graphs:
 
 - ``standard``: the full convolution D_K × D_K × M → N, stride s, that the block replaces;
@@ -39,15 +39,15 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from harness.errors import UserError
-from harness.model.architecture import CONV_DEFS, DepthSepConv, Layer, scaled_layers
-from harness.model.generator import (
+from mobilenet.architecture import CONV_DEFS, DepthSepConv, Layer, scaled_layers
+from mobilenet.errors import UserError
+from mobilenet.generator import (
     INPUT_NAME,
     GraphBuilder,
     check_model,
     write_atomic,
 )
-from harness.model.layers import PROBE_VARIANT_PREFIX
+from mobilenet.layers import PROBE_VARIANT_PREFIX
 
 ProbeRole = Literal["standard", "separable", "depthwise", "pointwise", "stem", "head"]
 PROBE_ROLES: tuple[ProbeRole, ...] = get_args(ProbeRole)
@@ -162,7 +162,7 @@ def block_probes(
         )
     probes: list[Probe] = []
     for kernel in kernels:
-        from harness.model.spec import ModelSpec
+        from mobilenet.spec import ModelSpec
 
         ModelSpec(alpha=alpha, resolution=resolution, kernel=kernel)  # validates the values
         separable = scaled_layers(alpha, resolution, "separable", kernel)
@@ -203,7 +203,7 @@ def family_probe(alpha: float, resolution: int, kernel: int, block: int, role: s
         raise UserError(f"probe role {role!r} does not exist: choose {', '.join(PROBE_ROLES)}")
     if role in BLOCK_ROLES:
         return block_probes(alpha, resolution, (kernel,), (block,), (role,))[0]
-    from harness.model.spec import ModelSpec
+    from mobilenet.spec import ModelSpec
 
     ModelSpec(alpha=alpha, resolution=resolution, kernel=kernel)  # validates the values
     layers = scaled_layers(alpha, resolution, "separable", kernel)
@@ -259,7 +259,7 @@ def build_probe(probe: Probe) -> onnx.ModelProto:
         probe.output_shape,
         f"MobileNetV1 layer probe {probe.name} (Howard et al. 2017, eq. 5)",
     )
-    from harness.model.cost import analyze_model
+    from mobilenet.cost import analyze_model
 
     cost = analyze_model(model)
     helper.set_model_props(
@@ -290,8 +290,8 @@ class GeneratedProbe:
 
 def generate_probe(probe: Probe, out_dir: Path, check: bool = True) -> GeneratedProbe:
     """Build, check and write ``out_dir/<name>.onnx``; reuse an identical existing file."""
-    from harness.model.cost import analyze_model
-    from harness.model.layers import layer_card
+    from mobilenet.cost import analyze_model
+    from mobilenet.layers import layer_card
 
     model = build_probe(probe)
     if check:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from harness.agent.cpus import MAX_CPU, format_cpu_list, mask_cpus, parse_cpu_list
+from devices.agent.cpus import MAX_CPU, format_cpu_list, mask_cpus, parse_cpu_list
 
 CORE_WORDS = ("big", "little", "prime", "all")
 

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from harness.agent.cpus import parse_cpu_list
+from devices.agent.cpus import parse_cpu_list
 
 SCHEMA = "mnbench.limits/1"
 DEFAULT_BUDGET_S = 2.0

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal, cast, get_args
 
-from harness.errors import UserError
+from mobilenet.errors import UserError
 
 Variant = Literal["separable", "standard"]
 Activation = Literal["relu6", "relu"]

@@ -24,10 +24,10 @@ import os
 import time
 from typing import Any, Mapping
 
-from harness.agent.errors import UsageError, one_line
-from harness.agent.facts import collect_host_facts, peak_rss
-from harness.agent.loop import burst, warm_up
-from harness.agent.record import Document, finite, to_ms
+from devices.agent.errors import UsageError, one_line
+from devices.agent.facts import collect_host_facts, peak_rss
+from devices.agent.loop import burst, warm_up
+from devices.agent.record import Document, finite, to_ms
 
 
 def _reply(stream: Any, message: Mapping[str, Any]) -> None:

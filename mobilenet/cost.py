@@ -37,7 +37,7 @@ from typing import Literal
 import onnx
 from onnx import helper
 
-from harness.errors import UserError
+from mobilenet.errors import UserError
 
 Kind = Literal["stem", "depthwise", "pointwise", "standard", "fc", "other"]
 KINDS: tuple[Kind, ...] = ("stem", "depthwise", "pointwise", "standard", "fc", "other")

@@ -3,7 +3,7 @@
 Owns three things, all pure (no measuring, no store access):
 
 - **cost cards**: which layer each graph node belongs to, with the layer's kind, MACs and
-  bytes moved (from ``harness.model.cost``). A node that carries MACs (Conv, Gemm, MatMul) is its
+  bytes moved (from ``mobilenet.cost``). A node that carries MACs (Conv, Gemm, MatMul) is its
   own layer; an activation or batch norm whose one activation input comes from a layer's
   node joins that layer (onnxruntime fuses them anyway); anything else is a layer of its own
   of kind ``other``. For our generated models the card follows from the architecture table
@@ -13,7 +13,7 @@ Owns three things, all pure (no measuring, no store access):
   own (``ReorderOutput_token_56``). A profiled node belongs to the graph node (or tensor)
   whose name is its longest prefix ending at a non-alphanumeric character; nodes that match
   none are ``unassigned`` and reported, never dropped.
-- **the layer table**: for each block of the layer probes (``harness.model.probes``), the predicted
+- **the layer table**: for each block of the layer probes (``mobilenet.probes``), the predicted
   ratio 1/N + 1/D_K² (Howard et al. 2017, eq. 5), the exact MAC ratio, the measured times of
   the standard layer, the factorised pair and its parts, the measured ratio separable /
   standard and the achieved GFLOP/s (FLOPs = 2 × MACs) — the measured counterpart of the
@@ -26,19 +26,19 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.model.architecture import CLASSES, scaled_layers
+from mobilenet.architecture import CLASSES, scaled_layers
 
 if TYPE_CHECKING:
     import onnx
     import pandas as pd
 
-    from harness.model.cost import ModelCost
+    from mobilenet.cost import ModelCost
 
 UNASSIGNED = "unassigned"
 PROBE_VARIANT_PREFIX = "probe-"
-"""Layer probes are stored with variant ``probe-<role>`` (``harness.model.probes``)."""
+"""Layer probes are stored with variant ``probe-<role>`` (``mobilenet.probes``)."""
 HEAD_NODES: tuple[str, ...] = ("pool", "flatten", "softmax")
-"""The generator's head nodes without MACs (``harness.model.generator.GraphBuilder.head``)."""
+"""The generator's head nodes without MACs (``mobilenet.generator.GraphBuilder.head``)."""
 
 LAYER_COLUMNS: tuple[str, ...] = (
     "run_id",
@@ -142,7 +142,7 @@ def layer_card(cost: ModelCost, model: onnx.ModelProto | None = None) -> dict[st
     without it, every node without MACs is its own layer. JSON-ready:
     ``{"nodes": {node or tensor name: layer}, "layers": {layer: {...}}}``.
     """
-    from harness.model.cost import PASS_THROUGH_OPS
+    from mobilenet.cost import PASS_THROUGH_OPS
 
     producers: dict[str, str] = {}
     feeds: dict[str, list[str]] = {}

@@ -9,7 +9,7 @@ models. The same spec gives byte-identical files: the seed comes from the spec's
 nothing time-dependent is written.
 
 An int8 or fp16 spec is derived from its fp32 parent, written beside it in the same directory
-(see ``harness/model/precision.py``); the child's metadata names the parent, the calibration and the
+(see ``mobilenet/precision.py``); the child's metadata names the parent, the calibration and the
 measured fidelity to the parent.
 """
 
@@ -27,10 +27,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import files
-from harness.errors import UserError
-from harness.model.architecture import Layer, same_pads, scaled_layers
-from harness.model.precision import (
+from mobilenet import files
+from mobilenet.architecture import Layer, same_pads, scaled_layers
+from mobilenet.errors import UserError
+from mobilenet.precision import (
     CalibrationSource,
     Fidelity,
     convert_fp16,
@@ -38,7 +38,7 @@ from harness.model.precision import (
     fidelity_of_model,
     quantize_int8,
 )
-from harness.model.spec import ModelSpec
+from mobilenet.spec import ModelSpec
 
 OPSET = 13
 IR_VERSION = 7
@@ -187,7 +187,7 @@ def build_model(spec: ModelSpec) -> onnx.ModelProto:
         [1, spec.classes],
         f"MobileNetV1 {spec.name} (Howard et al. 2017, arXiv:1704.04861)",
     )
-    from harness.model.cost import analyze_model
+    from mobilenet.cost import analyze_model
 
     cost = analyze_model(model)
     metadata = {
@@ -322,7 +322,7 @@ def _generate_variant(
         model = convert_fp16(onnx.load(str(parent.path), load_external_data=False))
         how = "float16 weights and activations, float32 inputs and outputs"
     measured = fidelity(parent.path, model.SerializeToString())
-    from harness.model.cost import analyze_model
+    from mobilenet.cost import analyze_model
 
     cost = analyze_model(model)
     del model.metadata_props[:]

@@ -16,8 +16,8 @@ import os
 import tempfile
 from typing import Any
 
-from harness.agent.errors import ModelError, UsageError, one_line
-from harness.agent.record import NodeProfile
+from devices.agent.errors import ModelError, UsageError, one_line
+from devices.agent.record import NodeProfile
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 _OPT_LEVEL_ATTR = {

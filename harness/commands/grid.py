@@ -2,7 +2,7 @@
 
 Default: the paper's and TF-Slim's 16 cells, alpha in {1.0, 0.75, 0.5, 0.25} x resolution in
 {224, 192, 160, 128}, separable, D_K = 3, fp32. ``--precision`` adds int8 and fp16 variants
-of every cell (see ``harness/model/precision.py``).
+of every cell (see ``mobilenet/precision.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import itertools
 import math
 from typing import cast
 
-from harness.errors import UserError
-from harness.model.architecture import INPUT_CHANNELS, scaled_layers
-from harness.model.precision import DEFAULT_CALIBRATION_IMAGES, DEFAULT_FIDELITY_INPUTS
-from harness.model.spec import (
+from mobilenet.architecture import INPUT_CHANNELS, scaled_layers
+from mobilenet.errors import UserError
+from mobilenet.precision import DEFAULT_CALIBRATION_IMAGES, DEFAULT_FIDELITY_INPUTS
+from mobilenet.spec import (
     ACTIVATIONS,
     BASE_RESOLUTION,
     DEFAULT_ALPHAS,
@@ -32,7 +32,7 @@ from harness.model.spec import (
     Variant,
     resolution_from_rho,
 )
-from harness.validate import float_arg, int_arg, note
+from mobilenet.validate import float_arg, int_arg, note
 
 DEFAULT_MAX_MEMORY_MIB = 4096
 """What one model's generation may allocate by estimate (``--max-memory-mib`` raises it)."""

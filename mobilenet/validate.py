@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from harness.errors import UserError
+from mobilenet.errors import UserError
 
 T = TypeVar("T")
 INT64_MAX = 2**63 - 1

@@ -1,8 +1,10 @@
-"""Errors a user can act on.
+"""Errors a user can act on: one root, a subclass per layer, and the stop signals.
 
-A ``UserError`` carries one line that says what happened and what to do; the CLI prints it
-and exits with its ``exit_code`` (2 for usage and harness errors, see docs/architecture.md).
-Anything else that escapes is a bug and keeps its traceback.
+``MnbenchError`` carries one line that says what happened and what to do. Each layer raises
+its own subclass (``DeviceError`` in ``devices``, ``ResultsError`` in ``results``,
+``ReportError`` in ``reports``, ``UserError`` for the model family and the harness); none of
+them decides how a program ends: only the command line (``harness/cli.py``) prints the line
+and chooses the exit code. Anything else that escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 from pathlib import PurePath
 
 
-class UserError(Exception):
-    """A failure the user can fix: printed as one line, never as a traceback."""
+class MnbenchError(Exception):
+    """The root of every failure a user can fix: printed as one line, never a traceback."""
 
-    exit_code: int = 2
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+
+class UserError(MnbenchError):
+    """A bad argument, model spec or file of the harness's own, or a workflow that cannot go
+    on (the model family and the ``harness`` layer raise it)."""
 
 
 class Interrupted(BaseException):

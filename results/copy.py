@@ -62,7 +62,7 @@ def copy_runs(source: Store, target: Store, run_ids: Sequence[int]) -> list[Copi
     for run_id in run_ids:
         run = src.one(f"SELECT {', '.join(_RUN_FIELDS)} FROM runs WHERE id = ?", (run_id,))
         if run is None:
-            raise source._no_run(run_id)
+            raise source.missing_run(run_id)
         measurements = src.execute(
             f"SELECT {', '.join(_MEASUREMENT_FIELDS)} FROM measurements WHERE run_id = ? "
             "ORDER BY id",

@@ -15,18 +15,16 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from results.record import Measurement
+from results.rows import Row, as_integer, as_mapping, as_number, decode_document
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from results.rows import RunRecord
     from results.stats import Summary
-    from results.store import RunRecord
-
-Row = Mapping[str, Any]
-"""One joined measurement row (``Store.measurement_rows``), keyed by column name."""
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
@@ -183,7 +181,7 @@ def measurements_frame(rows: Sequence[Row]) -> pd.DataFrame:
     """One row per measurement (trial): status, reason, its own summary, raw samples."""
     records: list[dict[str, object]] = []
     for row in rows:
-        document = _document(row)
+        document = decode_document(row)
         record = Measurement.from_document(document)
         samples = list(record.samples_ms)
         summary = _trial_summary(record)
@@ -221,10 +219,10 @@ def measurements_frame(rows: Sequence[Row]) -> pd.DataFrame:
                 "outliers_high": summary.outliers_high,
                 "flags": ",".join(summary.flags),
                 "guard_flags": _guard_flags(document),
-                "load_ms": _number(timings.get("session_create_ms")),
-                "first_ms": _number(timings.get("first_inference_ms")),
-                "peak_rss_bytes": _integer(memory.get("peak_rss_end_bytes")),
-                "peak_rss_load_bytes": _integer(memory.get("peak_rss_after_load_bytes")),
+                "load_ms": as_number(timings.get("session_create_ms")),
+                "first_ms": as_number(timings.get("first_inference_ms")),
+                "peak_rss_bytes": as_integer(memory.get("peak_rss_end_bytes")),
+                "peak_rss_load_bytes": as_integer(memory.get("peak_rss_after_load_bytes")),
                 "samples_ms": samples,
             }
         )
@@ -309,27 +307,27 @@ def probes_frame(
     extra: list[dict[str, object]] = []
     for row in results.to_dict("records"):
         card = cards.get(str(row["sha256"]), {})
-        probe = _mapping(card.get("probe"))
-        layers = _mapping(card.get("layers")).values()
-        flops = sum(2 * (_integer(_mapping(x).get("macs")) or 0) for x in layers)
+        probe = as_mapping(card.get("probe"))
+        layers = as_mapping(card.get("layers")).values()
+        flops = sum(2 * (as_integer(as_mapping(x).get("macs")) or 0) for x in layers)
         moved = sum(
-            _integer(_mapping(x).get("bytes")) or 0
+            as_integer(as_mapping(x).get("bytes")) or 0
             for x in layers
-            if (_integer(_mapping(x).get("macs")) or 0) > 0
+            if (as_integer(as_mapping(x).get("macs")) or 0) > 0
         )
         run_limits = limits.get(int(row["run_id"]), {})
         extra.append(
             {
                 "role": probe.get("role", str(row["variant"])[len("probe-") :]),
-                "block": _integer(probe.get("block")),
-                "in_channels": _integer(probe.get("in_channels")),
-                "out_channels": _integer(probe.get("out_channels")),
-                "in_size": _integer(probe.get("in_size")),
-                "out_size": _integer(probe.get("out_size")),
-                "stride": _integer(probe.get("stride")),
+                "block": as_integer(probe.get("block")),
+                "in_channels": as_integer(probe.get("in_channels")),
+                "out_channels": as_integer(probe.get("out_channels")),
+                "in_size": as_integer(probe.get("in_size")),
+                "out_size": as_integer(probe.get("out_size")),
+                "stride": as_integer(probe.get("stride")),
                 "intensity_flop_per_byte": flops / moved if moved else math.nan,
-                "peak_gflop_s": _number(run_limits.get("peak_gflop_s")),
-                "bandwidth_gb_s": _number(run_limits.get("bandwidth_gb_s")),
+                "peak_gflop_s": as_number(run_limits.get("peak_gflop_s")),
+                "bandwidth_gb_s": as_number(run_limits.get("bandwidth_gb_s")),
             }
         )
     columns = [
@@ -371,7 +369,7 @@ def profiles_frame(rows: Sequence[Row], cards: Mapping[str, Mapping[str, Any]]) 
     spec_cards: dict[str, Mapping[str, Any]] = {}
     groups: dict[tuple[int, str, str, str], dict[str, Any]] = {}
     for row in rows:
-        profile = Measurement.from_document(_document(row)).profile
+        profile = Measurement.from_document(decode_document(row)).profile
         if not profile:
             continue
         sha = str(row["model_sha256"])
@@ -456,27 +454,6 @@ def _union_columns(first: list[str], records: list[dict[str, object]]) -> list[s
     return columns
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else {}
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _integer(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
-def _document(row: Row) -> Mapping[str, Any]:
-    text = row["document"]
-    return _mapping(json.loads(text)) if text else {}
-
-
 def _guard_flags(document: Mapping[str, Any]) -> str:
     """The flags ``results.guards.judge_trial`` gives the trial's guard record (comma list)."""
     from results.guards import judge_trial
@@ -496,7 +473,7 @@ def _trial_summary(record: Measurement) -> Summary:
 def _model_name(row: Row, document: Mapping[str, Any]) -> str:
     if row["name"]:
         return str(row["name"])
-    model_path = _mapping(document.get("model")).get("path")
+    model_path = as_mapping(document.get("model")).get("path")
     if isinstance(model_path, str) and model_path:
         return PurePath(model_path.replace("\\", "/")).stem
     return str(row["model_sha256"])[:12]
@@ -516,7 +493,7 @@ def _spec_card_of(row: Row, make: Callable[..., Mapping[str, Any]]) -> Mapping[s
 
 
 def _cpus(key: str) -> str | None:
-    cpus = _mapping(json.loads(key)).get("cpus")
+    cpus = as_mapping(json.loads(key)).get("cpus")
     if isinstance(cpus, list):
         return ",".join(str(cpu) for cpu in cpus)
     return None if cpus is None else str(cpus)
@@ -536,7 +513,7 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
     from results.stats import summarize, summarize_reported
 
     first = rows[0]
-    documents = [_document(row) for row in rows]
+    documents = [decode_document(row) for row in rows]
     ok = [doc for row, doc in zip(rows, documents, strict=True) if row["status"] == "ok"]
     records = [Measurement.from_document(doc) for doc in ok]
     pooled: list[float] = []
@@ -562,10 +539,10 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
             if value is not None:
                 reported[key] = value
         summary = summarize_reported(reported, n=sum(s.n for s in trial_summaries))
-    timings = [_mapping(doc.get("timings")) for doc in ok]
-    memory = [_mapping(doc.get("memory")) for doc in ok]
+    timings = [as_mapping(doc.get("timings")) for doc in ok]
+    memory = [as_mapping(doc.get("memory")) for doc in ok]
     versions = sorted(
-        {str(v) for doc in ok if (v := _mapping(doc.get("runtime")).get("version")) is not None}
+        {str(v) for doc in ok if (v := as_mapping(doc.get("runtime")).get("version")) is not None}
     )
     runtime_version = ",".join(versions) if versions else first["run_runtime_version"]
     failed = len(rows) - len(ok)
@@ -602,9 +579,9 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         "within_ci_low_ms": summary.ci_low_ms,
         "within_ci_high_ms": summary.ci_high_ms,
         "samples": summary.n,
-        "peak_rss_bytes": _maximum([_integer(m.get("peak_rss_end_bytes")) for m in memory]),
-        "load_ms": _median([_number(t.get("session_create_ms")) for t in timings]),
-        "first_ms": _median([_number(t.get("first_inference_ms")) for t in timings]),
+        "peak_rss_bytes": _maximum([as_integer(m.get("peak_rss_end_bytes")) for m in memory]),
+        "load_ms": _median([as_number(t.get("session_create_ms")) for t in timings]),
+        "first_ms": _median([as_number(t.get("first_inference_ms")) for t in timings]),
         "macs": first["macs"],
         "params": first["params"],
         "status": status,
@@ -623,13 +600,13 @@ def _aggregate(rows: list[Row]) -> dict[str, object]:
         "failed_trials": failed,
         "reasons": "; ".join(reasons),
         "peak_rss_load_bytes": _maximum(
-            [_integer(m.get("peak_rss_after_load_bytes")) for m in memory]
+            [as_integer(m.get("peak_rss_after_load_bytes")) for m in memory]
         ),
         "weight_bytes": first["weight_bytes"],
         "peak_activation_bytes": first["peak_activation_bytes"],
         "file_bytes": first["file_bytes"]
         if first["file_bytes"] is not None
-        else _integer(_mapping(model_document.get("model")).get("file_bytes")),
+        else as_integer(as_mapping(model_document.get("model")).get("file_bytes")),
         "trial_medians_ms": [s.median_ms for s in trial_summaries if s.median_ms is not None],
         "hottest_c": trust["hottest_c"],
         "other_load": trust["other_load"],

@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from results.lab import Lab  # noqa: E402
+from results.queue import Lab  # noqa: E402
 from results.store import Store, config_key  # noqa: E402
 from tests.fixtures.postgres import start_server  # noqa: E402
 
@@ -54,7 +54,7 @@ _WRITER = textwrap.dedent(
     """
     import json, os, sys, time
     from results.store import Store, config_key
-    from results.lab import Lab
+    from results.queue import Lab
     location, run_id, worker, count, mode, go = sys.argv[1:7]
     run_id, worker, count = int(run_id), int(worker), int(count)
     doc = {"schema": "mnbench.runner/1", "status": "ok",

@@ -154,7 +154,7 @@ CREATE TABLE work_items (
 );
 CREATE INDEX work_items_next ON work_items (device, state, campaign, id);
 """
-"""The lab's work queue (``results.lab``): a campaign's plan as one row per measurement
+"""The lab's work queue (``results.queue``): a campaign's plan as one row per measurement
 (``work_items``, claimed under a lease and done when its measurement commits) and the
 devices workers hold (``lab_devices``: who measures on a device now, with a heartbeat)."""
 

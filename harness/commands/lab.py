@@ -215,7 +215,7 @@ def campaign_hint(campaign: str, db: object) -> str:
 
 
 def _refuse_planned(store: Store, campaign: str) -> None:
-    from results.lab import Lab
+    from results.queue import Lab
 
     if Lab(store).campaign_exists(campaign):
         raise UserError(
@@ -257,7 +257,7 @@ def plan_device(
     from devices.errors import DeviceError
     from harness.measure.plan import make_plan
     from harness.measure.session import MeasurementSession
-    from results.lab import Lab
+    from results.queue import Lab
     from results.store import config_key
 
     session: MeasurementSession | None = None
@@ -439,7 +439,7 @@ def run_on_devices(args: argparse.Namespace, names: Sequence[str]) -> int:
 def _work(args: argparse.Namespace) -> int:
     from harness.commands.trust import cooldown_from_config
     from harness.measure.lab import Worker
-    from results.lab import Lab
+    from results.queue import Lab
     from results.store import Store, default_db_path
 
     devices = _resolve_devices(args)
@@ -469,7 +469,7 @@ def _work(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from results.lab import Lab
+    from results.queue import Lab
     from results.store import Store, default_db_path
 
     with Store.open(args.db or default_db_path(), create=False) as store:

@@ -42,7 +42,7 @@ from mobilenet.errors import Interrupted, UserError
 from results.backend import StoreUnavailable
 from results.errors import ResultsError
 from results.guards import CooldownPolicy
-from results.lab import BUSY, Lab, WorkItem, parse_config_key
+from results.queue import BUSY, Lab, WorkItem, parse_config_key
 from results.store import Store
 
 POLL_S = 1.0

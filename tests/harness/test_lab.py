@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from results.copy import campaign_runs
-from results.lab import Lab
+from results.queue import Lab
 from results.store import Store
 from tests.fixtures.adb import AdbPhone
 from tests.fixtures.postgres import PostgresServer, find_bin_dir, start_server

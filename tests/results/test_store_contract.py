@@ -415,7 +415,7 @@ def test_the_password_is_never_stored(postgres_server: PostgresServer) -> None:
 
 
 def _queue(store: Store, campaign: str = "c", device: str = "dev", items: int = 3) -> int:
-    from results.lab import Lab
+    from results.queue import Lab
 
     run_id = new_run(store, device=device)
     keys = [(MODEL.sha256, config_key({"threads": 1}), trial) for trial in range(1, items + 1)]
@@ -425,7 +425,7 @@ def _queue(store: Store, campaign: str = "c", device: str = "dev", items: int = 
 
 
 def test_items_are_claimed_in_order_and_committed_once(location: Path | str) -> None:
-    from results.lab import BUSY, Lab, WorkItem
+    from results.queue import BUSY, Lab, WorkItem
 
     with Store.open(location) as first_store, Store.open(location) as second_store:
         run_id = _queue(first_store)
@@ -453,7 +453,7 @@ def test_items_are_claimed_in_order_and_committed_once(location: Path | str) -> 
 def test_an_expired_claim_is_reclaimed_and_the_late_worker_dropped(
     location: Path | str,
 ) -> None:
-    from results.lab import Lab, WorkItem
+    from results.queue import Lab, WorkItem
 
     with Store.open(location) as dead_store, Store.open(location) as live_store:
         run_id = _queue(dead_store, items=1)
@@ -470,7 +470,7 @@ def test_an_expired_claim_is_reclaimed_and_the_late_worker_dropped(
 
 
 def test_an_abandoned_item_goes_back_at_once(location: Path | str) -> None:
-    from results.lab import Lab, WorkItem
+    from results.queue import Lab, WorkItem
 
     with Store.open(location) as one_store, Store.open(location) as other_store:
         _queue(one_store, items=1)

@@ -21,18 +21,14 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 from results.errors import ResultsError
-from results.store import MeasurementStatus, Store, config_key
+from results.rows import MeasurementStatus, config_key, timestamp
+from results.store import Store
 
 BUSY: Final = "busy"
 """``claim``: the device is held by another live worker (or its next item is in flight)."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -165,12 +161,13 @@ class Lab:
                 "UPDATE work_items SET state = 'claimed', token = ?, holder = ?, host = ?, "
                 "pid = ?, claimed_at = ?, heartbeat_unix_s = ?, lease_s = ?, "
                 "attempts = attempts + 1 WHERE id = ?",
-                (self.token, self.holder, self.host, self.pid, _now(), now, self.lease_s, item_id),
-            )
+                (self.token, self.holder, self.host, self.pid, timestamp(), now, self.lease_s,
+                 item_id),
+            )  # fmt: skip
             db.execute(
                 "UPDATE lab_devices SET token = ?, holder = ?, host = ?, pid = ?, campaign = ?, "
                 "acquired_at = ?, heartbeat_unix_s = ?, lease_s = ? WHERE device = ?",
-                (self.token, self.holder, self.host, self.pid, item_campaign, _now(), now,
+                (self.token, self.holder, self.host, self.pid, item_campaign, timestamp(), now,
                  self.lease_s, device),
             )  # fmt: skip
         return WorkItem(
@@ -223,7 +220,7 @@ class Lab:
             db.execute(
                 "UPDATE work_items SET state = 'done', measurement_id = ?, finished_at = ? "
                 "WHERE id = ?",
-                (measurement_id, _now(), item.id),
+                (measurement_id, timestamp(), item.id),
             )
             version = (document or {}).get("runtime")
             if isinstance(version, Mapping) and version.get("version"):
@@ -238,7 +235,7 @@ class Lab:
             if int(left) == 0:
                 db.execute(
                     "UPDATE runs SET status = 'complete', finished_at = ? WHERE id = ?",
-                    (_now(), item.run_id),
+                    (timestamp(), item.run_id),
                 )
         return measurement_id
 

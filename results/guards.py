@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from results.rows import as_number
+
 GuardFlag = Literal[
     "throttled",  # max frequency dropped, fixed frequency dropped, or Android thermal status
     "hot",  # the hottest zone reached the device's temperature limit
@@ -429,12 +431,6 @@ def _reading(record: Mapping[str, object], key: str) -> Mapping[str, object] | N
     return value if isinstance(value, Mapping) else None
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
     """Judge a trial's ``guards`` record (``harness/measure/guard.py``) against the thresholds."""
     if not record:
@@ -443,7 +439,7 @@ def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
     notes: list[tuple[GuardFlag, str]] = []
     cpus_value = record.get("cpus")
     cpus = [c for c in cpus_value if isinstance(c, int)] if isinstance(cpus_value, list) else None
-    hot = _number(record.get("hot_c")) or DEFAULT_HOT_C
+    hot = as_number(record.get("hot_c")) or DEFAULT_HOT_C
     android_value = (after or {}).get("android")
     android = android_value if isinstance(android_value, Mapping) else {}
     status = android.get("thermal_status")
@@ -462,7 +458,7 @@ def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
         notes.append(("hot", "; ".join(hot_reasons)))
     load: OtherLoad | None = None
     logical: int | None = None
-    own, wall = _number(record.get("own_cpu_s")), _number(record.get("wall_s"))
+    own, wall = as_number(record.get("own_cpu_s")), as_number(record.get("wall_s"))
     stat_before = before.get("proc_stat") if before else None
     stat_after = after.get("proc_stat") if after else None
     if isinstance(stat_before, Mapping) and isinstance(stat_after, Mapping):
@@ -478,7 +474,7 @@ def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
                 wall_s=wall,
                 clock_ticks_per_s=clock if isinstance(clock, int) and clock > 0 else 100,
                 cpus=cpus or None,
-                loadavg_1m=_number(loadavg[0]) if isinstance(loadavg, list) and loadavg else None,
+                loadavg_1m=as_number(loadavg[0]) if isinstance(loadavg, list) and loadavg else None,
             )
     for flag in load_flags(load, logical):
         assert load is not None
@@ -501,5 +497,5 @@ def judge_trial(record: Mapping[str, object] | None) -> TrialJudgement:
     ):
         notes.append((flag, f"battery {level} % and not charging (limit {LOW_BATTERY_PCT} %)"))
     cooldown = _reading(record, "cooldown")
-    waited = _number(cooldown.get("waited_s")) if cooldown else None
+    waited = as_number(cooldown.get("waited_s")) if cooldown else None
     return TrialJudgement(tuple(notes), load, throttling, waited)

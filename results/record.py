@@ -11,31 +11,17 @@ JSON object at all is ``RecordError``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
 from devices.agent.record import SCHEMA
+from results.rows import as_integer, as_mapping, as_number
 
 
 class RecordError(ValueError):
     """A stored document that is not a measurement document at all."""
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return cast(Mapping[str, Any], value) if isinstance(value, Mapping) else {}
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _text(value: object) -> str | None:
@@ -78,25 +64,25 @@ class Measurement:
         if not isinstance(document, Mapping):
             raise RecordError("a measurement document is a JSON object")
         doc = cast(Mapping[str, Any], document)
-        model = _mapping(doc.get("model"))
+        model = as_mapping(doc.get("model"))
         raw_samples = doc.get("samples_ms")
         samples = tuple(
             float(v)
             for v in (raw_samples if isinstance(raw_samples, list) else [])
-            if _number(v) is not None
+            if as_number(v) is not None
         )
         reported = {
             str(key): float(value)
-            for key, value in _mapping(doc.get("reported_ms")).items()
-            if _number(value) is not None
+            for key, value in as_mapping(doc.get("reported_ms")).items()
+            if as_number(value) is not None
         }
         ci = doc.get("median_ci_ms")
         median_ci: tuple[float, float] | None = None
         if isinstance(ci, list) and len(ci) == 2:
-            low, high = _number(ci[0]), _number(ci[1])
+            low, high = as_number(ci[0]), as_number(ci[1])
             if low is not None and high is not None:
                 median_ci = (low, high)
-        settings = _mapping(doc.get("settings"))
+        settings = as_mapping(doc.get("settings"))
         profile = doc.get("profile")
         return cls(
             schema=_text(doc.get("schema")),
@@ -104,21 +90,21 @@ class Measurement:
             error=_text(doc.get("error")),
             model_path=_text(model.get("path")),
             model_sha256=_text(model.get("sha256")),
-            model_file_bytes=_integer(model.get("file_bytes")),
-            runtime_version=_text(_mapping(doc.get("runtime")).get("version")),
+            model_file_bytes=as_integer(model.get("file_bytes")),
+            runtime_version=_text(as_mapping(doc.get("runtime")).get("version")),
             samples_ms=samples,
             reported_ms=MappingProxyType(reported),
             median_ci_ms=median_ci,
-            iterations=_integer(doc.get("iterations")),
+            iterations=as_integer(doc.get("iterations")),
             stop_reason=_text(doc.get("stop_reason")),
-            min_samples=_integer(settings.get("min_samples")),
+            min_samples=as_integer(settings.get("min_samples")),
             settings=settings,
-            timings=_mapping(doc.get("timings")),
-            memory=_mapping(doc.get("memory")),
-            host_before=_mapping(doc.get("host_before")),
-            host_after=_mapping(doc.get("host_after")),
+            timings=as_mapping(doc.get("timings")),
+            memory=as_mapping(doc.get("memory")),
+            host_before=as_mapping(doc.get("host_before")),
+            host_after=as_mapping(doc.get("host_after")),
             profile=(
-                {str(k): _mapping(v) for k, v in profile.items()}
+                {str(k): as_mapping(v) for k, v in profile.items()}
                 if isinstance(profile, Mapping)
                 else None
             ),

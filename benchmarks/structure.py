@@ -1,5 +1,8 @@
-"""Benchmark: start-up time of ``mnbench --help`` and ``mnbench cost MODEL``, lines of code
-per package and repeated blocks, for this tree and (``--baseline DIR``) another checkout.
+"""Benchmark: the structure of the tree -- its layers with their lines and the imports between
+them (the layer table of ``tests/test_structure.py``), circles and the longest modules -- then
+start-up time of ``mnbench --help`` and ``mnbench cost MODEL``, lines of code per package,
+repeated blocks and the sha256 of the generated grid, for this tree and (``--baseline DIR``)
+another checkout.
 
 Start-up is measured in fresh processes (``python -m harness ...`` with the tree as working
 directory and first on ``PYTHONPATH``, so each tree runs its own code), several runs each;
@@ -8,12 +11,18 @@ are printed with their ratio. Lines of code count every line of the ``.py`` file
 package (``harness/`` rest: what is directly in ``harness/`` and its other sub-packages).
 Repeated blocks come from a ``duplicates`` command when one is on PATH.
 
+The generated models (the 16-cell grid and the 1.0/224 standard baseline) must be
+byte-identical between the two trees: a restructuring that changes a model changes every
+result's identity.
+
     python benchmarks/structure.py [--baseline DIR] [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import hashlib
 import os
 import shutil
 import statistics
@@ -24,17 +33,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES: tuple[tuple[str, str], ...] = (
-    ("devices/agent", "devices/agent"),
-    ("mobilenet", "mobilenet"),
-    ("harness/measure", "harness/measure"),
-    ("harness/ rest", "harness"),
-    ("devices", "devices"),
-    ("results", "results"),
-    ("reports", "reports"),
-    ("benchmarks", "benchmarks"),
-)
-"""(row name, folder); the rest of harness/ excludes the three sub-packages above it."""
+sys.path.insert(0, str(ROOT))
+
+from tests import test_structure as structure  # noqa: E402  (the layer table and its reader)
+
+PACKAGES: tuple[str, ...] = ("mobilenet", "devices", "results", "reports", "harness", "benchmarks")
+"""The top-level folders whose lines are counted in both trees."""
 
 
 def _env(tree: Path) -> dict[str, str]:
@@ -81,16 +85,13 @@ def _lines(path: Path) -> int:
 
 
 def lines_of_code(tree: Path) -> dict[str, int]:
-    """Lines of the .py files per package row of ``PACKAGES``."""
-    counts: dict[str, int] = {}
-    nested = [tree / folder for name, folder in PACKAGES if folder.startswith("harness/")]
-    for name, folder in PACKAGES:
-        base = tree / folder
-        files = sorted(base.rglob("*.py")) if base.is_dir() else []
-        if folder == "harness":
-            files = [f for f in files if not any(f.is_relative_to(n) for n in nested)]
-        counts[name] = sum(_lines(f) for f in files)
-    return counts
+    """Lines of the .py files per top-level folder of ``PACKAGES``."""
+    return {
+        name: sum(_lines(f) for f in sorted((tree / name).rglob("*.py")))
+        if (tree / name).is_dir()
+        else 0
+        for name in PACKAGES
+    }
 
 
 def repeated_blocks(tree: Path) -> str | None:
@@ -107,6 +108,66 @@ def repeated_blocks(tree: Path) -> str | None:
     )
     lines = done.stdout.strip().splitlines()
     return lines[0] if lines else "(no output)"
+
+
+def print_layers() -> None:
+    """This tree's layers (lowest first): modules, lines, and the layers each one imports."""
+    sources = structure._sources()
+    lines: collections.Counter[str] = collections.Counter()
+    modules: collections.Counter[str] = collections.Counter()
+    arrows: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    upward = 0
+    order = [layer.package for layer in structure.LAYERS]
+    for path in sources:
+        importer = structure._module_name(path)
+        layer = structure._layer_of(importer)
+        assert layer is not None
+        lines[layer] += _lines(path)
+        modules[layer] += 1
+        for imported in structure._imports(path):
+            target = structure._layer_of(imported)
+            if target is not None and target != layer:
+                arrows[layer][target] += 1
+                upward += order.index(target) > order.index(layer)
+    print("layers, lowest first (imports: the lower layers this one imports, times):")
+    for package in order:
+        targets = sorted(arrows[package].items(), key=lambda item: order.index(item[0]))
+        used = ", ".join(f"{target} {count}" for target, count in targets) or "-"
+        size = f"{modules[package]:>3} modules {lines[package]:>6} lines"
+        print(f"  {package:<17} {size}  imports: {used}")
+    circles = structure._circles()
+    print(f"imports that run back up: {upward}")
+    print(
+        f"circles between files: {len(circles)}"
+        + "".join(f"\n  {' <-> '.join(sorted(c))}" for c in sorted(circles, key=sorted))
+    )
+    longest = sorted(((_lines(p), structure._module_name(p)) for p in sources), reverse=True)[:5]
+    print("longest modules: " + ", ".join(f"{name} {count}" for count, name in longest))
+    commands = sorted(
+        ((_lines(p), p.stem) for p in sources if p.parent.name == "commands"), reverse=True
+    )[:3]
+    print("longest command modules: " + ", ".join(f"{name} {count}" for count, name in commands))
+
+
+GRIDS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("--variant", "standard", "--alpha", "1.0", "--resolution", "224"),
+)
+"""What ``mnbench generate`` writes for the identity check: the 16-cell grid, the baseline."""
+
+
+def generated_sha256(tree: Path, out: Path) -> dict[str, str]:
+    """File name -> sha256 of every model the tree's ``mnbench generate`` writes for GRIDS."""
+    for grid in GRIDS:
+        subprocess.run(
+            [sys.executable, "-m", "harness", "generate", *grid, "--out", str(out)],
+            cwd=tree,
+            env=_env(tree),
+            capture_output=True,
+            check=True,
+            timeout=900,
+        )
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.onnx"))}
 
 
 GENERATE: tuple[str, ...] = ("--alpha", "0.25", "--resolution", "128")
@@ -135,6 +196,7 @@ def main() -> int:
         trees["baseline"] = args.baseline.resolve()
     for tree in trees.values():
         _check_tree(tree)
+    print_layers()
     with tempfile.TemporaryDirectory() as temp:
         model = _model(ROOT, Path(temp) / "models")
         commands = {
@@ -164,7 +226,7 @@ def main() -> int:
     counts = {name: lines_of_code(tree) for name, tree in trees.items()}
     print("lines of code (.py lines per package):")
     print(f"  {'package':<16}" + "".join(f"{name:>10}" for name in trees))
-    for row, _ in PACKAGES:
+    for row in PACKAGES:
         print(f"  {row:<16}" + "".join(f"{counts[name][row]:>10}" for name in trees))
     print(f"  {'total':<16}" + "".join(f"{sum(counts[n].values()):>10}" for n in trees))
     for name, tree in trees.items():
@@ -173,6 +235,16 @@ def main() -> int:
             print("repeated blocks: no duplicates command on PATH")
             break
         print(f"repeated blocks ({name}): {found}")
+    if "baseline" in trees:
+        with tempfile.TemporaryDirectory() as temp:
+            digests = {
+                name: generated_sha256(tree, Path(temp) / name) for name, tree in trees.items()
+            }
+        same = sum(digests["current"].get(k) == v for k, v in digests["baseline"].items())
+        print(
+            f"generated models byte-identical to the baseline's: {same} of "
+            f"{len(digests['baseline'])} (current wrote {len(digests['current'])})"
+        )
     return 0
 
 

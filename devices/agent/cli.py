@@ -6,9 +6,9 @@ here as ``python -m devices.agent MODEL [flags]``; tests call ``main(argv)``.
 Several models (``agent.pyz A.onnx B.onnx ...``) are a *batch*: each is measured as below in
 turn, in its own session (the previous one is released first), and each gets its own
 document, one line each, in the order given, carrying ``batch`` ({"index", "size"}). A batch
-pays the interpreter's and onnxruntime's start once -- about 3 s per process on the emulated
-board -- so it suits many small measurements (``mnbench predict``'s probes); it is not a
-fresh-process trial. A model that fails gets its error document and the batch goes on. The
+pays the interpreter's and onnxruntime's start once (seconds on an emulated board, see
+docs/measurement.md), so it suits many small measurements (``mnbench predict``'s probes); it
+is not a fresh-process trial. A model that fails gets its error document and the batch goes on. The
 process's peak RSS covers every model so far, so after the first a document's peak RSS
 fields are null.
 

@@ -36,10 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import main as mnbench
-from harness.commands.predict import HELD_OUT, open_session, truths_from_run
+from harness.commands.options import resolve
 from harness.measure.plan import PlanItem, RunnerSettings
 from harness.measure.sweep import prepare_models, run_plan
-from harness.predict.latency_model import FittedModel, predict, relative_error, within_shares
+from harness.predict.estimator import FittedModel
+from harness.predict.prediction import predict_variant
+from harness.predict.training import Target, open_session
+from harness.predict.validation import HELD_OUT, relative_error, truths_from_run, within_shares
 from mobilenet.architecture import scaled_layers
 from mobilenet.spec import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelSpec
 from results.store import Store
@@ -158,8 +161,9 @@ def main(argv: list[str]) -> None:
             held = [ModelSpec(a, r, v, k) for a, r, v, k in HELD_OUT]  # type: ignore[arg-type]
             specs = grid + held
             session = open_session(
-                argparse.Namespace(
-                    device=device, inventory=inventory, cpus=None, threads=args.threads
+                Target(
+                    resolve(argparse.Namespace(device=device, inventory=inventory)),
+                    threads=args.threads,
                 ),
                 store,
                 RunnerSettings(target_ci=0.01, min_time_s=0.2, max_time_s=1.2),
@@ -214,7 +218,7 @@ def main(argv: list[str]) -> None:
     rows: list[dict[str, Any]] = []
     for spec, entry in zip(specs, entries, strict=True):
         truth = truths[entry.sha256]
-        kernel = predict(model, spec.alpha, spec.resolution, spec.variant, spec.kernel)
+        kernel = predict_variant(model, spec.alpha, spec.resolution, spec.variant, spec.kernel)
         macs = kernel.macs
         rows.append(
             {
@@ -249,8 +253,8 @@ def main(argv: list[str]) -> None:
         "(with generation, kernel detection and the fit)"
     )
     print(
-        f"fit: layout block {model.block}, kernels detected: {model.detected}, "
-        f"median/min scale {model.scale:.3f}, in-context factor {model.context:.3f}, "
+        f"fit: layout block {model.block}, kernels detected: {model.provenance.detected}, "
+        f"median/min scale {model.provenance.scale:.3f}, in-context factor {model.context:.3f}, "
         f"cross-validated within ±10 %: {model.cv_within_10:.0%}"
     )
     print(

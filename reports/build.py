@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +45,6 @@ from reports.charts import (
 from reports.errors import ReportError
 from reports.html import render_html
 from reports.mission import mission_chart
-from reports.prediction import predicted_layer_ratios, validation_frame
 from reports.summary import render_summary
 from results.store import Store
 
@@ -63,6 +62,11 @@ CHART_NAMES: tuple[str, ...] = (
 )
 """The charts every report has (with an image, or the reason it has none); a report whose
 runs include a ``mnbench predict --validate`` run adds ``predicted_vs_measured``."""
+PredictionFrames = Callable[[Store, list[int], pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
+"""The latency model's frames of a report, from its store, run ids and layer table: per block
+the predicted cost ratios, and predicted against measured whole-model latency. The caller
+gives the function (the latency model lives above the reports); without one the report has
+neither."""
 MANIFEST_NAME = ".mnbench-report.json"
 """Lists the files a report wrote into its directory: the only ones a later report replaces
 or removes."""
@@ -326,10 +330,13 @@ def build_report(
     out_dir: Path | str,
     *,
     campaign: str | None = None,
+    predictions: PredictionFrames | None = None,
 ) -> ReportFiles:
     """Report on the given runs ("latest", ids, labels or "all") of the database at
     ``db_path`` (None: the default database) into ``out_dir``; with ``campaign``, on that
-    lab campaign's runs instead (one per device, side by side as any runs are)."""
+    lab campaign's runs instead (one per device, side by side as any runs are); with
+    ``predictions``, the latency model's frames it computes join the layer and validation
+    charts."""
     check_out_dir(Path(out_dir))  # before any work: refuse a directory of someone else's
     accuracy = accuracy_table(Path(accuracy_csv) if accuracy_csv is not None else None)
     note = (
@@ -346,8 +353,10 @@ def build_report(
         results = store.results_frame(run_ids)  # carries the failure reasons per result
         profiles = store.profiles_frame(run_ids)
         layers = layer_table(store.probes_frame(run_ids, results))
-        model_ratios = predicted_layer_ratios(store, layers)
-        validation = validation_frame(store, run_ids)
+        model_ratios: pd.DataFrame | None = None
+        validation: pd.DataFrame | None = None
+        if predictions is not None:
+            model_ratios, validation = predictions(store, run_ids, layers)
     measured = results  # the trust section judges the layer probes' trials too
     variants = results["variant"].astype(object).fillna("").astype(str)
     results = results[~variants.str.startswith(PROBE_VARIANT_PREFIX)].reset_index(drop=True)

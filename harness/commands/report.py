@@ -1,7 +1,8 @@
 """``mnbench report``: charts, a self-contained HTML report and a markdown summary of runs.
 
 A thin layer over ``reports.build.build_report`` (asv's shape: the verb turns arguments into
-one library call). Reports read the store; they never measure or write it.
+one library call), given the latency model's frames (``harness.predict.frames``) to draw.
+Reports read the store; they never measure or write it.
 """
 
 from __future__ import annotations
@@ -78,12 +79,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.predict.frames import report_frames
     from reports.build import build_report
 
     if args.campaign is not None and args.run is not None:
         raise UserError("--campaign selects its own runs; give --campaign or --run, not both")
     files = build_report(
-        args.db, args.run or ["latest"], args.accuracy, args.out, campaign=args.campaign
+        args.db,
+        args.run or ["latest"],
+        args.accuracy,
+        args.out,
+        campaign=args.campaign,
+        predictions=report_frames,
     )
     for title, reason in files.skipped:
         print(f"no chart for {title}: {reason}", file=sys.stderr)

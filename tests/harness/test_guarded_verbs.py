@@ -9,7 +9,6 @@ simulator's phone with its thermal model through the real adb client.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import multiprocessing
@@ -171,13 +170,15 @@ def test_layers_on_a_hot_phone_records_guards_and_cooldown_waits(
 
 
 def test_predict_sessions_guard_and_cool_down(tmp_path: Path) -> None:
-    from harness.commands.predict import open_session
+    from devices.inventory import resolve_device
+    from harness.predict.training import Target, open_session
+    from results.guards import parse_cooldown
 
-    args = argparse.Namespace(
-        device="local", inventory=None, cpus=None, threads=1, cooldown="2s", cooldown_max=1.0
+    target = Target(
+        resolve_device("local", None), threads=1, cooldown=parse_cooldown("2s", max_wait_s=1.0)
     )
     with Store.open(tmp_path / "db.sqlite") as store:
-        session = open_session(args, store)
+        session = open_session(target, store)
         try:
             guard = session.sweep.guard
             assert guard is session.measuring.guard

@@ -12,27 +12,33 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.commands.predict import FIT_BATCH, FIT_PROFILE_RUNS, TRAINING_MODELS
-from harness.predict.latency_model import (
-    COLUMNS,
+from harness.predict.estimator import (
+    FitSettings,
     FittedModel,
+    KernelLatencyModel,
+    Provenance,
+    Scope,
+)
+from harness.predict.frames import block_ratios
+from harness.predict.kernels import (
+    COLUMNS,
     Kernel,
     Row,
-    Scope,
-    block_ratios,
-    detect_layouts,
-    fit,
     model_kernels,
-    predict,
     probe_graph_kernels,
-    sample_configs,
     variant_kernels,
-    within_shares,
 )
+from harness.predict.layouts import detect_layouts
+from harness.predict.prediction import predict_variant
+from harness.predict.sampling import sample_configs
+from harness.predict.stored import detects_here
+from harness.predict.training import FitPlan
+from harness.predict.validation import within_shares
 from mobilenet.errors import UserError
 from results.store import Store
 
 SCOPE = Scope("synthetic", "1.0.0", 2)
+PLAN = FitPlan()
 TRUE_COEFFICIENTS = {
     "stem:n": 0.010,
     "stem:mmacs": 0.012,
@@ -73,14 +79,14 @@ def synthetic_rows(count: int, block: int) -> list[Row]:
 
 def test_fit_recovers_known_costs() -> None:
     rows = synthetic_rows(160, block=8)
-    model = fit(rows, SCOPE)
+    model = KernelLatencyModel().fit(rows, SCOPE)
     assert model.block == 8  # the layout block is found by cross-validation
     assert model.cv_within_10 == 1.0
     for name, value in TRUE_COEFFICIENTS.items():
         assert model.coefficients[name] == pytest.approx(value, rel=1e-3, abs=1e-6), name
     for alpha, resolution, kernel in ((0.35, 96, 3), (0.9, 256, 5), (1.7, 200, 7)):
         expected = synthetic_ms(tuple(model_kernels(alpha, resolution, "separable", kernel)), 8)
-        got = predict(model, alpha, resolution, "separable", kernel)
+        got = predict_variant(model, alpha, resolution, "separable", kernel)
         assert got.latency_ms == pytest.approx(expected, rel=1e-6)
         assert got.low_ms <= got.latency_ms <= got.high_ms
         blocks = dict(got.blocks_ms)
@@ -102,7 +108,7 @@ def test_few_noisy_rows_are_fitted_with_count_and_macs_only() -> None:
         exact = sum(linear.get(name, 0.0) * v for name, v in row.features(1).items())
         noisy = exact * float(np.exp(rng.normal(0.0, 0.05)))
         rows.append(Row(row.kernels, noisy, row.source, row.whole_model))
-    model = fit(rows, SCOPE, blocks=(1,))
+    model = KernelLatencyModel(FitSettings(blocks=(1,))).fit(rows, SCOPE)
     assert model.features == "macs"
     assert model.block_errors["1:macs"] < model.block_errors["1"]
     assert all(
@@ -112,7 +118,7 @@ def test_few_noisy_rows_are_fitted_with_count_and_macs_only() -> None:
     )
     assert FittedModel.from_json(model.to_json()) == model
     exact_rows = synthetic_rows(160, block=1)
-    assert fit(exact_rows, SCOPE, blocks=(1,)).features == "full"
+    assert KernelLatencyModel(FitSettings(blocks=(1,))).fit(exact_rows, SCOPE).features == "full"
 
 
 def test_fit_is_robust_to_a_few_outliers_and_refuses_too_few_rows() -> None:
@@ -121,19 +127,19 @@ def test_fit_is_robust_to_a_few_outliers_and_refuses_too_few_rows() -> None:
         Row(r.kernels, r.latency_ms * (3.0 if i % 40 == 0 else 1.0), r.source, r.whole_model)
         for i, r in enumerate(rows)
     ]
-    clean, dirty = fit(rows, SCOPE), fit(noisy, SCOPE)
+    clean, dirty = KernelLatencyModel().fit(rows, SCOPE), KernelLatencyModel().fit(noisy, SCOPE)
     for alpha, resolution in ((0.6, 176), (1.0, 224)):
-        a = predict(clean, alpha, resolution).latency_ms
-        b = predict(dirty, alpha, resolution).latency_ms
+        a = predict_variant(clean, alpha, resolution).latency_ms
+        b = predict_variant(dirty, alpha, resolution).latency_ms
         assert abs(b / a - 1) < 0.05
     with pytest.raises(UserError, match="too few"):
-        fit(rows[:5], SCOPE)
+        KernelLatencyModel().fit(rows[:5], SCOPE)
 
 
 def test_standard_variant_and_ratio_frame() -> None:
-    model = fit(synthetic_rows(160, block=1), SCOPE)
-    std = predict(model, 0.5, 128, "standard", 3)
-    sep = predict(model, 0.5, 128, "separable", 3)
+    model = KernelLatencyModel().fit(synthetic_rows(160, block=1), SCOPE)
+    std = predict_variant(model, 0.5, 128, "standard", 3)
+    sep = predict_variant(model, 0.5, 128, "separable", 3)
     assert std.macs > sep.macs and std.latency_ms > sep.latency_ms
     frame = block_ratios(model, 0.5, 128, (3, 5))
     assert len(frame) == 26 and set(frame["D_K"]) == {3, 5}
@@ -143,7 +149,8 @@ def test_standard_variant_and_ratio_frame() -> None:
 
 
 def test_stored_model_round_trip(tmp_path: Path) -> None:
-    model = fit(synthetic_rows(120, block=1), SCOPE, run_ids=(3, 1), peak_gflop_s=100.0)
+    provenance = Provenance(run_ids=(3, 1), peak_gflop_s=100.0)
+    model = KernelLatencyModel().fit(synthetic_rows(120, block=1), SCOPE, provenance=provenance)
     text = model.to_json()
     assert FittedModel.from_json(text) == model
     with Store.open(tmp_path / "db.sqlite") as store:
@@ -153,7 +160,7 @@ def test_stored_model_round_trip(tmp_path: Path) -> None:
             runtime_version="1.0.0",
             threads=2,
             precision="fp32",
-            run_ids=model.run_ids,
+            run_ids=model.provenance.run_ids,
             model_json=text,
         )
         found = store.latest_latency_model(device="synthetic", threads=2, precision="fp32")
@@ -213,7 +220,7 @@ def test_real_fit_predicts_a_held_out_model(
         runs = found[2]
         labels = {store.get_run(r).label for r in runs}
     assert labels == {"predict-fit", "predict-profile"} and model.rows >= 24
-    assert model.whole_models == len(TRAINING_MODELS)
+    assert model.whole_models == len(PLAN.training_models)
     # the training whole models were profiled: every kernel kind they have gets its factor
     assert set(model.factors) == {"stem", "depthwise", "pointwise", "standard", "fc"}
     assert all(0.2 < value < 5.0 for value in model.factors.values())
@@ -233,13 +240,13 @@ def test_real_fit_predicts_a_held_out_model(
         truth_docs = [_document(row) for row in store.measurement_rows([validated])]
     # the fit's probes share runner processes; the truth's trials are fresh processes
     sizes = [doc["batch"]["size"] for doc in fit_docs]
-    assert max(sizes) == FIT_BATCH and all(size <= FIT_BATCH for size in sizes)
+    assert max(sizes) == PLAN.batch and all(size <= PLAN.batch for size in sizes)
     assert all("batch" not in doc for doc in truth_docs)
     # only the whole models are profiled, once each, in a run of their own
     assert all(doc["profile"] is None for doc in fit_docs)
-    assert len(profile_docs) == len(TRAINING_MODELS)
+    assert len(profile_docs) == len(PLAN.training_models)
     counts = {entry["count"] for doc in profile_docs for entry in doc["profile"].values()}
-    assert counts == {FIT_PROFILE_RUNS - 1}
+    assert counts == {PLAN.profile_runs - 1}
     assert {len(doc["samples_ms"]) for doc in profile_docs} == {1}
     # the stored model is used again without measuring, and refits reproduce it
     assert main(["predict", *base, "--threads", "1", "--format", "json"]) == 0
@@ -266,10 +273,11 @@ def test_report_charts_draw_the_model() -> None:
     predicted-vs-measured chart draws a validation frame."""
     import pandas as pd
 
+    from harness.predict.frames import VALIDATION_COLUMNS
     from reports.charts import layer_ratio_chart, predicted_vs_measured_chart
-    from reports.prediction import VALIDATION_COLUMNS
 
-    model = fit(synthetic_rows(160, block=1), SCOPE, peak_gflop_s=100.0, bandwidth_gb_s=10.0)
+    ceilings = Provenance(peak_gflop_s=100.0, bandwidth_gb_s=10.0)
+    model = KernelLatencyModel().fit(synthetic_rows(160, block=1), SCOPE, provenance=ceilings)
     ratios = block_ratios(model, 0.5, 128, (3,))
     assert ratios["roofline_ratio"].between(0, 1).all()
     layers = ratios.rename(columns={"paper_ratio": "predicted_ratio", "predicted_ratio": "x"})
@@ -304,7 +312,7 @@ def test_report_charts_draw_the_model() -> None:
 def test_budget_lists_what_fits_with_top1_and_the_run_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = fit(synthetic_rows(160, block=1), Scope("local", "1.0.0", 2))
+    model = KernelLatencyModel().fit(synthetic_rows(160, block=1), Scope("local", "1.0.0", 2))
     with Store.open(tmp_path / "db.sqlite") as store:
         store.add_latency_model(
             device="local",
@@ -314,7 +322,7 @@ def test_budget_lists_what_fits_with_top1_and_the_run_commands(
             run_ids=(),
             model_json=model.to_json(),
         )
-    budget = predict(model, 0.5, 160).latency_ms * 1.001
+    budget = predict_variant(model, 0.5, 160).latency_ms * 1.001
     base = ["predict", "--db", str(tmp_path / "db.sqlite"), "--threads", "2"]
     assert main([*base, "--budget-ms", f"{budget:.6f}", "--format", "json"]) == 0
     captured = capsys.readouterr()
@@ -354,12 +362,12 @@ def test_in_context_factor_comes_from_the_training_whole_models() -> None:
         Row(r.kernels, r.latency_ms * (1.2 if r.whole_model else 1.0), r.source, r.whole_model)
         for r in synthetic_rows(160, block=8)
     ]
-    model = fit(rows, SCOPE)
+    model = KernelLatencyModel().fit(rows, SCOPE)
     assert model.context == pytest.approx(1.2, rel=0.02)
     assert FittedModel.from_json(model.to_json()).context == model.context
     expected = 1.2 * synthetic_ms(tuple(model_kernels(0.6, 176)), 8)
-    assert predict(model, 0.6, 176).latency_ms == pytest.approx(expected, rel=0.03)
-    probes_only = fit([r for r in rows if not r.whole_model], SCOPE)
+    assert predict_variant(model, 0.6, 176).latency_ms == pytest.approx(expected, rel=0.03)
+    probes_only = KernelLatencyModel().fit([r for r in rows if not r.whole_model], SCOPE)
     assert probes_only.context == 1.0  # too few whole models: no factor
 
 
@@ -394,7 +402,7 @@ def test_kinds_in_context_factors_come_from_the_profiled_layers() -> None:
         for k in r.kernels
         if k.kind in ("stem", "depthwise", "pointwise", "fc")
     ]
-    model = fit(rows, SCOPE, profiled=profiled)
+    model = KernelLatencyModel().fit(rows, SCOPE, profiled)
     assert model.factors["depthwise"] == pytest.approx(1.5, rel=0.05)
     assert model.factors["fc"] == pytest.approx(1.4, rel=0.05)
     assert model.factors["pointwise"] == pytest.approx(1.0, rel=0.05)
@@ -403,9 +411,11 @@ def test_kinds_in_context_factors_come_from_the_profiled_layers() -> None:
     assert FittedModel.from_json(model.to_json()).factors == model.factors
     for variant in ("separable", "standard"):
         expected = in_network(tuple(model_kernels(0.6, 176, variant)))
-        assert predict(model, 0.6, 176, variant).latency_ms == pytest.approx(expected, rel=0.03)
-    one_factor = fit(rows, SCOPE)
-    wrong = predict(one_factor, 0.6, 176, "standard").latency_ms
+        assert predict_variant(model, 0.6, 176, variant).latency_ms == pytest.approx(
+            expected, rel=0.03
+        )
+    one_factor = KernelLatencyModel().fit(rows, SCOPE)
+    wrong = predict_variant(one_factor, 0.6, 176, "standard").latency_ms
     assert wrong > 1.05 * in_network(tuple(model_kernels(0.6, 176, "standard")))
 
 
@@ -414,8 +424,6 @@ def test_detection_follows_the_machine_the_runner_reported(tmp_path: Path) -> No
     but the runner reports aarch64 where it measured, so its kernels are not detected with
     this machine's onnxruntime; a run measured here is detected."""
     import platform
-
-    from harness.commands.predict import detects_here
 
     here = platform.machine()
     other = "aarch64" if here != "aarch64" else "x86_64"

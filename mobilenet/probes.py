@@ -15,7 +15,7 @@ probe's layer is built exactly as in the whole model. The parts are timed as the
 (not from the separable probe's per-node profile), so each part gets the runner's stopping
 rule and confidence interval like any other model.
 
-For the latency model (``harness.predict.latency_model``) two more roles: ``stem`` (the network's
+For the latency model (``harness.predict``) two more roles: ``stem`` (the network's
 first
 conv, block 0) and ``head`` (global average pool, FC and softmax, block 14); any α,
 resolution and D_K of the family gives a probe (``family_probe``), not only the 13 blocks

@@ -114,7 +114,7 @@ CREATE TABLE latency_models (
 );
 CREATE INDEX latency_models_by_scope ON latency_models (device, threads, precision);
 """
-"""Fitted latency models (``harness.predict.latency_model``): one row per fit, for one
+"""Fitted latency models (``harness.predict.estimator``): one row per fit, for one
 device × runtime × threads × precision; ``run_ids`` (JSON list) are the runs whose
 measurements it was fitted from (refitting from them gives the same model), ``model`` its
 JSON."""

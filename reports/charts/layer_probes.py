@@ -32,7 +32,7 @@ def layer_rows(layers: pd.DataFrame | None) -> pd.DataFrame:
 
 def with_model_ratios(frame: pd.DataFrame, model_ratios: pd.DataFrame | None) -> pd.DataFrame:
     """The layer rows with the latency model's ``model_ratio`` and ``roofline_ratio``
-    (``harness.predict.latency_model.block_ratios``) of the same device, threads, cell, D_K and
+    (``harness.predict.frames.block_ratios``) of the same device, threads, cell, D_K and
     block."""
     if model_ratios is None or model_ratios.empty or frame.empty:
         plain: pd.DataFrame = frame.assign(model_ratio=math.nan, roofline_ratio=math.nan)

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_run is not None:
         result = stored_layers(args.db, args.from_run)
     else:
-        result = measure_layers(request_from_args(args), _say)
+        result = measure_layers(request_from_args(args))
     table = result.table
     if args.format == "csv":
         sys.stdout.write(table.to_csv(index=False))
@@ -143,10 +143,6 @@ def run(args: argparse.Namespace) -> int:
     for what, reason in result.failures:
         print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
     return 1 if result.failures else 0
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def request_from_args(args: argparse.Namespace) -> LayersRequest:

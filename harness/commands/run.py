@@ -105,12 +105,8 @@ def run(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             keep_workdir=args.keep_workdir,
         )
-        return _print_run(resume_run(resume, _say))
-    return _print_run(measure_run(request_from_args(args, names, several=False), _say))
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr)
+        return _print_run(resume_run(resume))
+    return _print_run(measure_run(request_from_args(args, names, several=False)))
 
 
 def _check_several(args: argparse.Namespace) -> None:

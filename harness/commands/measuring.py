@@ -42,13 +42,7 @@ def percent_arg(flag: str, high_pct: float = 100.0) -> Callable[[str], float]:
 def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str) -> None:
     """--trials, --cpus, the runner's stopping rule, --timeout and --max-plan: shared by
     run, lab plan and layers."""
-    parser.add_argument(
-        "--trials",
-        type=int_arg("--trials", 1, MAX_TRIALS),
-        default=DEFAULT_TRIALS,
-        metavar="K",
-        help=f"{trials_what} (default {DEFAULT_TRIALS})",
-    )
+    add_trials_argument(parser, trials_what)
     add_cpus_argument(parser)
     add_stopping_arguments(parser, DEFAULT_MAX_TIME_S)
     parser.add_argument(
@@ -59,6 +53,19 @@ def add_measurement_arguments(parser: argparse.ArgumentParser, trials_what: str)
         help="kill a runner after S seconds (default 4 x max-time + 30)",
     )
     add_plan_limit_argument(parser)
+
+
+def add_trials_argument(
+    parser: argparse.ArgumentParser, what: str, default: int = DEFAULT_TRIALS, more: str = ""
+) -> None:
+    """--trials: ``what`` a trial count is, its ``default`` and ``more`` on it."""
+    parser.add_argument(
+        "--trials",
+        type=int_arg("--trials", 1, MAX_TRIALS),
+        default=default,
+        metavar="K",
+        help=f"{what} (default {default}{more})",
+    )
 
 
 def add_stopping_arguments(parser: argparse.ArgumentParser, max_time_s: float) -> None:

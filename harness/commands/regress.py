@@ -28,6 +28,7 @@ from harness.commands.measuring import (
     add_plan_limit_argument,
     add_stopping_arguments,
     add_threshold_arguments,
+    add_trials_argument,
     settings_from_args,
 )
 from harness.commands.options import (
@@ -113,13 +114,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="MS",
         help="pairs design: target duration of one burst (default 75)",
     )
-    parser.add_argument(
-        "--trials",
-        type=int_arg("--trials", 1, MAX_TRIALS),
+    add_trials_argument(
+        parser,
+        "trials design: trials per side and cell",
         default=6,
-        metavar="K",
-        help="trials design: trials per side and cell (default 6; fewer than 6 can rarely "
-        "reach significance)",
+        more="; fewer than 6 can rarely reach significance",
     )
     parser.add_argument(
         "--confirm",

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
-from harness.commands.options import add_db_argument, add_threshold_arguments
+from harness.commands.measuring import add_threshold_arguments
+from harness.commands.options import add_db_argument
 from mobilenet.errors import UserError
 from mobilenet.table import format_table, json_text, markdown_text, terminal_safe
 from mobilenet.validate import label_arg, run_id_arg

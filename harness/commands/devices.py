@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from devices.facts import probe_device
 from devices.transport import Transport, TransportError
 from harness.commands import SUMMARIES
 from harness.commands.options import add_inventory_argument, resolve
+from harness.measure.targets import inventory_path
 from mobilenet.errors import UserError
 from mobilenet.table import format_table, json_text
 
@@ -53,18 +53,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def _inventory_path(args: argparse.Namespace) -> Path:
-    return Path(args.inventory or os.environ.get("MNBENCH_INVENTORY", "devices.toml"))
-
-
 def run(args: argparse.Namespace) -> int:
-    from devices.inventory import load_inventory
+    from devices.inventory import DEFAULT_INVENTORY, load_inventory
 
-    inventory = _inventory_path(args)
+    named = inventory_path(args.inventory)
+    inventory = named or DEFAULT_INVENTORY
     if args.action == "list":
         configs = {"local": DeviceConfig(name="local")}
-        named = args.inventory is not None or "MNBENCH_INVENTORY" in os.environ
-        if inventory.is_file() or (inventory.exists() and named):
+        if inventory.is_file() or (inventory.exists() and named is not None):
             configs.update(load_inventory(inventory))
         rows = [
             [c.name, c.kind, c.address, c.python or "-", c.cpus or "-"] for c in configs.values()

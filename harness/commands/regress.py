@@ -12,44 +12,41 @@ for every cell the trials alternate in ABBA order with a random start, each tria
 process; the runs are compared unpaired, as ``mnbench compare`` does.
 
 This module is the command: its flags, their checks and the output; the measuring is
-``harness.measure.regress``.
+``harness.measure.runtime_ab`` over ``harness.measure.regress``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.compare import render, write_chart
 from harness.commands.grid import add_grid_arguments, specs_from_args
-from harness.commands.options import (
+from harness.commands.measuring import (
     REGRESS_MAX_TIME_S,
+    add_plan_limit_argument,
+    add_stopping_arguments,
+    add_threshold_arguments,
+    add_trials_argument,
+    settings_from_args,
+)
+from harness.commands.options import (
     add_cooldown_arguments,
     add_db_argument,
     add_device_arguments,
     add_keep_workdir_argument,
-    add_plan_limit_argument,
-    add_stopping_arguments,
-    add_threshold_arguments,
+    add_models_dir_argument,
+    add_quiet_argument,
+    add_threads_argument,
     cooldown_from_args,
     default_models_dir,
-    resolve,
-    settings_from_args,
 )
-from harness.measure.regress import RegressPlan, measure_regress
+from harness.measure.regress import RegressPlan
+from harness.measure.requests import RegressRequest
 from harness.measure.runtimes import parse_spec
-from harness.measure.session import MeasurementSession
 from mobilenet.errors import UserError
-from mobilenet.validate import (
-    INT64_MAX,
-    MAX_THREADS,
-    MAX_TRIALS,
-    check_plan_size,
-    int_arg,
-)
-from results.store import Store, default_db_path
+from mobilenet.validate import INT64_MAX, MAX_TRIALS, check_plan_size, int_arg
 
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
@@ -80,13 +77,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--baseline", required=True, metavar="RUNTIME")
     parser.add_argument("--candidate", required=True, metavar="RUNTIME")
     add_grid_arguments(parser)
-    parser.add_argument(
-        "--threads",
-        nargs="+",
-        type=int_arg("--threads", 1, MAX_THREADS),
-        metavar="N",
-        help="intra-op thread counts (default: all cores)",
-    )
+    add_threads_argument(parser, default="all cores")
     parser.add_argument(
         "--design",
         choices=("pairs", "trials"),
@@ -123,13 +114,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="MS",
         help="pairs design: target duration of one burst (default 75)",
     )
-    parser.add_argument(
-        "--trials",
-        type=int_arg("--trials", 1, MAX_TRIALS),
+    add_trials_argument(
+        parser,
+        "trials design: trials per side and cell",
         default=6,
-        metavar="K",
-        help="trials design: trials per side and cell (default 6; fewer than 6 can rarely "
-        "reach significance)",
+        more="; fewer than 6 can rarely reach significance",
     )
     parser.add_argument(
         "--confirm",
@@ -153,8 +142,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_stopping_arguments(parser, REGRESS_MAX_TIME_S)
     add_cooldown_arguments(parser)
-    parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_models_dir_argument(parser)
+    add_quiet_argument(parser)
     add_threshold_arguments(parser)
     add_plan_limit_argument(parser)
     add_db_argument(parser)
@@ -178,6 +167,7 @@ def _check_pair_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.commands.exits import comparison_exit_code
+    from harness.measure.runtime_ab import regress_runtimes
 
     if args.trials < 2:
         raise UserError("--trials must be at least 2 per side (6 or more to reach significance)")
@@ -189,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
             parse_spec(spec)  # a malformed release is refused before the store exists
     specs = specs_from_args(args)
     check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
-    device = resolve(args)
     plan = RegressPlan(
         baseline=args.baseline,
         candidate=args.candidate,
@@ -208,14 +197,11 @@ def run(args: argparse.Namespace) -> int:
         install=args.install,
         quiet=args.quiet,
     )
-    with (
-        MeasurementSession(
-            device, settings, keep_workdir=args.keep_workdir, cooldown=cooldown
-        ) as session,
-        Store.open(args.db or default_db_path()) as store,
-    ):
-        session.attach(store)
-        comparison = measure_regress(session, plan, specs, args.threads)
+    request = RegressRequest(
+        args.device, plan, tuple(specs), settings, args.threads, cooldown, args.inventory,
+        args.db, args.keep_workdir,
+    )  # fmt: skip
+    comparison = regress_runtimes(request)
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
     return 0 if args.warn_only else comparison_exit_code(comparison)

@@ -13,7 +13,7 @@ import pytest
 from devices.agent import cli as runner
 from devices.device import DEVICE_KINDS, KIND_TRAITS, DeviceConfig
 from devices.local import LocalTransport
-from harness.commands.options import add_stopping_arguments, settings_from_args
+from harness.commands.measuring import add_stopping_arguments, settings_from_args
 from harness.measure.backends import (
     LIMITS_SCHEMA,
     RUNNER_SCHEMA,

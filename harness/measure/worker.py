@@ -1,6 +1,6 @@
 """A lab worker: claim a device's next work item, measure it, commit it, until none is left.
 
-The queue is ``results.lab``; the measurement is the measurement session's own
+The queue is ``results.queue``; the measurement is the measurement session's own
 (``harness.measure.session``: the same backend, push and timeout as ``mnbench run``),
 given the run's stored settings and models, so a campaign measured by workers gives the
 rows ``mnbench run`` would have. One thread per device (a device measures one thing at a
@@ -10,9 +10,9 @@ a heartbeat thread keeps the claim. Every item is measured between the device gu
 Progress is one line per device with its ETA (``harness.measure.progress``: redrawn in
 place on a terminal, one line per event in a log).
 
-A worker may also plan its devices (``prepare``: ``mnbench run --device A B``): each
-device is probed and planned in its own thread and starts measuring as soon as it is
-planned, in the session that probed it, so a slow device's set-up waits for no other's.
+A worker may also plan its devices (``prepare``, ``harness.measure.campaign``): each device
+is probed and planned in its own thread and starts measuring as soon as it is planned, in
+the session that probed it, so a slow device's set-up waits for no other's.
 
 Failures: a device that drops stops that device's worker with one line, the others go on;
 a lost database connection is retried for ``reconnect_s`` (what was committed is kept, and
@@ -76,7 +76,7 @@ class _RunContext:
 
 
 CooldownReader = Callable[[int, object], CooldownPolicy | None]
-"""A run's stored cool-down setting, checked (``harness.commands.trust.cooldown_from_config``)."""
+"""A run's stored cool-down setting, checked (``device_run.cooldown_from_config``)."""
 
 Prepare = Callable[[DeviceConfig, Store], MeasurementSession | None]
 """Plans a device in its worker's thread: the open session that probed it, or None when it

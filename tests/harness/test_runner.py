@@ -516,7 +516,11 @@ def test_zipapp_bytes_are_deterministic_and_hold_every_module() -> None:
         names = archive.namelist()
         assert names == sorted(names)
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        assert "__main__.py" in names and "harness/__init__.py" in names
+        assert "__main__.py" in names and "devices/__init__.py" in names
+        # Only the agent: no other module of the devices package goes to a device.
+        assert all(n.startswith("devices/agent/") for n in names if n.count("/") > 1)
+        stub = archive.read("devices/__init__.py")
+        assert stub != (AGENT_DIR.parent / "__init__.py").read_bytes()
         shipped = {n.split("/")[-1] for n in names if n.startswith("devices/agent/")}
         main_text = archive.read("__main__.py").decode()
     assert shipped == {p.name for p in AGENT_DIR.glob("*.py")}
@@ -561,7 +565,11 @@ def test_source_is_python38_and_self_contained(module: str) -> None:
             assert node.level == 0
             assert node.module is not None
             imported.add(node.module)
-    project = {name for name in imported if name.split(".")[0] in {"harness", "devices"}}
+    project = {
+        name
+        for name in imported
+        if name.split(".")[0] in {"harness", "devices", "mobilenet", "results", "reports"}
+    }
     # Only the agent's own modules: nothing else of the project is on a device.
     assert all(name.startswith("devices.agent") for name in project), project
     top = {name.split(".")[0] for name in imported - project}

@@ -1,7 +1,8 @@
 """The ``mnbench`` command line: ``main(argv) -> int`` that tests call directly.
 
-Exit codes (docs/architecture.md): 0 ok; 1 a finding the user asked to fail on (a regression,
-failed measurements); 2 usage or harness error, printed as one line that says what to do.
+Exit codes are chosen here and in ``harness/commands/exits.py`` (README, "Exit codes"): 0 ok;
+1 a finding to fail on; 2 an error, printed as one line that says what to do; 3 inconclusive;
+128 + N stopped by signal N.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import FrameType
 from typing import Protocol, cast
 
 from harness.commands import COMMANDS, SUMMARIES
-from harness.commands.exits import EXIT_USAGE, interrupted_exit_code
+from harness.commands.exits import EXIT_ERROR, interrupted_exit_code
 from mobilenet import __version__
 from mobilenet.errors import (
     Interrupted,
@@ -34,7 +35,7 @@ from mobilenet.errors import (
 def exit_code_of(exc: MnbenchError) -> int:
     """The exit code of an error a user can act on, whichever layer raised it."""
     del exc  # every layer's error is a usage, input, device or database problem
-    return EXIT_USAGE
+    return EXIT_ERROR
 
 
 class CommandModule(Protocol):
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if full is None:
             raise
         print(f"mnbench: error: {full}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(_interrupted_line(signal.SIGINT, None, command), file=sys.stderr)
         return interrupted_exit_code(signal.SIGINT)

@@ -1,6 +1,6 @@
 """The cost model: MACs, parameters, bytes and peak activation memory of any ONNX graph.
 
-Conventions (stated in ``mnbench cost --help`` and the README):
+Conventions (stated in ``mnbench cost --help`` and docs/cost-model.md):
 - one multiply-add is one MAC; FLOPs = 2 x MACs. Only Conv (grouped and depthwise too),
   Gemm and MatMul carry MACs; BatchNormalization, activations, pooling, softmax and
   element-wise ops count zero (as TF-Slim and the paper count them).

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.commands.models import add_shape_argument, parse_shapes
 from mobilenet.cost import CONVENTIONS, analyze_model, load_model_file
 from mobilenet.cost_records import NODE_COLUMNS, cost_document, fidelity_line, node_rows
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     fidelity = fidelity_of_model(model)
     if args.format == "json":
         print(json_text(cost_document(path, cost, fidelity)))
-        return 0
+        return EXIT_OK
     rows = node_rows(cost)
     if args.format == "csv":
         buffer = io.StringIO()
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
-        return 0
+        return EXIT_OK
     print(
         format_table(
             [
@@ -121,4 +122,4 @@ def run(args: argparse.Namespace) -> int:
     for note in cost.notes:
         print(f"note: {note}")
     print(f"conventions: {CONVENTIONS}")
-    return 0
+    return EXIT_OK

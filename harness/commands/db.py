@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from mobilenet.errors import UserError
 from mobilenet.validate import label_arg, run_id_arg
 from results.backend import parse_location
@@ -69,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
                     f"{item.measurements} measurements",
                     file=sys.stderr,
                 )
-    return 0
+    return EXIT_OK

@@ -14,6 +14,7 @@ from devices.device import DeviceConfig, open_transport
 from devices.facts import probe_device
 from devices.transport import Transport, TransportError
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_FINDING, EXIT_OK
 from harness.commands.options import add_inventory_argument, resolve
 from harness.measure.targets import inventory_path
 from mobilenet.errors import UserError
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"(no inventory at {inventory}; see `mnbench devices --help`)", file=sys.stderr
                 )
-        return 0
+        return EXIT_OK
     if not args.name:
         raise UserError(
             f"`mnbench devices {args.action}` needs a device name or URL, "
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                     ["fact", "value"], [[k, _short(v)] for k, v in sorted(_flatten(facts).items())]
                 )
             )
-        return 0
+        return EXIT_OK
     return _check(config, args.install)
 
 
@@ -123,9 +124,9 @@ def _check(config: DeviceConfig, install: bool) -> int:
             print(f"to fix {item.name}: {item.fix}")
     if failed:
         print(f"{config.name}: {len(failed)} check(s) failed", file=sys.stderr)
-        return 1
+        return EXIT_FINDING
     print(f"{config.name}: ready to measure", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:

@@ -13,19 +13,22 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 """Done; a comparison found no confirmed regression."""
-EXIT_REGRESSION = 1
-"""A comparison confirmed a regression, or a model fails only in the candidate."""
-EXIT_USAGE = 2
-"""A bad argument, input file, device or database: one line on stderr, nothing was run."""
+EXIT_FINDING = 1
+"""A finding to fail on: a confirmed regression or a model failing only in the candidate
+(``compare``, ``regress``), failed measurements (``run``, ``layers``, ``lab work``), a failed
+``devices check``."""
+EXIT_ERROR = 2
+"""A usage, input, device or database error, printed as one line; with several devices, one
+that could not be reached or that stopped."""
 EXIT_INCONCLUSIVE = 3
 """A comparison could not decide within its budget (a CI job can retry)."""
 
 
 def comparison_exit_code(comparison: Comparison) -> int:
-    """``EXIT_REGRESSION`` for a regression or a model failing only in the candidate,
+    """``EXIT_FINDING`` for a regression or a model failing only in the candidate,
     ``EXIT_INCONCLUSIVE`` when a cell is undecided or nothing was compared, else ``EXIT_OK``."""
     if comparison.count("slower") or comparison.failed_only_in_candidate:
-        return EXIT_REGRESSION
+        return EXIT_FINDING
     if comparison.count("inconclusive") or not comparison.cells:
         return EXIT_INCONCLUSIVE
     return EXIT_OK

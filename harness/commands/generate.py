@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.commands.grid import (
     DEFAULT_MAX_MEMORY_MIB,
     add_grid_arguments,
@@ -125,4 +126,4 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(headers, rows))
     written = f"{csv_path} and {fidelity_path}" if with_fidelity else str(csv_path)
     print(f"wrote {len(models)} models and {written}", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_ERROR, EXIT_FINDING, EXIT_OK
 from harness.commands.generate import add_calibration_argument
 from harness.commands.grid import add_grid_arguments
 from harness.commands.measuring import add_measurement_arguments
@@ -122,7 +123,7 @@ def _plan(args: argparse.Namespace) -> int:
     measure = request_from_args(args, tuple(args.devices), several=True)
     unplanned = plan_campaign(LabPlanRequest(args.campaign, measure))
     print(campaign_hint(args.campaign, args.db), file=sys.stderr)
-    return 2 if unplanned else 0
+    return EXIT_ERROR if unplanned else EXIT_OK
 
 
 def _work(args: argparse.Namespace) -> int:
@@ -139,8 +140,8 @@ def _work(args: argparse.Namespace) -> int:
     )
     outcomes = work_campaign(request)
     if any(outcome.error for outcome in outcomes):
-        return 2
-    return 1 if sum(outcome.failed for outcome in outcomes) else 0
+        return EXIT_ERROR
+    return EXIT_FINDING if sum(outcome.failed for outcome in outcomes) else EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -149,7 +150,7 @@ def _status(args: argparse.Namespace) -> int:
     status = campaign_status(args.db, args.campaign)
     if not status.started:
         print(f"{status.store} holds no campaigns yet; plan one with `mnbench lab plan`")
-        return 0
+        return EXIT_OK
     rows = []
     for device in status.devices:
         if device.holder is None:
@@ -176,4 +177,4 @@ def _status(args: argparse.Namespace) -> int:
         print(terminal_safe(f"{campaign}: {runs}"))
     if campaigns:
         print(terminal_safe(campaign_hint(campaigns[-1], args.db)))
-    return 0
+    return EXIT_OK

@@ -17,6 +17,7 @@ import json
 import sys
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_FINDING, EXIT_OK
 from harness.commands.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
 from harness.commands.measuring import add_measurement_arguments, settings_from_args
 from harness.commands.options import (
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(ratio_summary(table), file=sys.stderr)
     for what, reason in result.failures:
         print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
-    return 1 if result.failures else 0
+    return EXIT_FINDING if result.failures else EXIT_OK
 
 
 def request_from_args(args: argparse.Namespace) -> LayersRequest:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.commands.options import (
     add_cooldown_arguments,
     add_db_argument,
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         if args.blocks:
             blocks = [record for p in outcome.predictions for record in p.block_records()]
             emit(form, BLOCK_HEADERS, blocks)
-    return 0
+    return EXIT_OK
 
 
 def request_from(args: argparse.Namespace) -> PredictRequest:

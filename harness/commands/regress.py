@@ -22,6 +22,7 @@ import math
 
 from harness.commands import SUMMARIES
 from harness.commands.compare import render, write_chart
+from harness.commands.exits import EXIT_OK
 from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.measuring import (
     REGRESS_MAX_TIME_S,
@@ -204,4 +205,4 @@ def run(args: argparse.Namespace) -> int:
     comparison = regress_runtimes(request)
     write_chart(comparison, args.chart)
     print(render(comparison, args.format))
-    return 0 if args.warn_only else comparison_exit_code(comparison)
+    return EXIT_OK if args.warn_only else comparison_exit_code(comparison)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.commands.options import add_db_argument
 from mobilenet.errors import UserError
 from mobilenet.table import terminal_safe
@@ -101,4 +102,4 @@ def run(args: argparse.Namespace) -> int:
     for line in files.answers.headline():
         print(terminal_safe(line), file=sys.stderr)
     print(files.html)
-    return 0
+    return EXIT_OK

@@ -11,6 +11,7 @@ import sys
 from typing import Final, cast
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.commands.options import add_db_argument
 from mobilenet.validate import label_arg, run_id_arg
 from results.listing import FORMATS, OutputFormat, format_selection, select_runs
@@ -63,4 +64,4 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     selection = select_runs(args.db, args.run, args.campaign, args.list)
     sys.stdout.write(format_selection(selection, cast(OutputFormat, args.format)))
-    return 0
+    return EXIT_OK

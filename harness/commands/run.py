@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_ERROR, EXIT_FINDING, EXIT_OK
 from harness.commands.generate import add_calibration_argument
 from harness.commands.grid import add_grid_arguments
 from harness.commands.measuring import add_measurement_arguments, settings_from_args
@@ -173,8 +174,8 @@ def _print_run(result: RunResult) -> int:
     if outcome.failures:
         for what, reason in outcome.failures:
             print(terminal_safe(f"failed: {what}: {reason}"), file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FINDING
+    return EXIT_OK
 
 
 def _print_campaign(done: CampaignOutcome, args: argparse.Namespace) -> int:
@@ -204,5 +205,5 @@ def _print_campaign(done: CampaignOutcome, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if stopped or done.unplanned:
-        return 2
-    return 1 if any(o.failed for o in done.outcomes) else 0
+        return EXIT_ERROR
+    return EXIT_FINDING if any(o.failed for o in done.outcomes) else EXIT_OK

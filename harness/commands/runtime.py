@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from harness.commands import SUMMARIES
+from harness.commands.exits import EXIT_OK
 from harness.measure.runtimes import (
     ensure_runtime,
     installed_versions,
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 ]
             )
         print(format_table(["runtime", "state", "numpy", "path"], rows))
-        return 0
+        return EXIT_OK
     if not args.spec:
         from mobilenet.errors import UserError
 
@@ -62,4 +63,4 @@ def run(args: argparse.Namespace) -> int:
         else:
             runtime = remove_runtime(spec)
             print(f"removed {runtime.spec}", file=sys.stderr)
-    return 0
+    return EXIT_OK

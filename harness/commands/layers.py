@@ -222,7 +222,7 @@ def measure(args: argparse.Namespace, store: Store, db_path: Path | str) -> Swee
     ) as session:
         chosen = session.select(args.cpus or device.cpus, [args.threads] if args.threads else None)
         if not args.no_limits:
-            session.facts["limits"] = session.measure_limits(chosen)
+            session.record_limits(chosen.threads[0], chosen.cpus)
         layers = {
             "alpha": args.alpha,
             "resolution": args.resolution,

@@ -381,7 +381,7 @@ def measure_training(
     )
 
     started = time.monotonic()
-    session.facts["limits"] = session.sweep.backend.measure_limits(session.threads, session.cpus)
+    session.measuring.record_limits(session.threads, session.cpus)
     configs = sample_configs(probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(TRAINING_MODELS, models_dir, store)

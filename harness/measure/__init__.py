@@ -1,3 +1,3 @@
-"""Measuring on a device: one measurement session (``session``) over one backend seam
-(``backends``: the Python agent, onnxruntime_perf_test, the limits probe), and the lab's
+"""Measuring on a device: one measurement session (``session``) over one measuring-method
+seam (``methods``: the Python agent, onnxruntime_perf_test, the limits probe), and the lab's
 worker (``lab``: claims a device's work items from a shared store and measures them)."""

@@ -133,7 +133,7 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
     """A short run of the smallest model through the sweep's own measuring code (the Python
     runner, or onnxruntime_perf_test on a phone); None when it works."""
     from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
-    from harness.measure.sweep import Sweep
+    from harness.measure.session import MeasurementSession
     from mobilenet.generator import generate
     from mobilenet.spec import ModelSpec
     from results.store import Store
@@ -142,7 +142,9 @@ def smoke_run(config: DeviceConfig, transport: Transport) -> str | None:
         spec = ModelSpec(alpha=0.25, resolution=96)
         model = generate(spec, Path(tmp))
         settings = RunnerSettings(fixed=3, min_time_s=0.05, max_time_s=5.0)
-        sweep = Sweep(config, store, settings, 300.0, transport)
+        sweep = MeasurementSession(
+            config, settings, store=store, timeout_s=300.0, transport=transport
+        )
         try:
             status, reason, _ = sweep.measure(
                 PlanItem(ModelEntry(spec.name, model.path, model.sha256, spec), 1, 1, None)

@@ -6,7 +6,7 @@ like whole models (same runner, transports, store and flags as ``mnbench run``),
 table sets the measured ratio separable / standard beside the paper's 1/N + 1/D_K²
 (Howard et al. 2017, eq. 5). Before measuring, ``devices/agent/limits.py`` measures the device's
 peak GEMM throughput and copy bandwidth (the roofline's ceilings, Williams et al. 2009)
-through the device's backend (``harness.measure.backends``), stored in the run's device
+through the device's measuring method (``harness.measure.methods``), stored in the run's device
 facts under ``limits``. The measuring is ``harness.measure.layer_run``.
 """
 

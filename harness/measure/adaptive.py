@@ -1,61 +1,34 @@
 """Adaptive trials: add fresh-process trials per cell until the cross-trial CI is in target.
 
-Owns ``AdaptivePlan`` (``run --target-ci``, ``--max-trials``, ``--budget``, stored in the
-run's configuration) and ``run_adaptive``. The base plan (``--trials`` per cell, trial-major)
-runs first; then rounds: each round gives one more trial to every cell whose interval
-(``results.trials``) is wider than the target and that has trials left, in plan order, so
-the rounds stay interleaved across cells and drift is spread rather than concentrated in
-the slowest cells. The store is the only state: ``--resume`` re-plans the same rounds from
-what was measured. Cells that never reach the target are flagged ``target_missed`` with
-their spread (``results.reliability``).
+Owns ``run_adaptive``; its plan, ``AdaptivePlan`` (``run --target-ci``, ``--max-trials``,
+``--budget``), is a value of the run's configuration (``results.config``). The base plan
+(``--trials`` per cell, trial-major) runs first; then rounds: each round gives one more
+trial to every cell whose interval (``results.trials``) is wider than the target and that
+has trials left, in plan order, so the rounds stay interleaved across cells and drift is
+spread rather than concentrated in the slowest cells. The store is the only state:
+``--resume`` re-plans the same rounds from what was measured. Cells that never reach the
+target are flagged ``target_missed`` with their spread (``results.reliability``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 from harness.measure.plan import PlanItem
 from harness.measure.sweep import ProgressFn, Sweep, SweepOutcome, run_plan
-from mobilenet.errors import UserError
+from results.config import AdaptivePlan, adaptive_from_json
 from results.store import config_key
 from results.trials import short_of_target
 
 DEFAULT_MAX_TRIALS = 10
 
-
-@dataclass(frozen=True)
-class AdaptivePlan:
-    """The cross-trial target of a run (fractions and counts; None: not adaptive)."""
-
-    target_ci: float
-    max_trials: int
-    budget: int | None  # total trials of the run, all cells together
-
-    def to_config(self) -> dict[str, object]:
-        return {"target_ci": self.target_ci, "max_trials": self.max_trials, "budget": self.budget}
+__all__ = ["DEFAULT_MAX_TRIALS", "AdaptivePlan", "adaptive_from_config", "run_adaptive"]
 
 
 def adaptive_from_config(run_id: int, value: object) -> AdaptivePlan | None:
     """The stored ``adaptive`` entry of a run configuration, checked (None: absent)."""
-    if value is None:
-        return None
-    bad = UserError(
-        f"run {run_id}: the stored adaptive-trials setting is not valid (a damaged or crafted "
-        "database); start a new run instead of resuming"
-    )
-    if not isinstance(value, Mapping):
-        raise bad
-    target, most, budget = value.get("target_ci"), value.get("max_trials"), value.get("budget")
-    if not isinstance(target, (int, float)) or isinstance(target, bool) or not 0 < target <= 1:
-        raise bad
-    if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= 1000:
-        raise bad
-    if budget is not None and (
-        not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= 10**9
-    ):
-        raise bad
-    return AdaptivePlan(float(target), most, budget)
+    return adaptive_from_json(run_id, value)
 
 
 def _cell(item: PlanItem) -> tuple[str, str]:

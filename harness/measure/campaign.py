@@ -21,7 +21,7 @@ from pathlib import Path
 
 from devices.device import DeviceConfig
 from devices.errors import DeviceError
-from harness.measure.device_run import Say, cooldown_from_config, prepare_chosen, stderr
+from harness.measure.device_run import Say, prepare_chosen, stderr
 from harness.measure.plan import ModelEntry, RunnerSettings, make_plan
 from harness.measure.requests import LabPlanRequest, LabWorkRequest, Location, MeasureRequest
 from harness.measure.session import MeasurementSession
@@ -30,6 +30,7 @@ from harness.measure.worker import DeviceOutcome, Worker
 from mobilenet.errors import Interrupted, UserError
 from mobilenet.table import terminal_safe
 from mobilenet.validate import check_plan_size
+from results.config import cooldown_from_json
 from results.guards import CooldownPolicy
 from results.queue import DeviceStatus, Lab
 from results.store import Store, config_key, default_db_path
@@ -226,7 +227,7 @@ def run_campaign(request: MeasureRequest) -> CampaignOutcome:
         models_dir=request.stored_models_dir,
         quiet=request.quiet,
         prepare=prepare,
-        cooldown_of=cooldown_from_config,
+        cooldown_of=cooldown_from_json,
     )
     try:
         outcomes = worker.run()
@@ -277,7 +278,7 @@ def work_campaign(request: LabWorkRequest) -> list[DeviceOutcome]:
         lease_s=request.lease_s,
         reconnect_s=request.reconnect_s,
         models_dir=request.stored_models_dir,
-        cooldown_of=cooldown_from_config,
+        cooldown_of=cooldown_from_json,
     )
     return worker.run()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.measure.adaptive import AdaptivePlan, adaptive_from_config, run_adaptive
-from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings, make_plan
+from harness.measure.plan import ModelEntry, PlanItem, make_plan
 from harness.measure.session import MeasurementSession, Selection
 from harness.measure.stored import StoredPlan
 from harness.measure.sweep import (
@@ -36,7 +36,6 @@ from harness.measure.sweep import (
 from harness.measure.targets import resolve_target
 from mobilenet.errors import UserError
 from mobilenet.validate import check_plan_size
-from results.guards import CooldownPolicy
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -222,8 +221,8 @@ def resume_run(request: ResumeRequest, say: Say = stderr) -> RunResult:
                 "(both sides timed in one pair of processes), so it cannot be resumed alone; "
                 f"measure again with `{regress_command(store, run_id)}`"
             )
-        settings = RunnerSettings(**stored.settings)
-        cooldown = cooldown_from_config(run_id, config.get("cooldown"))
+        settings = stored.config.settings
+        cooldown = stored.config.cooldown
         timeout_s = measurement_timeout_s(settings, stored.timeout_s)
         stale_s = lease_stale_after_s(timeout_s, settings.batch)
         with (
@@ -273,34 +272,6 @@ def _regress_side_python(
         )
     python, _ = runtime_python(runtime, session.device, session.transport)
     return python
-
-
-def cooldown_from_config(run_id: int, value: object) -> CooldownPolicy | None:
-    """A run's stored cool-down setting, checked (a damaged or crafted database is refused)."""
-    if value is None:
-        return None
-    bad = UserError(
-        f"run {run_id}: the stored cool-down setting is not valid (a damaged or crafted "
-        "database); start a new run instead of resuming"
-    )
-    if not isinstance(value, Mapping):
-        raise bad
-    numbers = {k: value.get(k) for k in ("below_c", "fixed_s", "max_wait_s")}
-    for key, number in numbers.items():
-        if number is None and key != "max_wait_s":
-            continue
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise bad
-        if not 0 <= number <= 86400:
-            raise bad
-    below, fixed, most = numbers["below_c"], numbers["fixed_s"], numbers["max_wait_s"]
-    if (below is None) == (fixed is None):
-        raise bad
-    return CooldownPolicy(
-        below_c=float(below) if below is not None else None,
-        fixed_s=float(fixed) if fixed is not None else None,
-        max_wait_s=float(most),  # type: ignore[arg-type]
-    )
 
 
 def summary_rows(frame: pd.DataFrame) -> list[list[object]]:

@@ -1,9 +1,10 @@
 """The guards around one trial: cool down, sample the device before and after, record.
 
-Owns ``TrialGuard``, which a sweep calls around every trial: ``before()`` waits as the
-``--cooldown`` policy says (the wait is recorded) and takes a guard reading through the
-device's Transport (``devices.guards``); ``after()`` takes the second reading and returns
-the ``guards`` record stored inside the trial's document::
+Owns ``TrialGuard``, which a measurement session calls around every trial: ``before()``
+waits as the ``--cooldown`` policy says (the wait is recorded) and takes a guard reading
+through the device's Transport (``devices.guards``); ``after()`` takes the second reading
+and returns the ``guards`` record stored beside the agent's document
+(``harness.measure.sweep.Trial``; the store keeps it in the trial's document column)::
 
     {"before": READING, "after": READING, "wall_s": float,
      "own_cpu_s": float | null, "own_cpu_source": "runner" | "children" | null,
@@ -47,7 +48,7 @@ def _children_cpu_s() -> float:
 
 
 class TrialGuard:
-    """Samples one device around its trials; one per sweep."""
+    """Samples one device around its trials; one per measurement session."""
 
     def __init__(
         self,

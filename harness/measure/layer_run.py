@@ -59,7 +59,7 @@ def measure_layers(request: LayersRequest, say: Say = stderr) -> LayersResult:
             threads = [request.threads] if request.threads else None
             chosen = session.select(request.cpus or device.cpus, threads)
             if request.limits:
-                session.facts["limits"] = session.measure_limits(chosen)
+                session.record_limits(chosen.threads[0], chosen.cpus)
             layers = {
                 "alpha": request.alpha,
                 "resolution": request.resolution,

@@ -12,7 +12,8 @@ cell the trials alternate in ABBA order with a random start, each trial a fresh 
 the runs are compared unpaired, as ``mnbench compare`` does.
 
 ``measure_regress`` runs one regress in a ``MeasurementSession``: the two sides are two
-sweeps of the session (one interpreter each) sharing the files pushed to the device.
+measuring methods of the session (one interpreter each) sharing the files pushed to the
+device.
 Device guards come from the session: the trials design guards every trial as ``run``
 does; the pairs design guards every process pair (one round of a cell: cool-down, a
 reading before the pair starts and one after both processes ended), the same record
@@ -38,6 +39,7 @@ from devices.device import DeviceConfig
 from devices.interactive import InteractiveTransport
 from devices.transport import Transport, TransportError
 from harness.measure.guard import Started, TrialGuard
+from harness.measure.methods import MeasuringMethod
 from harness.measure.paired import (
     AgentFailed,
     PairSettings,
@@ -51,7 +53,6 @@ from harness.measure.runtimes import ensure_runtime, remote_runtime_python
 from harness.measure.session import MeasurementSession
 from harness.measure.sweep import (
     ProgressBar,
-    Sweep,
     SweepOutcome,
     lease_stale_after_s,
     measure_into,
@@ -110,11 +111,11 @@ def measure_regress(
     py_b, label_b = runtime_python(plan.candidate, device, transport, plan.install)
     models = prepare_models(specs, plan.models_dir, store)
     session.use_python(py_a)
-    sweeps: dict[str, Sweep] = {"A": session.sweep, "B": session.side(py_b)}
+    sides: dict[str, MeasuringMethod] = {"A": session.method, "B": session.side(py_b)}
     chosen = session.select(None, distinct(threads_given, "--threads"))
     threads = chosen.threads
     design = plan.design
-    if design == "pairs" and not sweeps["A"].backend.serves_bursts:
+    if design == "pairs" and not sides["A"].serves_bursts:
         print(
             "regress: this device's runner cannot serve bursts; using --design trials",
             file=sys.stderr,
@@ -167,15 +168,15 @@ def measure_regress(
             if design == "pairs":
                 assert isinstance(transport, InteractiveTransport)
                 items = make_plan(models, threads, 1, None)
-                _run_pairs(plan, store, sweeps, runs, outcomes, items, transport, rng)
+                _run_pairs(plan, session, sides, runs, outcomes, items, transport, rng)
             else:
                 items = make_plan(models, threads, plan.trials, None)
                 pairs = [(item, item) for item in items]
                 progress = None if plan.quiet else ProgressBar()
-                _interleave(sweeps, runs, outcomes, pairs, rng, 1, progress)
+                _interleave(session, sides, runs, outcomes, pairs, rng, 1, progress)
             comparison = compare_runs(store, runs["A"], runs["B"], plan.threshold, force=plan.force)
             if design == "trials" and plan.confirm > 0 and comparison.count("slower"):
-                comparison = _confirm(plan, store, sweeps, runs, outcomes, comparison, rng)
+                comparison = _confirm(plan, session, sides, runs, outcomes, comparison, rng)
             for run_id in runs.values():
                 store.set_run_status(run_id, "complete")
     except BaseException:
@@ -291,8 +292,8 @@ def _cell_key(item: PlanItem) -> str:
 
 def _run_pairs(
     plan: RegressPlan,
-    store: Store,
-    sweeps: dict[str, Sweep],
+    session: MeasurementSession,
+    sides: dict[str, MeasuringMethod],
     runs: dict[str, int],
     outcomes: dict[str, SweepOutcome],
     items_planned: list[PlanItem],
@@ -303,6 +304,7 @@ def _run_pairs(
     budget (results/paired.py ``SequentialAnalysis``); every burst goes to the store."""
     from results.paired import SequentialAnalysis, burst_log_ratios
 
+    store = session.store
     settings = PairSettings(
         bursts_per_side=plan.bursts_per_side, burst_target_s=plan.burst_target_s
     )
@@ -328,9 +330,9 @@ def _run_pairs(
                 continue
             pair = len(analysis.cells[key].pairs) + 1
             commands: dict[Side, SideCommand] = {
-                side: sweeps[side].backend.burst_command(item) for side in ("A", "B")
+                side: sides[side].burst_command(item) for side in ("A", "B")
             }
-            guard = sweeps["A"].guard
+            guard = session.guard
             try:
                 begun = guard.before() if guard else None
             except TransportError as lost:
@@ -471,7 +473,8 @@ def _progress(
 
 
 def _interleave(
-    sweeps: dict[str, Sweep],
+    session: MeasurementSession,
+    sides: dict[str, MeasuringMethod],
     runs: dict[str, int],
     outcomes: dict[str, SweepOutcome],
     pairs: list[tuple[PlanItem, PlanItem]],
@@ -483,15 +486,15 @@ def _interleave(
     for index, (side, item) in enumerate(order):
         if progress:
             progress(index, len(order), item, None)
-        measure_into(sweeps[side], runs[side], item, outcomes[side])
+        measure_into(session, runs[side], item, outcomes[side], sides[side])
     if progress:
         progress(len(order), len(order), None, None)
 
 
 def _confirm(
     plan: RegressPlan,
-    store: Store,
-    sweeps: dict[str, Sweep],
+    session: MeasurementSession,
+    sides: dict[str, MeasuringMethod],
     runs: dict[str, int],
     outcomes: dict[str, SweepOutcome],
     comparison: Comparison,
@@ -500,6 +503,7 @@ def _confirm(
     """More trials for the cells flagged slower, then compare again."""
     from results.compare import compare_runs
 
+    store = session.store
     slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
     models = {m.sha256: m for m in models_from_config(store.get_run(runs["A"]).config, store)}
     pairs: list[tuple[PlanItem, PlanItem]] = []
@@ -513,5 +517,6 @@ def _confirm(
         f"confirming {len(slower)} slower cell(s) with {plan.confirm} more trials per side",
         file=sys.stderr,
     )
-    _interleave(sweeps, runs, outcomes, pairs, rng, start, None if plan.quiet else ProgressBar())
+    progress = None if plan.quiet else ProgressBar()
+    _interleave(session, sides, runs, outcomes, pairs, rng, start, progress)
     return compare_runs(store, runs["A"], runs["B"], plan.threshold, force=plan.force)

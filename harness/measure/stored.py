@@ -2,36 +2,26 @@
 
 A results database is a file anyone can craft or share. Whatever ``--resume`` reads back
 (device, thread counts, cpus, runner settings, timeouts, model entries, the runtime of a
-``regress`` side) is untrusted data: it is checked here by the same rules as the command
-line, and the device string goes through the same URL / inventory resolution
-(``devices/inventory.py`` with the ssh option allow-list of ``devices/ssh_options.py``).
-Nothing read back from a database ever names a command to run: a ``regress`` side measured
-with an interpreter path is refused with the ``regress`` command to run instead.
+``regress`` side) is untrusted data: it is checked by ``results.config.RunConfig.from_json``
+by the same rules as the command line, and the device string here goes through the same
+URL / inventory resolution (``devices/inventory.py`` with the ssh option allow-list of
+``devices/ssh_options.py``). Nothing read back from a database ever names a command to
+run: a device URL naming a program is refused, and a ``regress`` side measured with an
+interpreter path is refused with the ``regress`` command to run instead.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DeviceConfig
-from mobilenet.errors import UserError
-from mobilenet.validate import MAX_THREADS, MAX_TIME_S, MAX_TRIALS
+from results.config import RunConfig, StoredRunError
 
-MAX_CPU = 65535
-_OPT_LEVELS = ("disable", "basic", "extended", "all")
-_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
-_SHAPE = re.compile(r"[^=\s]+=\d+(x\d+)*\Z")
 _RUNTIME_SPEC = re.compile(r"onnxruntime==[0-9]+(\.[0-9]+){1,3}([a-z]+[0-9]*)?\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class StoredRunError(UserError):
-    """A stored run's configuration fails the command line's rules (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -46,131 +36,24 @@ class StoredPlan:
     timeout_s: float | None
     runtime: str | None
     regress_role: str | None
-
-
-def _fail(run_id: int, what: str) -> StoredRunError:
-    return StoredRunError(
-        f"run {run_id}: the stored {what} is not valid (a damaged or crafted database); "
-        "start a new run instead of resuming"
-    )
-
-
-def _integer(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _zero(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
-
-
-def _text(value: object) -> bool:
-    return isinstance(value, str) and bool(value) and not _CONTROL.search(value)
-
-
-MAX_BATCH = 1000
-"""The most measurements a stored run may ask one runner process for."""
-
-
-def check_settings(run_id: int, value: object) -> dict[str, Any]:
-    """Runner settings: exactly ``RunnerSettings``' fields, each of the right type and range."""
-    from harness.measure.plan import RunnerSettings
-
-    if not isinstance(value, dict):
-        raise _fail(run_id, "runner settings")
-    names = {f.name for f in fields(RunnerSettings)}
-    if set(value) - names:
-        raise _fail(run_id, f"runner setting {sorted(set(value) - names)[0]!r}")
-    checks: dict[str, Callable[[Any], bool]] = {
-        "target_ci": lambda v: _number(v) and v <= 1,
-        "min_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
-        "max_time_s": lambda v: _number(v) and v <= MAX_TIME_S,
-        "min_samples": lambda v: _integer(v, 1, 10_000_000),
-        "warmup_max_time_s": lambda v: _zero(v) or (_number(v) and v <= MAX_TIME_S),
-        "fixed": lambda v: v is None or _integer(v, 1, 10_000_000),
-        "opt_level": lambda v: v in _OPT_LEVELS,
-        "profile": lambda v: isinstance(v, bool),
-        "profile_runs": lambda v: _integer(v, 2, 10_000),
-        "batch": lambda v: _integer(v, 1, MAX_BATCH),
-    }
-    for key, item in value.items():
-        if not checks[key](item):
-            raise _fail(run_id, f"runner setting {key}")
-    return dict(value)
-
-
-def check_model_entry(run_id: int, item: object) -> Mapping[str, Any]:
-    """One stored model entry: name, path, sha256, spec (a table or null), shapes."""
-    if not isinstance(item, dict):
-        raise _fail(run_id, "model entry")
-    if not _text(item.get("name")) or not _text(item.get("path")):
-        raise _fail(run_id, "model name or path")
-    if not isinstance(item.get("sha256"), str) or not _SHA256.match(item["sha256"]):
-        raise _fail(run_id, "model sha256")
-    if item.get("spec") is not None and not isinstance(item["spec"], dict):
-        raise _fail(run_id, "model spec")
-    shapes = item.get("shapes") or []
-    if not isinstance(shapes, list) or not all(
-        isinstance(s, str) and _SHAPE.match(s) for s in shapes
-    ):
-        raise _fail(run_id, "model shapes")
-    return item
+    config: RunConfig
+    """The whole configuration, typed."""
 
 
 def check_stored_config(run_id: int, config: Mapping[str, Any], device: str) -> StoredPlan:
     """Every field resume uses, checked; ``StoredRunError`` names the first bad one."""
-    stored_device = config.get("device") or device
-    if not _text(stored_device) or len(stored_device) > 4096:
-        raise _fail(run_id, "device")
-    threads = config.get("threads")
-    if (
-        not isinstance(threads, list)
-        or not threads
-        or not all(_integer(t, 1, MAX_THREADS) for t in threads)
-    ):
-        raise _fail(run_id, "thread counts")
-    trials = config.get("trials")
-    if not _integer(trials, 1, MAX_TRIALS):
-        raise _fail(run_id, "trial count")
-    cpus = config.get("cpus")
-    if cpus is not None and (
-        not isinstance(cpus, list) or not cpus or not all(_integer(c, 0, MAX_CPU) for c in cpus)
-    ):
-        raise _fail(run_id, "cpus")
-    timeout = config.get("timeout_s")
-    if timeout is not None and not (_number(timeout) and timeout <= 86400 * 7):
-        raise _fail(run_id, "timeout")
-    models = config.get("models")
-    if not isinstance(models, list):
-        raise _fail(run_id, "model list")
-    for entry in models:
-        check_model_entry(run_id, entry)
-    if "models_dir" in config and not _text(config["models_dir"]):
-        raise _fail(run_id, "models directory")
-    runtime = config.get("runtime")
-    if runtime is not None and not _text(runtime):
-        raise _fail(run_id, "runtime")
-    role = config.get("regress_role")
-    if role not in (None, "baseline", "candidate"):
-        raise _fail(run_id, "regress role")
-    assert isinstance(stored_device, str) and isinstance(trials, int)
+    checked = RunConfig.from_json(run_id, config, device)
+    side = checked.regress
     return StoredPlan(
-        device=stored_device,
-        threads=tuple(threads),
-        trials=trials,
-        cpus=tuple(cpus) if cpus else None,
-        settings=check_settings(run_id, config.get("settings", {})),
-        timeout_s=float(timeout) if timeout is not None else None,
-        runtime=runtime,
-        regress_role=role,
+        device=checked.device,
+        threads=checked.threads,
+        trials=checked.trials,
+        cpus=checked.cpus,
+        settings=asdict(checked.settings),
+        timeout_s=checked.timeout_s,
+        runtime=side.runtime if side else None,
+        regress_role=side.role if side else None,
+        config=checked,
     )
 
 

@@ -1,5 +1,6 @@
 """Sweep orchestration: plan model x configuration x trial, run each in a fresh runner process
-on the device, and commit every measurement to the store on its own.
+on the device through a measurement session (``Sweep``), and commit every measurement to
+the store on its own (``Trial``: the result, with the guard readings beside it).
 
 One code path for every device (the Transport seam): the agent (``devices/agent`` as one
 zipapp) is pushed to the
@@ -14,25 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
-import secrets
 import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import onnx
 
-from devices.device import DeviceConfig, open_transport
 from devices.transport import Transport, TransportError
-from harness.measure.backends import Backend, Measured, backend_for
 from harness.measure.guard import TrialGuard
+from harness.measure.methods import DeviceResult, MeasuringMethod
 from harness.measure.plan import ModelEntry, PlanItem, RunnerSettings
 from mobilenet.cost import analyze_model, load_model_file
 from mobilenet.errors import Interrupted, UserError, check_stop, disk_full_message
@@ -41,6 +39,7 @@ from mobilenet.layers import layer_card
 from mobilenet.precision import CalibrationSource
 from mobilenet.probes import Probe, generate_probe
 from mobilenet.spec import ModelSpec
+from results.config import RunConfig, run_config
 from results.store import ModelRecord, Store, config_key
 
 
@@ -180,126 +179,89 @@ def _precision_of(model: onnx.ModelProto) -> str:
     return "fp32"
 
 
-class Sweep:
-    """Runs a plan on one device and writes the store."""
+class Sweep(Protocol):
+    """What a plan runs through: a ``harness.measure.session.MeasurementSession`` (its
+    store, settings, guard and measuring method)."""
 
-    def __init__(
-        self,
-        device: DeviceConfig,
-        store: Store,
-        settings: RunnerSettings,
-        timeout_s: float | None = None,
-        transport: Transport | None = None,
-    ) -> None:
-        self.device = device
-        self.store = store
-        self.settings = settings
-        self.timeout_s = measurement_timeout_s(settings, timeout_s)
-        self.transport = transport or open_transport(device)
-        self._pushed: dict[str, str] = {}  # model sha256 or program name -> path on the device
-        self._backend: Backend | None = None
-        self._session: str | None = None
-        self.facts: dict[str, Any] = {}
+    settings: RunnerSettings
+    timeout_s: float
+    transport: Transport
+    guard: TrialGuard | None
+    trial_target_ci: float | None
 
-    resume_command: str | None = None
-    """Overrides ``resume_hint`` (``regress`` resumes differently)."""
+    @property
+    def store(self) -> Store: ...
 
-    def resume_hint(self, run_id: int) -> str:
-        """What to type to finish the run after it stopped."""
-        return self.resume_command or f"resume with `mnbench run --resume {run_id}`"
+    def resume_hint(self, run_id: int) -> str: ...
 
-    keep_files: bool = False
-    """Leave what this sweep pushed on the device (``--keep-workdir``)."""
+    def measure_batch(
+        self, items: Sequence[PlanItem], method: MeasuringMethod | None = None
+    ) -> list[DeviceResult]: ...
 
-    guard: TrialGuard | None = None
-    """Samples the device around every trial and applies ``--cooldown`` (None: no guards)."""
 
+@dataclass(frozen=True)
+class Trial:
+    """One measurement of a plan item as it is stored: the device's result, and beside it
+    the guard readings taken around its process and an adaptive run's cross-trial target.
+    The store keeps them in the one document column (``guards``, ``trial_target_ci``
+    beside the agent's fields), so readers of older rows read these the same way."""
+
+    item: PlanItem
+    result: DeviceResult
+    guards: Mapping[str, object] | None = None
     trial_target_ci: float | None = None
-    """The cross-trial CI target of an adaptive run, stored with each trial's document."""
 
-    def close(self) -> None:
-        self.remove_files()
-        self.transport.close()
+    def stored_document(self) -> dict[str, Any] | None:
+        """The document column: the agent's document with the guard record and the target
+        (a new dict: the agent's own is left as it printed it)."""
+        document = self.result.document
+        if document is None:
+            return None
+        stored = dict(document)
+        if self.guards is not None:
+            stored["guards"] = dict(self.guards)
+        if self.trial_target_ci is not None:
+            stored["trial_target_ci"] = self.trial_target_ci
+        return stored
 
-    @property
-    def session_dir(self) -> str | None:
-        """The directory on the device holding what this sweep pushed (None before a push)."""
-        return self._session
 
-    def remote_path(self, name: str) -> str:
-        """Where ``name`` goes on the device: a directory of this sweep's own inside the
-        device's work directory, so sweeps sharing a board never remove each other's files."""
-        return f"{self._session_dir()}/{name}"
-
-    def _session_dir(self) -> str:
-        if self._session is None:
-            workdir = self.transport.workdir.rstrip("/")
-            self._session = f"{workdir}/session-{os.getpid()}-{secrets.token_hex(4)}"
-        return self._session
-
-    def share_files(self, other: Sweep) -> None:
-        """Use the files ``other`` pushes (same device, same models): one copy for both."""
-        self._session = other._session_dir()
-        self._pushed = other._pushed
-
-    def remove_files(self) -> None:
-        """Remove the runner and model copies this sweep pushed (best effort: a lost device
-        keeps them), unless ``keep_files``."""
-        session, self._session = self._session, None
-        if session is None or self.keep_files:
-            return
-        self._pushed.clear()
-        with contextlib.suppress(TransportError, OSError):
-            self.transport.run(["rm", "-rf", "--", session], timeout_s=60, check=False)
-
-    def push_file(self, local: Path, name: str) -> str:
-        """Push a program (or a library beside it) to ``name`` in this sweep's directory,
-        once; its path on the device."""
-        key = f"file:{name}"
-        if key not in self._pushed:
-            remote = self.remote_path(name)
-            self.transport.push(local, remote)
-            self._pushed[key] = remote
-        return self._pushed[key]
-
-    def pushed(self, name: str) -> str | None:
-        """Where ``push_file`` put ``name`` (None before it did)."""
-        return self._pushed.get(f"file:{name}")
-
-    def push_model(self, model: ModelEntry) -> str:
-        if model.sha256 not in self._pushed:
-            remote = self.remote_path(f"models/{model.sha256[:12]}-{model.path.name}")
-            self.transport.push(model.path, remote)
-            self._pushed[model.sha256] = remote
-        return self._pushed[model.sha256]
-
-    @property
-    def backend(self) -> Backend:
-        """How this device measures (the Python agent, or onnxruntime_perf_test on a phone
-        without Python): chosen once, on first use."""
-        if self._backend is None:
-            self._backend = backend_for(self)
-        return self._backend
-
-    def measure(self, item: PlanItem) -> Measured:
-        """(status, reason, document) of one measurement in a fresh process on the device."""
-        return self.backend.measure(item)
-
-    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
-        """(status, reason, document) of each item, measured in one process where the
-        backend can."""
-        return self.backend.measure_batch(items)
+def measure_trials(
+    sweep: Sweep, items: Sequence[PlanItem], method: MeasuringMethod | None = None
+) -> list[Trial]:
+    """Measure items in one runner process (one item: a fresh-process trial) between the
+    session's guard readings: each item's result with the process's guard record."""
+    guard = sweep.guard
+    started = guard.before() if guard else None
+    results = sweep.measure_batch(items, method)
+    record: dict[str, object] | None = None
+    if guard and started:
+        cpu = [(result.document or {}).get("process_cpu_s") for result in results]
+        total = sum(c for c in cpu if isinstance(c, (int, float)))
+        reported = {"process_cpu_s": total} if any(c is not None for c in cpu) else None
+        record = guard.after(started, reported, items[0].cpus)
+    return [
+        Trial(item, result, record if result.document is not None else None, sweep.trial_target_ci)
+        for item, result in zip(items, results, strict=True)
+    ]
 
 
 def measure_into(
-    sweep: Sweep, run_id: int, item: PlanItem, outcome: SweepOutcome
+    sweep: Sweep,
+    run_id: int,
+    item: PlanItem,
+    outcome: SweepOutcome,
+    method: MeasuringMethod | None = None,
 ) -> dict[str, Any] | None:
     """Measure one planned item and commit it to the store; the document when it worked."""
-    return measure_batch_into(sweep, run_id, [item], outcome)[0]
+    return measure_batch_into(sweep, run_id, [item], outcome, method)[0]
 
 
 def measure_batch_into(
-    sweep: Sweep, run_id: int, items: Sequence[PlanItem], outcome: SweepOutcome
+    sweep: Sweep,
+    run_id: int,
+    items: Sequence[PlanItem],
+    outcome: SweepOutcome,
+    method: MeasuringMethod | None = None,
 ) -> list[dict[str, Any] | None]:
     """Measure planned items in one runner process (one item: a fresh-process trial) and
     commit each to the store on its own; each item's document when it worked. The guard
@@ -307,20 +269,7 @@ def measure_batch_into(
     check_stop()
     sweep.store.heartbeat(run_id)
     try:
-        started = sweep.guard.before() if sweep.guard else None
-        results = sweep.measure_batch(items)
-        if sweep.guard and started:
-            cpu = [(doc or {}).get("process_cpu_s") for _status, _reason, doc in results]
-            total = sum(c for c in cpu if isinstance(c, (int, float)))
-            reported = {"process_cpu_s": total} if any(c is not None for c in cpu) else None
-            record = sweep.guard.after(started, reported, items[0].cpus)
-            for _status, _reason, doc in results:
-                if doc is not None:
-                    doc["guards"] = record
-        if sweep.trial_target_ci is not None:
-            for _status, _reason, doc in results:
-                if doc is not None:
-                    doc["trial_target_ci"] = sweep.trial_target_ci
+        trials = measure_trials(sweep, items, method)
     except TransportError as exc:
         raise UserError(
             f"lost {sweep.transport.name} after {outcome.measured} measurements "
@@ -328,23 +277,28 @@ def measure_batch_into(
             f"{sweep.resume_hint(run_id)}"
         ) from exc
     kept: list[dict[str, Any] | None] = []
-    for item, (status, reason, doc) in zip(items, results, strict=True):
+    for trial in trials:
+        item, result = trial.item, trial.result
         sweep.store.add_measurement(
             run_id=run_id,
             model_sha256=item.model.sha256,
             config=item.config,
             trial=item.trial,
-            status="ok" if status == "ok" else "failed",
-            reason=reason,
-            document=doc,
+            status=result.status,
+            reason=result.reason,
+            document=trial.stored_document(),
         )
         outcome.measured += 1
-        if status != "ok":
+        if not result.ok:
             outcome.failures.append(
-                (f"{item.model.name} threads={item.threads} trial {item.trial}", reason or "failed")
+                (
+                    f"{item.model.name} threads={item.threads} trial {item.trial}",
+                    result.reason or "failed",
+                )
             )
             kept.append(None)
             continue
+        doc = result.document
         assert doc is not None
         version = (doc.get("runtime") or {}).get("version")
         if not outcome.runtime_version and version:
@@ -480,54 +434,37 @@ def sweep_config(
     models_dir: Path,
     timeout_s: float | None,
 ) -> dict[str, object]:
-    """Everything needed to re-plan the sweep on --resume, as JSON."""
-    return {
-        "device": device,
-        "threads": list(threads),
-        "trials": trials,
-        "cpus": list(cpus) if cpus else None,
-        "settings": asdict(settings),
-        "timeout_s": timeout_s,
-        "models_dir": str(models_dir),
-        "models": [
-            {
-                "name": m.name,
-                "path": str(m.path),
-                "sha256": m.sha256,
-                "spec": json.loads(m.spec.to_json()) if m.spec else None,
-                "shapes": list(m.shapes),
-            }
-            for m in models
-        ],
-    }
+    """Everything needed to re-plan the sweep on --resume, as JSON (``RunConfig``'s)."""
+    return run_config(
+        models, threads, trials, cpus, settings, device, models_dir, timeout_s
+    ).to_json()
 
 
 def models_from_config(
-    config: Mapping[str, Any], store: Store, models_dir: Path | None = None
+    config: RunConfig | Mapping[str, Any], store: Store, models_dir: Path | None = None
 ) -> list[ModelEntry]:
     """The models of a stored sweep, regenerated (into ``models_dir``, else the stored
-    directory) if their files are gone."""
+    directory) if their files are gone. A stored document is read as ``RunConfig``."""
+    if not isinstance(config, RunConfig):
+        config = RunConfig.from_json(0, config, "local")
     entries = []
     if models_dir is None:
-        models_dir = Path(str(config.get("models_dir", "models")))
-    for item in config["models"]:
-        path = Path(item["path"])
-        spec = ModelSpec.from_json(json.dumps(item["spec"])) if item.get("spec") else None
-        if spec is not None and (not path.is_file() or sha256_file(path) != item["sha256"]):
+        models_dir = Path(config.models_dir or "models")
+    for model in config.models:
+        path, spec = model.path, model.spec
+        if spec is not None and (not path.is_file() or sha256_file(path) != model.sha256):
             (entry,) = prepare_models([spec], models_dir, store)
-            if entry.sha256 != item["sha256"]:
+            if entry.sha256 != model.sha256:
                 raise UserError(
                     f"{spec.name} regenerates to a different file than the run measured "
                     "(the generator changed); start a new run instead of resuming"
                 )
             path = entry.path
-        elif spec is None and (not path.is_file() or sha256_file(path) != item["sha256"]):
+        elif spec is None and (not path.is_file() or sha256_file(path) != model.sha256):
             raise UserError(
                 f"{path} is missing or changed since the run started; restore it or start a new run"
             )
-        entries.append(
-            ModelEntry(item["name"], path, item["sha256"], spec, tuple(item.get("shapes") or ()))
-        )
+        entries.append(replace(model, path=path))
     return entries
 
 

@@ -76,7 +76,7 @@ class _RunContext:
 
 
 CooldownReader = Callable[[int, object], CooldownPolicy | None]
-"""A run's stored cool-down setting, checked (``device_run.cooldown_from_config``)."""
+"""A run's stored cool-down setting, checked (``results.config.cooldown_from_json``)."""
 
 Prepare = Callable[[DeviceConfig, Store], MeasurementSession | None]
 """Plans a device in its worker's thread: the open session that probed it, or None when it
@@ -292,16 +292,14 @@ class Worker:
         session: MeasurementSession, item: PlanItem, context: _RunContext
     ) -> tuple[str, str | None, dict[str, Any] | None]:
         """The item measured between the session's device guards, after the run's stored
-        cool-down, as ``mnbench run`` measures a trial (``harness.measure.sweep.measure_into``)."""
-        guard = session.sweep.guard
-        if guard is None:
-            return session.sweep.measure(item)
-        guard.cooldown = context.cooldown
-        started = guard.before()
-        status, reason, doc = session.sweep.measure(item)
-        if doc is not None:
-            doc["guards"] = guard.after(started, doc, item.cpus)
-        return status, reason, doc
+        cool-down, as ``mnbench run`` measures a trial (``harness.measure.sweep.measure_trials``):
+        the guard readings stored beside the agent's document."""
+        from harness.measure.sweep import measure_trials
+
+        if session.guard is not None:
+            session.guard.cooldown = context.cooldown
+        (trial,) = measure_trials(session, [item])
+        return trial.result.status, trial.result.reason, trial.stored_document()
 
     def _context(self, store: Store, run_id: int) -> _RunContext:
         """The run's stored plan, checked as ``run --resume`` checks it (a shared database

@@ -27,8 +27,7 @@ from harness.predict.sampling import ERROR_THRESHOLD, ProbeConfig, neighbours, s
 if TYPE_CHECKING:
     from devices.device import DeviceConfig
     from harness.measure.plan import ModelEntry, RunnerSettings
-    from harness.measure.session import MeasurementSession
-    from harness.measure.sweep import Sweep
+    from harness.measure.session import MeasurementSession, Selection
     from harness.predict.estimator import FittedModel
     from results.guards import CooldownPolicy
     from results.store import Store
@@ -131,19 +130,33 @@ class Target:
     cooldown: CooldownPolicy | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """An open device with its resolved threads and CPUs, for fitting and validating."""
+    """A measuring session with the threads and CPUs chosen for fitting and validating: the
+    device, its facts and the measuring method are the measuring session's own, read through."""
 
-    device: DeviceConfig
     measuring: MeasurementSession
-    threads: int
-    cpus: list[int] | None
-    facts: dict[str, Any]
+    selection: Selection
 
     @property
-    def sweep(self) -> Sweep:
-        return self.measuring.sweep
+    def device(self) -> DeviceConfig:
+        return self.measuring.device
+
+    @property
+    def threads(self) -> int:
+        return self.selection.threads[0]
+
+    @property
+    def cpus(self) -> list[int] | None:
+        return self.selection.cpus
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.measuring.facts
+
+    @property
+    def sweep(self) -> MeasurementSession:
+        return self.measuring
 
     def close(self) -> None:
         self.measuring.close()
@@ -162,7 +175,7 @@ def open_session(target: Target, store: Store, settings: RunnerSettings | None =
     except BaseException:
         measuring.close()
         raise
-    return Session(device, measuring, selection.threads[0], selection.cpus, measuring.facts)
+    return Session(measuring, selection)
 
 
 def measure_run(
@@ -247,7 +260,7 @@ def measure_training(
 
     started = time.monotonic()
     seed = plan.seed
-    session.facts["limits"] = session.sweep.backend.measure_limits(session.threads, session.cpus)
+    session.measuring.record_limits(session.threads, session.cpus)
     configs = sample_configs(plan.probes, seed)
     entries = probe_entries(configs, models_dir, store)
     wholes = model_entries(plan.training_models, models_dir, store)

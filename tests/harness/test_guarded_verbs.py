@@ -26,6 +26,7 @@ from harness.cli import main
 from results.store import Store
 from tests.adbsim import ThermalModel, pixel_like
 from tests.fixtures.adb import MakePhone
+from tests.harness.test_stored_runs import assert_configs_round_trip
 
 FAST = ["--min-time", "0.05", "--max-time", "0.3", "--quiet"]
 
@@ -84,6 +85,7 @@ def test_layers_flags_busy_under_a_real_competing_load(
         config = store.get_run(1).config
         probes = store.probes_frame([1]).to_dict("records")
     assert config["cooldown"] == {"below_c": None, "fixed_s": 0.1, "max_wait_s": 300.0}
+    assert_configs_round_trip(db)  # a layers run
     assert probes and all("busy" in str(p["flags"]).split(",") for p in probes), probes
     capsys.readouterr()
     assert main(["results", "--db", str(db), "--format", "csv"]) == 0
@@ -111,6 +113,7 @@ def test_regress_pairs_record_guards_per_round_and_the_verdict_says_busy(
     with Store.open(db) as store:
         frame = store.measurements_frame([1, 2])
     assert len(frame) >= 6  # at least the first look's 3 pairs, on both sides
+    assert_configs_round_trip(db)  # the two sides of a paired regress
     documents = _documents(db)
     by_pair: dict[tuple[object, ...], list[dict[str, object]]] = {}
     for doc in documents:

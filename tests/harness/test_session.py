@@ -1,4 +1,4 @@
-"""The measurement session, the backend seam and the shared options, on this machine."""
+"""The measurement session, the measuring-method seam and the shared options, on this machine."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from devices.agent import cli as runner
 from devices.device import DEVICE_KINDS, KIND_TRAITS, DeviceConfig
 from devices.local import LocalTransport
 from harness.commands.measuring import add_stopping_arguments, settings_from_args
-from harness.measure.backends import (
+from harness.measure.methods import (
     LIMITS_SCHEMA,
     RUNNER_SCHEMA,
-    AgentBackend,
-    PerfTestBackend,
+    AgentMethod,
+    PerfTestMethod,
     last_document,
 )
 from harness.measure.plan import RunnerSettings
 from harness.measure.session import MeasurementSession, Selection
-from harness.measure.sweep import Sweep, default_cpu_count
+from harness.measure.sweep import default_cpu_count
 from results.store import Store
 
 
@@ -35,30 +35,31 @@ def test_every_kind_of_device_has_its_traits() -> None:
 
 
 @pytest.mark.parametrize(
-    ("device", "backend"),
+    ("device", "method"),
     [
-        (DeviceConfig("local"), AgentBackend),
-        (DeviceConfig("pi", kind="ssh", host="pi"), AgentBackend),
-        (DeviceConfig("phone", kind="adb", serial="s", perf_test="/x/perf"), PerfTestBackend),
+        (DeviceConfig("local"), AgentMethod),
+        (DeviceConfig("pi", kind="ssh", host="pi"), AgentMethod),
+        (DeviceConfig("phone", kind="adb", serial="s", perf_test="/x/perf"), PerfTestMethod),
         (
             DeviceConfig("phone", kind="adb", serial="s", perf_test="/x/perf", python="py"),
-            AgentBackend,
+            AgentMethod,
         ),
     ],
 )
-def test_the_backend_is_chosen_once_from_the_device(
-    tmp_path: Path, device: DeviceConfig, backend: type
+def test_the_method_is_chosen_once_from_the_device(
+    tmp_path: Path, device: DeviceConfig, method: type
 ) -> None:
     with Store.open(tmp_path / "db.sqlite") as store, LocalTransport() as transport:
-        sweep = Sweep(device, store, RunnerSettings(), None, transport)
-        assert isinstance(sweep.backend, backend)
-        assert sweep.backend is sweep.backend
+        session = MeasurementSession(device, RunnerSettings(), store=store, transport=transport)
+        assert isinstance(session.method, method)
+        assert session.method is session.method
 
 
 def test_a_phone_without_python_has_no_limits_probe(tmp_path: Path) -> None:
     phone = DeviceConfig("phone", kind="adb", serial="s", perf_test="/x/perf")
     with Store.open(tmp_path / "db.sqlite") as store, LocalTransport() as transport:
-        doc = Sweep(phone, store, RunnerSettings(), None, transport).backend.measure_limits(1, None)
+        session = MeasurementSession(phone, RunnerSettings(), store=store, transport=transport)
+        doc = session.method.measure_limits(1, None)
     assert doc == {"schema": LIMITS_SCHEMA, "status": "error", "error": "no Python on the device"}
 
 
@@ -93,27 +94,27 @@ def test_session_selects_probes_and_runs_the_limits_probe(
         doc = session.measure_limits(pinned)
         assert doc["schema"] == LIMITS_SCHEMA and doc["status"] == "ok", doc
         assert doc["cpus"] == [first] and doc["threads"] == 1
-        directory = session.sweep.session_dir
+        directory = session.session_dir
         assert directory is not None and Path(directory, "limits.pyz").is_file()
     assert not Path(directory).exists()  # closing removed what was pushed
     assert "kept the work directory" not in capsys.readouterr().err
 
 
-def test_other_settings_apply_to_the_sessions_sweeps_and_later_runs(tmp_path: Path) -> None:
+def test_other_settings_apply_to_the_session_and_later_runs(tmp_path: Path) -> None:
     """``predict`` fits with profiles and validates without, in one session: the new
-    settings reach the sweep already made, the runner's argv and the runs created after."""
+    settings reach the method already chosen, the runner's argv and the runs created after."""
     profiled = RunnerSettings(max_time_s=2.0, profile=True)
     with (
         Store.open(tmp_path / "db.sqlite") as store,
         MeasurementSession(DeviceConfig("local"), profiled, store=store) as session,
     ):
-        sweep = session.sweep
-        assert "--profile" in sweep.settings.argv()
+        method = session.method
+        assert "--profile" in session.settings.argv()
         plain = RunnerSettings(max_time_s=40.0)
         session.use_settings(plain)
-        assert session.sweep is sweep and sweep.settings == plain
-        assert "--profile" not in sweep.settings.argv()
-        assert sweep.timeout_s == session.timeout_s > 4 * 40.0
+        assert session.method is method and session.settings == plain
+        assert "--profile" not in session.settings.argv()
+        assert session.timeout_s > 4 * 40.0
         selection = session.select(None)
         run_id = session.create_run(
             [], selection, 1, device_arg="local", models_dir=tmp_path, label=None, holder=None
@@ -128,8 +129,8 @@ def test_a_kept_session_says_where(tmp_path: Path, capsys: pytest.CaptureFixture
             DeviceConfig("local"), RunnerSettings(), store=store, keep_workdir=True
         ) as session,
     ):
-        session.sweep.push_file(Path(runner.__file__), "cli.py")
-        directory = session.sweep.session_dir
+        session.push_file(Path(runner.__file__), "cli.py")
+        directory = session.session_dir
     assert directory is not None and Path(directory, "cli.py").is_file()
     assert f"kept the work directory {directory}\n" in capsys.readouterr().err
     shutil.rmtree(Path(directory).parent)  # the kept temporary work directory
@@ -179,9 +180,9 @@ def test_a_batched_sweep_measures_consecutive_items_in_one_process(tmp_path: Pat
         run_id = session.create_run(
             models, selection, 2, device_arg="local", models_dir=tmp_path, label=None, holder=None
         )
-        outcome = run_plan(session.sweep, run_id, plan[:5])
+        outcome = run_plan(session, run_id, plan[:5])
         assert outcome.measured == 5 and len(outcome.failures) == 1
-        outcome = run_plan(session.sweep, run_id, plan)  # the same plan again: the rest
+        outcome = run_plan(session, run_id, plan)  # the same plan again: the rest
         assert outcome.skipped == 5 and outcome.measured == 3
         rows = sorted(store.measurement_rows([run_id]), key=lambda row: row["id"])
         assert store.get_run(run_id).config["settings"]["batch"] == 3

@@ -23,6 +23,7 @@ import pytest
 from harness.cli import main
 from harness.measure.plan import RunnerSettings
 from harness.measure.runtimes import ensure_runtime
+from results.config import RunConfig
 from results.store import MIGRATIONS, READER_OPTIONAL, LeaseHeld, Store, config_key
 from tests.fixtures.sshd import SshServer
 
@@ -75,6 +76,18 @@ def _snapshot(db: Path) -> tuple[object, ...]:
     return tuple(rows), count
 
 
+def assert_configs_round_trip(db: Path) -> None:
+    """Every run's stored configuration reads back as a ``RunConfig`` that writes the same
+    document, and reads back again as the same value."""
+    with Store.open(db) as store:
+        runs = store.list_runs()
+    assert runs
+    for run in runs:
+        config = RunConfig.from_json(run.id, run.config, run.device)
+        assert config.to_json() == run.config
+        assert RunConfig.from_json(run.id, config.to_json(), run.device) == config
+
+
 @pytest.mark.parametrize(
     "option",
     [
@@ -119,6 +132,20 @@ def test_crafted_device_is_refused_on_resume(
             "model shapes",
         ),
         ({"regress_role": "attacker", "runtime": "current"}, "regress role"),
+        (
+            {"models": [{"name": "m", "path": "p", "sha256": "0" * 64, "spec": {"alpha": 1}}]},
+            "model spec",
+        ),
+        ({"cooldown": {"below_c": 40, "fixed_s": 5, "max_wait_s": 60}}, "cool-down setting"),
+        ({"cooldown": {"fixed_s": 5, "max_wait_s": True}}, "cool-down setting"),
+        (
+            {"adaptive": {"target_ci": 2.0, "max_trials": 3, "budget": None}},
+            "adaptive-trials setting",
+        ),
+        ({"adaptive": {"target_ci": 0.01, "max_trials": 0}}, "adaptive-trials setting"),
+        ({"campaign": "a\nb"}, "campaign"),
+        ({"layers": [1]}, "layers scope"),
+        ({"regress_role": "baseline", "runtime": "current", "seed": "x"}, "regress setting seed"),
     ],
 )
 def test_crafted_plan_fields_are_refused(
@@ -189,6 +216,7 @@ def test_resumed_regress_side_uses_its_own_runtime(
 
     with Store.open(db) as store:
         hint = resume_hint(store, 1, 2)
+    assert_configs_round_trip(db)  # the two sides of a regress (design trials)
     assert "`mnbench run --resume 1` and `mnbench run --resume 2`" in hint
     assert "`mnbench compare 1 2`" in hint
     assert f"--baseline {OLDEST} --candidate {NEWEST} --alpha 0.25 --resolution 96" in hint
@@ -234,6 +262,7 @@ def test_second_measurer_is_refused_and_a_dead_one_is_taken_over(
     assert main(["run", "--db", str(db), "--models-dir", str(tmp_path / "m"), "--alpha", "0.25",
                  "--resolution", "96", "--threads", "1", "--trials", "2", *FAST]) == 0  # fmt: skip
     capsys.readouterr()
+    assert_configs_round_trip(db)  # a run
     with sqlite3.connect(db) as con:
         con.execute("DELETE FROM measurements WHERE trial = 2")
         con.execute("UPDATE runs SET status = 'interrupted'")
@@ -414,3 +443,96 @@ def test_two_resumes_at_once_measure_each_item_once(
     con.close()
     assert sorted(trial for _, trial, _ in rows) == [1, 2, 3]
     assert kept <= {row[0] for row in rows}
+
+
+# -- one typed configuration for every verb -------------------------------------------------
+
+
+def _verb_extras() -> dict[str, dict[str, object]]:
+    """Each verb's own keys, as the verb gives them to ``MeasurementSession.create_run``."""
+    from results.config import AdaptivePlan
+
+    return {
+        "run": {"adaptive": AdaptivePlan(0.02, 8, 40).to_config()},
+        "run-fixed": {"adaptive": None},
+        "layers": {
+            "layers": {"alpha": 0.25, "resolution": 128, "kernels": [3, 5], "blocks": [1, 13]}
+        },
+        "regress": {
+            "runtime": NEWEST,
+            "regress_role": "candidate",
+            "design": "pairs",
+            "pairing": "0123456789abcdef",
+            "max_pairs": 30,
+            "min_pairs": 3,
+            "alpha": 0.05,
+            "budget_s": 120.0,
+            "bursts_per_side": 16,
+            "burst_target_s": 0.075,
+            "seed": None,
+        },
+        "regress-trials": {"runtime": "current", "regress_role": "baseline", "design": "trials"},
+        "predict": {"predict": {"round": 1, "seed": 0, "probes": 110}},
+        "lab": {"campaign": "nightly"},
+        "lab-unnamed": {"campaign": None},
+    }
+
+
+@pytest.mark.parametrize("verb", sorted(_verb_extras()))
+def test_every_verbs_configuration_round_trips(tmp_path: Path, verb: str) -> None:
+    from devices.device import DeviceConfig
+    from harness.measure.plan import ModelEntry
+    from harness.measure.session import MeasurementSession, Selection
+    from mobilenet.spec import ModelSpec
+    from results.guards import CooldownPolicy
+
+    models = [
+        ModelEntry("a", tmp_path / "a.onnx", "a" * 64, ModelSpec(0.25, 96)),
+        ModelEntry("b", tmp_path / "b.onnx", "b" * 64, None, ("input=1x3x96x96",)),
+    ]
+    settings = RunnerSettings(target_ci=0.02, max_time_s=2.0, fixed=None, batch=4)
+    db = tmp_path / "db.sqlite"
+    with (
+        Store.open(db) as store,
+        MeasurementSession(
+            DeviceConfig("local"),
+            settings,
+            store=store,
+            timeout_s=90.0,
+            cooldown=CooldownPolicy(below_c=45.0, max_wait_s=60.0),
+        ) as session,
+    ):
+        run_id = session.create_run(
+            models,
+            Selection([0, 1], [1, 2]),
+            3,
+            device_arg="local",
+            models_dir=tmp_path,
+            label=verb,
+            holder=None,
+            extra_config=_verb_extras()[verb],
+        )
+        stored = store.get_run(run_id).config
+    assert_configs_round_trip(db)
+    config = RunConfig.from_json(run_id, stored, "local")
+    assert config.kind == verb.split("-", maxsplit=1)[0]
+    assert config.settings == settings and config.models == tuple(models)
+    assert config.cooldown == CooldownPolicy(below_c=45.0, max_wait_s=60.0)
+    assert (config.threads, config.cpus, config.trials, config.timeout_s) == (
+        (1, 2),
+        (0, 1),
+        3,
+        90.0,
+    )
+    assert stored == {**stored, **_verb_extras()[verb]}  # the verb's keys stored as given
+
+
+def test_an_older_configuration_reads_with_the_defaults(tmp_path: Path) -> None:
+    """Keys older runs did not store (the models directory, shapes, a setting) read as their
+    defaults; keys this version does not know are kept."""
+    older = _config("local", settings={"target_ci": 0.05}, surprise=[1])
+    del older["models_dir"]
+    config = RunConfig.from_json(7, older, "local")
+    assert config.settings == RunnerSettings(target_ci=0.05) and config.models_dir is None
+    assert config.models[0].shapes == () and config.kind == "plain"
+    assert config.to_json()["surprise"] == [1] and "models_dir" not in config.to_json()

@@ -1,22 +1,24 @@
-"""How a measurement runs on a device: the ``Backend`` seam, chosen once per device.
+"""How a measurement runs on a device: the ``MeasuringMethod`` seam, chosen once per device.
 
-onnxruntime perf_test has one ``TestSession`` per backend; here a device gets one backend
-when its sweep is made (``backend_for``), and every verb measures through it without asking
-what kind of device it is:
+onnxruntime perf_test has one ``TestSession`` per execution provider; here a device gets
+one measuring method when its session first measures (``method_for``), and every verb
+measures through it without asking what kind of device it is:
 
-- ``AgentBackend``: the device-side agent (``devices/agent``) pushed to the device as a
+- ``AgentMethod``: the device-side agent (``devices/agent``) pushed to the device as a
   zipapp, one fresh process per measurement (or per batch of them, ``RunnerSettings.batch``);
   it also runs the limits probe
   (``devices/agent/limits.py``, the roofline's ceilings) and starts the long-lived agents
   of ``regress``'s process pairs.
-- ``PerfTestBackend``: a phone without Python runs an NDK build of
+- ``PerfTestMethod``: a phone without Python runs an NDK build of
   ``onnxruntime_perf_test``; its console summary becomes the same runner document
   (``harness/measure/perftest.py``). It has no limits probe and serves no bursts.
 
-Every program of the agent is started by one function, ``AgentBackend.command`` (push once,
+Every program of the agent is started by one function, ``AgentMethod.command`` (push once,
 then the interpreter, the pushed program and its arguments), and every answer is read by
 one function, ``documents`` (the lines of stdout that are JSON documents of the
-expected schema): the runner's measurement and the limits probe go the same way.
+expected schema): the runner's measurement and the limits probe go the same way. What
+crosses back is a ``DeviceResult`` per measurement: the status, the reason of a failure and
+the agent's document, as the agent printed it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from devices.agent import limits
 from devices.agent.bundle import AGENT, LIMITS
@@ -51,15 +53,31 @@ LIMITS_TIMEOUT_S = 120.0
 PERF_TEST_RUNS = 100
 """Timed inferences per onnxruntime_perf_test process when the runs are not fixed."""
 
-Measured = tuple[str, str | None, dict[str, Any] | None]
-"""(status ``ok``/``failed``, the reason of a failure, the runner document when there is one)."""
+
+class DeviceResult(NamedTuple):
+    """One measurement as the device's method returns it. A named tuple, so it unpacks as
+    ``status, reason, document``; nothing is added to the document after the agent wrote
+    it (the guard readings travel beside it, ``harness.measure.sweep.Trial``)."""
+
+    status: Literal["ok", "failed"]
+    reason: str | None
+    """Why it failed (None when it worked)."""
+    document: dict[str, Any] | None
+    """The runner's document, when there is one (a failed run may have printed one)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def failed(reason: str, document: dict[str, Any] | None = None) -> DeviceResult:
+    return DeviceResult("failed", reason, document)
 
 
 class DeviceFiles(Protocol):
-    """What a backend needs of its sweep: the device, its transport, the settings, the
-    facts, and the files pushed to the sweep's own directory on the device (each once)."""
+    """What a measuring method needs of its session: the transport, the settings, the
+    facts, and the files pushed to the session's own directory on the device (each once)."""
 
-    device: DeviceConfig
     transport: Transport
     settings: RunnerSettings
     timeout_s: float
@@ -74,8 +92,8 @@ class DeviceFiles(Protocol):
     def push_model(self, model: ModelEntry) -> str: ...
 
 
-class Backend(Protocol):
-    """Measures plan items on one device, and the device's limits, in the backend's way."""
+class MeasuringMethod(Protocol):
+    """Measures plan items on one device, and the device's limits, in the method's way."""
 
     name: str
 
@@ -84,18 +102,18 @@ class Backend(Protocol):
         """Whether it can run ``regress``'s process pairs (a long-lived agent per side)."""
         ...
 
-    def measure(self, item: PlanItem) -> Measured:
+    def measure(self, item: PlanItem) -> DeviceResult:
         """One measurement in a fresh process on the device."""
         ...
 
-    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[DeviceResult]:
         """Several measurements (same threads, cores and shapes) in one process where the
-        backend can (``RunnerSettings.batch``), else one process each; one per item."""
+        method can (``RunnerSettings.batch``), else one process each; one per item."""
         ...
 
     def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
         """The ``mnbench.limits/1`` document of the device (an error document when the
-        backend cannot measure them)."""
+        method cannot measure them)."""
         ...
 
     def burst_command(self, item: PlanItem) -> SideCommand:
@@ -103,13 +121,12 @@ class Backend(Protocol):
         ...
 
 
-def backend_for(files: DeviceFiles) -> Backend:
-    """The device's backend: onnxruntime_perf_test on a device without Python that has a
+def method_for(files: DeviceFiles, device: DeviceConfig) -> MeasuringMethod:
+    """The device's method: onnxruntime_perf_test on a device without Python that has a
     perf_test build configured, else the Python agent."""
-    device = files.device
     if device.perf_test and not device.has_python:
-        return PerfTestBackend(files)
-    return AgentBackend(files)
+        return PerfTestMethod(files, device)
+    return AgentMethod(files, device)
 
 
 def describe_crash(rc: int, program: str = "runner") -> str:
@@ -158,13 +175,15 @@ def _tail(*texts: str) -> str:
     return "no output"
 
 
-class AgentBackend:
+class AgentMethod:
     """The Python agent: the runner per measurement, the limits probe, the pair agents."""
 
     name = "agent"
 
-    def __init__(self, files: DeviceFiles) -> None:
+    def __init__(self, files: DeviceFiles, device: DeviceConfig) -> None:
         self.files = files
+        self.device = device
+        """The device as this method runs it (its interpreter: a ``regress`` side's own)."""
 
     @property
     def serves_bursts(self) -> bool:
@@ -187,24 +206,24 @@ class AgentBackend:
             zipapp_path(entry, cache_root() / "agent"), name
         )
         model_args = [files.push_model(model) for model in models]
-        return [*files.device.python_argv, remote, *model_args, *args]
+        return [*self.device.python_argv, remote, *model_args, *args]
 
     def run(
         self, argv: Sequence[str], schema: str, timeout_s: float
     ) -> tuple[Completed, dict[str, Any] | None]:
         """Run one program to its end: what it printed, and its document of ``schema``
         (None without one). ``CommandTimeout`` and other ``TransportError`` go to the caller."""
-        env = dict(self.files.device.env) or None
+        env = dict(self.device.env) or None
         try:
             done = self.files.transport.run(argv, timeout_s=timeout_s, env=env, check=False)
         except CommandFailed as exc:  # transports that raise even with check=False
             done = exc.completed
         return done, last_document(done.stdout, schema)
 
-    def measure(self, item: PlanItem) -> Measured:
+    def measure(self, item: PlanItem) -> DeviceResult:
         return self.measure_batch([item])[0]
 
-    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[DeviceResult]:
         """The items in one runner process (the agent's batch: one document per model, in
         order); a model whose document is missing failed as the process did."""
         first = items[0]
@@ -215,21 +234,21 @@ class AgentBackend:
         try:
             done, _doc = self.run(argv, RUNNER_SCHEMA, timeout_s)
         except CommandTimeout:
-            return [("failed", f"timed out after {timeout_s:g} s", None)] * len(items)
+            return [failed(f"timed out after {timeout_s:g} s")] * len(items)
         found = documents(done.stdout, RUNNER_SCHEMA)
-        results: list[Measured] = []
+        results: list[DeviceResult] = []
         for index in range(len(items)):
             doc = found[index] if index < len(found) else None
             if doc is None:
                 tail = _tail(done.stderr, done.stdout)
                 if done.rc != 0:
-                    results.append(("failed", f"{describe_crash(done.rc)}: {tail}", None))
+                    results.append(failed(f"{describe_crash(done.rc)}: {tail}"))
                 else:
-                    results.append(("failed", f"runner printed no result document: {tail}", None))
+                    results.append(failed(f"runner printed no result document: {tail}"))
             elif doc.get("status") != "ok":
-                results.append(("failed", str(doc.get("error") or "runner reported an error"), doc))
+                results.append(failed(str(doc.get("error") or "runner reported an error"), doc))
             else:
-                results.append(("ok", None, doc))
+                results.append(DeviceResult("ok", None, doc))
         return results
 
     def measure_limits(self, threads: int, cpus: Sequence[int] | None) -> dict[str, Any]:
@@ -254,7 +273,7 @@ class AgentBackend:
 
         args = ["--threads", str(item.threads), "--opt-level", self.files.settings.opt_level]
         argv = self.command("runner", [*args, *_pin_and_shapes(item)], [item.model])
-        return SideCommand(tuple(argv), dict(self.files.device.env) or None)
+        return SideCommand(tuple(argv), dict(self.device.env) or None)
 
 
 def _pin_and_shapes(item: PlanItem) -> list[str]:
@@ -269,19 +288,20 @@ def limits_error(reason: str) -> dict[str, Any]:
     return {"schema": LIMITS_SCHEMA, "status": "error", "error": reason}
 
 
-class PerfTestBackend:
+class PerfTestMethod:
     """onnxruntime_perf_test on a phone without Python: pushed with its libraries once."""
 
     name = "onnxruntime_perf_test"
     serves_bursts = False
 
-    def __init__(self, files: DeviceFiles) -> None:
+    def __init__(self, files: DeviceFiles, device: DeviceConfig) -> None:
         self.files = files
+        self.device = device
 
     def push(self) -> tuple[str, str | None]:
         """Push the perf_test binary (and its libraries) once: (binary path, library dir)."""
         files = self.files
-        device = files.device
+        device = self.device
         name = "bin/onnxruntime_perf_test"
         lib_dir = files.remote_path("lib") if device.perf_test_libs else None
         remote = files.pushed(name)
@@ -304,7 +324,7 @@ class PerfTestBackend:
             files.push_file(Path(lib).expanduser(), f"lib/{Path(lib).name}")
         return remote, lib_dir
 
-    def measure(self, item: PlanItem) -> Measured:
+    def measure(self, item: PlanItem) -> DeviceResult:
         from devices.agent.cpus import cpu_mask
         from harness.measure.perftest import PerfTestOutputError, parse_perf_test, perf_test_argv
 
@@ -323,10 +343,10 @@ class PerfTestBackend:
         try:
             done = files.transport.run(argv, timeout_s=files.timeout_s, check=False)
         except CommandTimeout:
-            return "failed", f"timed out after {files.timeout_s:g} s", None
+            return failed(f"timed out after {files.timeout_s:g} s")
         if done.rc != 0:
             tail = _tail(done.stderr)
-            return "failed", f"{describe_crash(done.rc, 'onnxruntime_perf_test')}: {tail}", None
+            return failed(f"{describe_crash(done.rc, 'onnxruntime_perf_test')}: {tail}")
         try:
             doc = parse_perf_test(
                 done.stdout,
@@ -338,11 +358,11 @@ class PerfTestBackend:
                 runs=runs,
             )
         except PerfTestOutputError as exc:
-            return "failed", exc.message, None
+            return failed(exc.message)
         doc["host_before"] = files.facts
-        return "ok", None, doc
+        return DeviceResult("ok", None, doc)
 
-    def measure_batch(self, items: Sequence[PlanItem]) -> list[Measured]:
+    def measure_batch(self, items: Sequence[PlanItem]) -> list[DeviceResult]:
         """One onnxruntime_perf_test process per item: it measures one model."""
         return [self.measure(item) for item in items]
 

@@ -68,9 +68,9 @@ class RunnerSettings:
     """Inferences of the profiling session (``profile`` only; the first is left out)."""
     batch: int = 1
     """Up to this many consecutive plan items (same threads, cores and shapes) measured in one
-    runner process, each in its own session: the process's start is paid once (about 3 s on
-    the emulated aarch64 board). 1, the default, is a fresh process per measurement -- what a trial
-    is; ``mnbench predict`` batches its fit's probes."""
+    runner process, each in its own session: the process's start (seconds on an emulated
+    board, docs/measurement.md) is paid once. 1, the default, is a fresh process per
+    measurement -- what a trial is; ``mnbench predict`` batches its fit's probes."""
 
     def argv(self) -> list[str]:
         args = [

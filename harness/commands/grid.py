@@ -41,9 +41,9 @@ PROTOBUF_LIMIT_BYTES = 2**31 - 1
 MAX_GRID_MODELS = 10_000
 """Models one grid may name (the 16-cell default x variants x kernels x precisions fits)."""
 WEIGHT_COPIES = 7
-"""Peak memory of a generation over its fp32 weight bytes, measured: 3.1 GB resident for the
-439 MiB of weights of --alpha 2 --resolution 32 --variant standard (seeded float64 draws,
-float32 arrays, the protobuf message, the checker's copy, the serialised bytes)."""
+"""Peak memory of a generation over its fp32 weight bytes (seeded float64 draws, float32
+arrays, the protobuf message, the checker's copy, the serialised bytes); docs/cost-model.md
+gives the measurement behind it."""
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:

@@ -77,7 +77,7 @@ class FitPlan:
     probe_warmup_s: float = 0.5
     batch: int = 16
     """Measurements per runner process in the fit: the probes are training data, not trials,
-    so they need not pay a process start each (0.3 s here, about 3 s on the emulated board).
+    so they need not pay a process start each (docs/prediction.md has the figures).
     A probe's trials stay in separate processes minutes apart: the plan is trial-major and a
     batch holds each model once."""
     adaptive_share: float = 0.3
@@ -94,8 +94,8 @@ class FitPlan:
     def fit_settings(self) -> RunnerSettings:
         """The fit's timed runner settings: ``batch`` measurements per runner process, at
         most ``probe_warmup_s`` of warm-up and ``probe_max_time_s`` of timing each (a cell's
-        row is its fastest sample, which needs few; on the emulated board a standard-conv
-        probe's inference takes 250 ms, and the 2 s caps made one probe cost 7 s)."""
+        row is its fastest sample, which needs few; on a slow board longer caps make a
+        standard-conv probe cost seconds)."""
         return replace(
             self.runner_settings(),
             max_time_s=self.probe_max_time_s,

@@ -15,17 +15,20 @@ import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands import SUMMARIES
 from harness.commands.exits import EXIT_OK
+from harness.commands.measuring import add_trials_argument
 from harness.commands.options import (
     add_cooldown_arguments,
+    add_cpus_argument,
     add_db_argument,
     add_device_arguments,
+    add_models_dir_argument,
+    add_quiet_argument,
+    add_threads_argument,
     cooldown_from_args,
-    cpu_arg,
 )
 from harness.predict.prediction import BLOCK_HEADERS, HEADERS
 from harness.predict.search import SEARCH_HEADERS
@@ -72,18 +75,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_device_arguments(parser)
     add_grid_arguments(parser)
-    parser.add_argument(
-        "--threads",
-        type=int_arg("--threads"),
-        metavar="N",
-        help="intra-op threads (default: all cores of the device)",
-    )
-    parser.add_argument(
-        "--cpus",
-        type=cpu_arg(),
-        metavar="LIST",
-        help="pin to cores: 0,1 or 4-7 or big/little",
-    )
+    add_threads_argument(parser, several=False)
+    add_cpus_argument(parser)
     parser.add_argument("--refit", action="store_true", help="measure new probes and refit")
     parser.add_argument(
         "--from-runs",
@@ -122,25 +115,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="measure held-out variants (default 17 off-grid ones, or the grid flags') and "
         "print the share of predictions within 5 and 10 percent",
     )
-    parser.add_argument(
-        "--trials",
-        type=int_arg("--trials"),
-        default=VALIDATE_TRIALS,
-        metavar="K",
-        help=f"fresh-process trials per validated variant (default {VALIDATE_TRIALS})",
-    )
+    add_trials_argument(parser, "fresh-process trials per validated variant", VALIDATE_TRIALS)
     add_cooldown_arguments(parser)
     add_db_argument(parser)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        metavar="DIR",
-        help="where probe and model files go (default ./models)",
-    )
+    add_models_dir_argument(parser, "probe and model files")
     parser.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="output (default table)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,11 +9,12 @@ lasts about ``burst_target_s`` (from the warm-up's mean time of both sides, fixe
 once chosen). Both processes are ended (``exit``, then killed if needed) before the next
 pair. Why suspend rather than ``session.intra_op.allow_spinning=0`` on the idle side: the
 session options of each side stay as configured (a session's spinning is fixed when it is
-created, and the side measured next is the same process: with spinning off, both sides measure a different
-configuration from the one asked for, docs/measurement.md), and a stopped process takes no CPU
-whatever onnxruntime's spin policy. Leaving the idle side alone measured as well as
-suspending it with 75 ms bursts on a quiet machine (its threads stop spinning soon after
-its last run), but nothing guarantees that; benchmarks/regress_idle.py measures all three.
+created, and the side measured next is the same process: with spinning off, both sides
+measure another configuration than the one asked for, docs/measurement.md), and a stopped
+process takes no CPU whatever onnxruntime's spin policy. Leaving the idle side alone
+measured as well as suspending it with 75 ms bursts on a quiet machine (its threads stop
+spinning soon after its last run), but nothing guarantees that;
+benchmarks/regress_idle.py measures all three.
 """
 
 from __future__ import annotations

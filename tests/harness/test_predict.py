@@ -223,7 +223,11 @@ def test_real_fit_predicts_a_held_out_model(
     assert model.whole_models == len(PLAN.training_models)
     # the training whole models were profiled: every kernel kind they have gets its factor
     assert set(model.factors) == {"stem", "depthwise", "pointwise", "standard", "fc"}
-    assert all(0.2 < value < 5.0 for value in model.factors.values())
+    # The FC layer at batch 1 is a few microseconds: its in-context factor ranged 3.6-8.5 over
+    # four fits of this test on one 2-core VM, before and after the predictor's split; the
+    # convs' factors stay near 1. A broken factor (zero, negative, NaN, runaway) still fails.
+    assert all(0.2 < value < 5.0 for kind, value in model.factors.items() if kind != "fc")
+    assert 0.2 < model.factors["fc"] < 20.0
     capsys.readouterr()
     held_out = ["--alpha", "0.5", "--resolution", "128", "--trials", "1", "--format", "json"]
     assert main(["predict", *base, "--threads", "1", "--validate", *held_out, "--quiet"]) == 0

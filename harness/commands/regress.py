@@ -21,7 +21,7 @@ import argparse
 import math
 
 from harness.commands import SUMMARIES
-from harness.commands.compare import render, write_chart
+from harness.commands.compare import chart_guard, render, write_chart
 from harness.commands.exits import EXIT_OK
 from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.measuring import (
@@ -48,6 +48,7 @@ from harness.measure.requests import RegressRequest
 from harness.measure.runtimes import parse_spec
 from mobilenet.errors import UserError
 from mobilenet.validate import INT64_MAX, MAX_TRIALS, check_plan_size, int_arg
+from results.connection import default_db_path
 
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
@@ -178,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in (args.baseline, args.candidate):
         if spec.startswith("onnxruntime"):
             parse_spec(spec)  # a malformed release is refused before the store exists
+    protected = chart_guard(args.chart, args.db or default_db_path())
     specs = specs_from_args(args)
     check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
     plan = RegressPlan(
@@ -203,6 +205,6 @@ def run(args: argparse.Namespace) -> int:
         args.db, args.keep_workdir,
     )  # fmt: skip
     comparison = regress_runtimes(request)
-    write_chart(comparison, args.chart)
+    write_chart(comparison, args.chart, protected)
     print(render(comparison, args.format))
     return EXIT_OK if args.warn_only else comparison_exit_code(comparison)

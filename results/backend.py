@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,9 @@ from results.schema import Migration, split_sql
 BUSY_TIMEOUT_S: Final = 60.0
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
+MAX_LOCATION_CHARS: Final = 4096
+"""The longest database path or URL taken (the system's own limit on a path)."""
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class StoreUnavailable(ResultsError):
@@ -127,9 +131,26 @@ def is_server_url(location: Path | str) -> bool:
 
 
 def parse_location(text: str) -> Path | str:
-    """A ``--db`` value or ``$MNBENCH_DB``: a server URL kept as text, else a file path."""
+    """A ``--db`` value or ``$MNBENCH_DB``: a server URL kept as text, else a file path.
+
+    Any other ``scheme://`` (``mysql://``, ``POSTGRESQL://``: schemes are matched exactly,
+    in lowercase) is refused rather than taken for a file name, and so is a location longer
+    than any path the system accepts."""
     text = text.strip()
-    return text if is_server_url(text) else Path(text).expanduser()
+    if len(text) > MAX_LOCATION_CHARS:
+        raise ResultsError(
+            f"the database location is {len(text)} characters long; give a path or URL of "
+            f"at most {MAX_LOCATION_CHARS}"
+        )
+    if is_server_url(text):
+        return text
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        raise ResultsError(
+            f"{scheme.group(0)} is not a database mnbench reads; give an SQLite file path "
+            "or a postgresql:// URL (the scheme in lowercase)"
+        )
+    return Path(text).expanduser()
 
 
 def connect(location: Path | str, *, create: bool, readonly: bool) -> Database:
@@ -380,6 +401,11 @@ class SQLiteDatabase(Database):
             return ResultsError(
                 f"{self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
                 "wait for it to finish (or stop it) and run the same command again"
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return ResultsError(
+                f"the disk holding {self.path} is full; free some space or pass a --db on "
+                "another disk"
             )
         return not_mnbench(self.path, f"sqlite: {exc}")
 

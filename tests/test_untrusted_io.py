@@ -397,6 +397,8 @@ def test_a_reader_cannot_write(tmp_path: Path, store_file: Path) -> None:
 
     db = tmp_path / "lab.sqlite"
     shutil.copy(store_file, db)
-    with Store.open(db, readonly=True) as store:
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            store.database.execute("DELETE FROM runs")
+    with (
+        Store.open(db, readonly=True) as store,
+        pytest.raises(sqlite3.OperationalError, match="readonly"),
+    ):
+        store.database.execute("DELETE FROM runs")

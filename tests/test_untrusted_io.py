@@ -167,6 +167,35 @@ READ_CASES = [
     Case("db copy same file", ("db", "copy", "lab.sqlite", "./lab.sqlite"), "same"),
 ]
 
+URL_CASES = [
+    Case("mysql:// URL", ("results", "--db", "mysql://me@host/db"), "mysql://"),
+    Case("upper-case scheme", ("results", "--db", "POSTGRESQL://me@host/db"), "lowercase"),
+    Case("file:// URL", ("db", "copy", "lab.sqlite", "file:///tmp/x.sqlite"), "file://"),
+    Case("100k-character path", ("results", "--db", "a" * 100_000), "characters"),
+    Case("control character in --db", ("results", "--db", "a\x01b/../x"), "no results database"),
+    Case(
+        "missing parent directory",
+        ("lab", "work", "--db", "nowhere/l.sqlite", "--devices", "local"),
+        "does not exist",
+    ),
+]
+
+NUMBER_CASES = [
+    Case("cooldown overflow", ("run", "--cooldown", "1" + "0" * 400 + "s"), "finite"),
+    Case("regress --baseline ''", ("regress", "--baseline", "", "--candidate", "current"), "empty"),
+    Case(
+        "regress --baseline missing",
+        ("regress", "--baseline", "nowhere/python", "--candidate", "current"),
+        "does not exist",
+    ),
+    Case(
+        "regress --baseline directory",
+        ("regress", "--baseline", "adir", "--candidate", "current"),
+        "directory",
+    ),
+    Case("--alpha inf", ("generate", "--alpha", "inf", "--resolution", "96"), "finite"),
+]
+
 OUT_CASES = [
     Case(
         "chart: the user's regression.png",
@@ -229,6 +258,20 @@ def _prepare_outputs(root: Path) -> None:
 
 @pytest.mark.parametrize("case", READ_CASES, ids=lambda c: f"read: {c.id}")
 def test_a_file_that_is_not_a_small_regular_file_is_one_line(case: Case, workspace: Path) -> None:
+    before = snapshot(workspace)
+    result = mnbench(list(case.argv), workspace, dict(case.env))
+    assert_refused(result, case.contains)
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        *[pytest.param(c, id=f"url: {c.id}") for c in URL_CASES],
+        *[pytest.param(c, id=f"number: {c.id}") for c in NUMBER_CASES],
+    ],
+)
+def test_a_location_or_number_is_one_line_before_any_work(case: Case, workspace: Path) -> None:
     before = snapshot(workspace)
     result = mnbench(list(case.argv), workspace, dict(case.env))
     assert_refused(result, case.contains)

@@ -13,7 +13,6 @@ a user shares would stay private to its writer. Every file the harness writes go
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tempfile
@@ -93,16 +92,6 @@ def read_bounded(path: Path, *, flag: str, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(handle)
-
-
-def sha256_file(path: Path, limit: int) -> str | None:
-    """The sha256 of the regular file ``path`` (hex), or None when it is not a regular file,
-    cannot be read, or is larger than ``limit`` bytes."""
-    try:
-        data = read_bounded(path, flag="", limit=limit)
-    except (OSError, UnreadableFile):
-        return None
-    return hashlib.sha256(data).hexdigest()
 
 
 def _size(limit: int) -> str:

@@ -32,12 +32,13 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devices.device import DEVICE_KINDS, DeviceConfig, DeviceKind
 from devices.errors import DeviceError
 from devices.ssh_options import UnsafeSshOption, check_ssh_options, valid_host, valid_user
+from mobilenet.files import UnreadableFile, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -235,26 +236,35 @@ def config_from_table(
     return DeviceConfig(**fields)
 
 
+INVENTORY_LIMIT_BYTES: Final = 1 << 20
+"""The largest inventory read (a real one is a few kilobytes)."""
+
+
 def _read_inventory(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
+        raw = read_bounded(Path(path), flag="--inventory", limit=INVENTORY_LIMIT_BYTES)
+    except UnreadableFile as exc:
+        raise InventoryError(exc.message) from None
     except FileNotFoundError:
         raise InventoryError(
             f"device inventory {path} does not exist; create it or give a device URL ({URL_FORMS})"
-        ) from None
-    except IsADirectoryError:
-        raise InventoryError(
-            f"device inventory {path} is a directory; give the path of a TOML file"
         ) from None
     except OSError as exc:
         raise InventoryError(
             f"cannot read device inventory {path} ({exc.strerror}); check its permissions"
         ) from None
+    if b"\0" in raw:
+        raise InventoryError(f"{path} holds a NUL byte; an inventory is TOML text")
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InventoryError(f"{path} is not UTF-8 text; save the inventory as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(f"{path} is not valid TOML: {exc}; fix the file") from None
+    except RecursionError:
+        raise InventoryError(
+            f"{path} nests arrays or tables too deeply; an inventory is a few flat tables"
+        ) from None
     unknown = sorted(set(data) - {"devices", "groups"})
     if unknown:
         raise InventoryError(

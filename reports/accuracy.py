@@ -23,7 +23,11 @@ from typing import cast
 
 import pandas as pd
 
+from mobilenet.files import UnreadableFile, read_bounded
 from reports.errors import ReportError
+
+ACCURACY_LIMIT_BYTES = 16 << 20
+"""The largest accuracy CSV read (the whole grid is a few kilobytes)."""
 
 PRECISIONS: tuple[str, ...] = ("fp32", "int8", "fp16")
 REQUIRED_COLUMNS: tuple[str, ...] = ("alpha", "resolution", "precision", "top1")
@@ -153,7 +157,9 @@ def reference_accuracy() -> pd.DataFrame:
 def read_accuracy_csv(path: Path) -> pd.DataFrame:
     """A user's accuracy CSV, validated; a missing or malformed file is a ``ReportError``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, flag="--accuracy", limit=ACCURACY_LIMIT_BYTES).decode("utf-8")
+    except UnreadableFile as exc:
+        raise ReportError(exc.message) from None
     except FileNotFoundError:
         raise ReportError(
             f"accuracy file {path} does not exist; give an existing CSV to --accuracy"

@@ -7,15 +7,16 @@ into place with ``os.replace`` (pypa/build's habit), so a reader never sees half
 
 Files in the output directory: ``report.html`` (self-contained), ``summary.md``, and per
 chart ``<name>.png`` (``<name>.svg`` where vectors help) with ``<name>.csv`` holding its data,
-and ``.mnbench-report.json``, the manifest of those names: a later report replaces or removes
-only files listed there, and a non-empty directory without one is refused (it holds someone
+and ``.mnbench-report.json``, the manifest of those names and their content hashes: a later
+report replaces or removes only files it proves it wrote (``reports.outputs``), never the
+database it reads, and a non-empty directory without one is refused (it holds someone
 else's files).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +46,10 @@ from reports.charts import (
 from reports.errors import ReportError
 from reports.html import render_html
 from reports.mission import mission_chart
+from reports.outputs import Owned, digest, may_remove, may_replace, read_owned, write_manifest
 from reports.summary import render_summary
+from results.backend import is_server_url
+from results.connection import default_db_path
 from results.store import Store
 
 CHART_NAMES: tuple[str, ...] = (
@@ -70,7 +74,6 @@ neither."""
 MANIFEST_NAME = ".mnbench-report.json"
 """Lists the files a report wrote into its directory: the only ones a later report replaces
 or removes."""
-MANIFEST_SCHEMA = "mnbench.report-manifest/1"
 REFERENCE_NOTE = (
     "TF-Slim reference top-1 (tensorflow/models research/slim/nets/"
     "mobilenet_v1.md @ 10cf1c0a, checkpoints mobilenet_v1_2018_08_02: float "
@@ -98,49 +101,28 @@ def write_atomic(path: Path, data: bytes) -> None:
     files.write_atomic(path, data, suffix=".tmp")
 
 
-def read_manifest(out_dir: Path) -> set[str] | None:
-    """The names an earlier report wrote into ``out_dir`` (its manifest); None when the
-    directory holds no earlier report. A directory that does not exist or is empty has an
-    empty manifest: everything in it may be written."""
-    if not out_dir.is_dir():
-        return set()
-    manifest = out_dir / MANIFEST_NAME
-    try:
-        doc = json.loads(manifest.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None if any(out_dir.iterdir()) else set()
-    except (OSError, ValueError):
-        doc = None
-    names = doc.get("files") if isinstance(doc, dict) else None
-    if doc is None or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(names, list):
-        raise ReportError(
-            f"{manifest} is not a report manifest of mnbench; give --out another directory"
-        )
-    return {n for n in names if isinstance(n, str) and n == Path(n).name and n != MANIFEST_NAME}
+REPORT_FILES = re.compile(r"(report\.html|summary\.md|[a-z0-9_]+\.(png|svg|csv))")
+"""The names a report writes: the only names its manifest can give it."""
 
 
-def check_out_dir(out_dir: Path) -> set[str]:
-    """Refuse an output directory this report would have to clobber; the names it owns.
+def check_out_dir(out_dir: Path, protected: Sequence[Path] = ()) -> Owned:
+    """Refuse an output directory this report would have to clobber; what it owns there.
 
-    A report replaces or removes only files listed in the directory's manifest; a non-empty
-    directory without one holds someone else's files and is refused."""
+    A report replaces or removes only files its directory's manifest proves it wrote
+    (``reports.outputs``), never ``protected`` (the database read); a non-empty directory
+    without a manifest holds someone else's files and is refused."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(
             f"output path {out_dir} exists and is not a directory; give --out a directory"
         )
     creatable_dir(out_dir, "--out")
-    owned = read_manifest(out_dir)
+    owned = read_owned(out_dir, MANIFEST_NAME, REPORT_FILES, flag="--out", protected=protected)
     if owned is None:
         raise ReportError(
             f"{out_dir} already holds files and no earlier mnbench report; "
             "give --out an empty or new directory"
         )
     return owned
-
-
-def _write_manifest(out_dir: Path, names: Sequence[str]) -> None:
-    doc = {"schema": MANIFEST_SCHEMA, "files": sorted(set(names))}
-    write_atomic(out_dir / MANIFEST_NAME, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
@@ -219,12 +201,14 @@ def render_report(
     validation: pd.DataFrame | None = None,
     generated_at: datetime | None = None,
     trust_results: pd.DataFrame | None = None,
+    protected: Sequence[Path] = (),
 ) -> ReportFiles:
     """Write the report for these frames into ``out_dir`` (created if needed).
     ``trust_results`` (default ``results``) are the results whose flags and guards the
-    trust section shows: with the layer probes, which the charts and tables leave out."""
+    trust section shows: with the layer probes, which the charts and tables leave out;
+    ``protected`` files are never replaced or removed (the database read)."""
     out_dir = Path(out_dir)
-    owned = check_out_dir(out_dir)
+    owned = check_out_dir(out_dir, protected)
     charts = draw_charts(
         runs,
         results,
@@ -262,8 +246,8 @@ def render_report(
         answers=answers,
         trust_results=trust_results,
     ).encode("utf-8")
-    written = [name for name, content in contents.items() if content is not None]
-    foreign = sorted(n for n in written if n not in owned and (out_dir / n).exists())
+    written = {name: content for name, content in contents.items() if content is not None}
+    foreign = sorted(n for n, c in written.items() if not may_replace(out_dir, owned, n, c))
     if foreign:
         raise ReportError(
             f"{out_dir / foreign[0]} was not written by an mnbench report and would be "
@@ -272,22 +256,24 @@ def render_report(
     out_dir = prepare_out_dir(out_dir)
     images: list[Path] = []
     data: list[Path] = []
-    try:
-        _write_manifest(out_dir, [*owned, *written])  # a crash leaves every file owned
+    hashes = {name: digest(content) for name, content in written.items()}
+    try:  # a crash leaves every file owned, with the content it had or has now
+        interim = {n: {*owned.hashes.get(n, ()), *([hashes[n]] if n in hashes else [])}
+                   for n in {*owned.hashes, *hashes}}  # fmt: skip
+        write_manifest(out_dir, MANIFEST_NAME, interim)
         for file_name, content in contents.items():
             path = out_dir / file_name
             if content is None:
-                if file_name in owned:
-                    path.unlink(missing_ok=True)  # stale from an earlier report of ours
                 continue
             write_atomic(path, content)
             if file_name.endswith(".csv"):
                 data.append(path)
             elif file_name not in ("report.html", "summary.md"):
                 images.append(path)
-        for stale in sorted(owned - set(contents)):
-            (out_dir / stale).unlink(missing_ok=True)
-        _write_manifest(out_dir, written)
+        for stale in sorted(owned.names - set(written)):  # earlier reports' files, unchanged
+            if may_remove(out_dir, owned, stale):
+                (out_dir / stale).unlink(missing_ok=True)
+        write_manifest(out_dir, MANIFEST_NAME, {n: [h] for n, h in hashes.items()})
     except OSError as exc:
         raise ReportError(
             f"cannot write the report into {out_dir} ({exc.strerror or exc}); give "
@@ -337,7 +323,9 @@ def build_report(
     lab campaign's runs instead (one per device, side by side as any runs are); with
     ``predictions``, the latency model's frames it computes join the layer and validation
     charts."""
-    check_out_dir(Path(out_dir))  # before any work: refuse a directory of someone else's
+    location = db_path if db_path is not None else default_db_path()
+    protected = [] if is_server_url(location) else [Path(location)]
+    check_out_dir(Path(out_dir), protected)  # before any work: refuse someone else's directory
     accuracy = accuracy_table(Path(accuracy_csv) if accuracy_csv is not None else None)
     note = (
         REFERENCE_NOTE
@@ -371,4 +359,5 @@ def build_report(
         model_ratios=model_ratios,
         validation=validation,
         trust_results=measured,
+        protected=protected,
     )

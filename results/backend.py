@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -24,12 +25,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote
 
+from mobilenet.files import UnreadableFile, check_openable
 from results.errors import ResultsError
 from results.schema import Migration, split_sql
 
 BUSY_TIMEOUT_S: Final = 60.0
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
+MAX_LOCATION_CHARS: Final = 4096
+"""The longest database path or URL taken (the system's own limit on a path)."""
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class StoreUnavailable(ResultsError):
@@ -126,9 +131,26 @@ def is_server_url(location: Path | str) -> bool:
 
 
 def parse_location(text: str) -> Path | str:
-    """A ``--db`` value or ``$MNBENCH_DB``: a server URL kept as text, else a file path."""
+    """A ``--db`` value or ``$MNBENCH_DB``: a server URL kept as text, else a file path.
+
+    Any other ``scheme://`` (``mysql://``, ``POSTGRESQL://``: schemes are matched exactly,
+    in lowercase) is refused rather than taken for a file name, and so is a location longer
+    than any path the system accepts."""
     text = text.strip()
-    return text if is_server_url(text) else Path(text).expanduser()
+    if len(text) > MAX_LOCATION_CHARS:
+        raise ResultsError(
+            f"the database location is {len(text)} characters long; give a path or URL of "
+            f"at most {MAX_LOCATION_CHARS}"
+        )
+    if is_server_url(text):
+        return text
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        raise ResultsError(
+            f"{scheme.group(0)} is not a database mnbench reads; give an SQLite file path "
+            "or a postgresql:// URL (the scheme in lowercase)"
+        )
+    return Path(text).expanduser()
 
 
 def connect(location: Path | str, *, create: bool, readonly: bool) -> Database:
@@ -158,6 +180,10 @@ def _writable(path: Path) -> bool:
     return not path.exists() or os.access(path, os.W_OK)
 
 
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """A connection to a file SQLite may not write: ``mode=ro``, or where it cannot even
     create the WAL's shared-memory file (a read-only directory or mount) ``immutable=1``."""
@@ -173,6 +199,37 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     )
 
 
+def _connect_reader(path: Path, writable: bool) -> sqlite3.Connection:
+    """A connection for a verb that only reads.
+
+    Where SQLite may not write, ``_connect_readonly``. Where a write-ahead log or a rollback
+    journal lies beside the file (a writer running, or one that stopped), ``mode=ro``: the
+    reader sees its committed pages but never copies them into the file, rolls a journal
+    back, or deletes either. Otherwise an ordinary connection, which creates no log that it
+    does not remove again on closing; ``PRAGMA query_only`` keeps every connection from
+    writing."""
+    if not writable:
+        return _connect_readonly(path)
+    if _sidecar(path, "-wal").exists() or _sidecar(path, "-journal").exists():
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+
+def _guard(connection: sqlite3.Connection, readonly: bool) -> None:
+    """What SQLite advises for a database file from elsewhere: check cell sizes while
+    reading, run no function a schema names, refuse writes that corrupt (defensive mode,
+    where this Python offers it), and for a reader, no write at all."""
+    defensive = getattr(sqlite3, "SQLITE_DBCONFIG_DEFENSIVE", None)
+    setconfig = getattr(connection, "setconfig", None)
+    if defensive is not None and setconfig is not None:
+        setconfig(defensive, True)
+    connection.execute("PRAGMA cell_size_check = ON")
+    connection.execute("PRAGMA trusted_schema = OFF")
+    if readonly:
+        connection.execute("PRAGMA query_only = 1")
+
+
 def _check_header(path: Path) -> None:
     """Refuse a file that is not SQLite before sqlite3 touches it (it is never rewritten)."""
     if path.is_dir():
@@ -186,6 +243,21 @@ def _check_header(path: Path) -> None:
         ) from None
     if head and head != _SQLITE_MAGIC:
         raise not_mnbench(path, "not an SQLite file")
+
+
+def check_file_location(path: Path, flag: str = "--db") -> None:
+    """Refuse a database path that is a FIFO, device, socket or directory, or that the
+    system cannot look up (a name too long), before anything opens it."""
+    try:
+        check_openable(path, flag)
+    except UnreadableFile as exc:
+        raise ResultsError(exc.message) from None
+
+
+def check_location(location: Path | str, flag: str = "--db") -> None:
+    """``check_file_location`` for a file; a server URL is checked when connecting."""
+    if not is_server_url(location):
+        check_file_location(Path(location), flag)
 
 
 class SQLiteDatabase(Database):
@@ -207,6 +279,7 @@ class SQLiteDatabase(Database):
         """``create=False`` refuses a missing file; ``readonly=True`` writes nothing (no
         journal-mode change, and SQLite's read-only or immutable mode where it cannot
         write); a writer on a read-only file, directory or mount is refused up front."""
+        check_file_location(path)
         exists = path.exists()
         if exists:
             _check_header(path)
@@ -214,14 +287,11 @@ class SQLiteDatabase(Database):
             raise ResultsError(
                 f"no results database at {path}; measure with `mnbench run` or pass --db"
             )
-        else:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ResultsError(
-                    f"cannot create {path.parent} for the database ({exc.strerror}); "
-                    "pass a writable --db"
-                ) from None
+        elif not path.parent.is_dir():
+            raise ResultsError(
+                f"cannot create {path}: directory {path.parent} does not exist; create it "
+                "first or pass a --db in an existing directory"
+            )
         writable = _writable(path)
         if not readonly and not writable and not exists:
             raise ResultsError(
@@ -234,9 +304,9 @@ class SQLiteDatabase(Database):
                 "writes results; copy it somewhere writable or pass another --db"
             )
         try:
-            if readonly and not writable:
-                connection = _connect_readonly(path)
-            else:  # a reader where it could write issues no write, and leaves no -wal/-shm
+            if readonly:
+                connection = _connect_reader(path, writable)
+            else:
                 connection = sqlite3.connect(
                     str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None
                 )
@@ -247,6 +317,7 @@ class SQLiteDatabase(Database):
         database = cls(path, connection)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            _guard(connection, readonly)
             if not readonly:
                 connection.execute("PRAGMA foreign_keys = ON")
                 # WAL + NORMAL: a killed process loses no committed measurement; only a power
@@ -330,6 +401,11 @@ class SQLiteDatabase(Database):
             return ResultsError(
                 f"{self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
                 "wait for it to finish (or stop it) and run the same command again"
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return ResultsError(
+                f"the disk holding {self.path} is full; free some space or pass a --db on "
+                "another disk"
             )
         return not_mnbench(self.path, f"sqlite: {exc}")
 

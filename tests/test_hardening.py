@@ -86,6 +86,9 @@ def test_report_removes_only_its_own_stale_files(lab: Path, tmp_path: Path) -> N
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     (out / "roofline.png").write_bytes(b"a chart an earlier report of ours drew")
     manifest["files"].append("roofline.png")
+    manifest["sha256"]["roofline.png"] = [
+        hashlib.sha256(b"a chart an earlier report of ours drew").hexdigest()
+    ]
     (out / MANIFEST_NAME).write_text(json.dumps(manifest))
     assert main(["report", "--db", str(lab), "--out", str(out)]) == 0
     assert not (out / "roofline.png").exists()

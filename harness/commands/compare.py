@@ -14,6 +14,7 @@ from harness.commands.options import add_db_argument
 from mobilenet.errors import UserError
 from mobilenet.table import format_table, json_text, markdown_text, terminal_safe
 from mobilenet.validate import label_arg, run_id_arg
+from results.backend import is_server_url
 from results.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -155,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
     from harness.commands.exits import comparison_exit_code
     from results.compare import compare_runs
 
-    with Store.open(args.db or default_db_path(), readonly=True) as store:
+    location = args.db or default_db_path()
+    protected = chart_guard(args.chart, location)
+    with Store.open(location, readonly=True) as store:
         if args.campaign is not None:
             base, cand = campaign_pair(store, args.campaign, args.baseline, args.candidate)
         else:
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             f"configuration measured in both){'; ' + why if why else ''}; compare runs of "
             "the same models and thread counts"
         )
-    write_chart(comparison, args.chart)
+    write_chart(comparison, args.chart, protected)
     print(render(comparison, args.format))
     return comparison_exit_code(comparison)
 
@@ -199,13 +202,26 @@ def campaign_pair(store: Store, campaign: str, baseline: str, candidate: str) ->
     return chosen[0], chosen[1]
 
 
-def write_chart(comparison: Comparison, out_dir: Path | None) -> None:
+def chart_guard(out_dir: Path | None, location: Path | str) -> tuple[Path, ...]:
+    """Before any work: refuse a ``--chart`` directory the chart could not be written into
+    without clobbering a file; the files the chart must never touch (the database)."""
+    protected = () if is_server_url(location) else (Path(location),)
+    if out_dir is not None:
+        from reports.regression import check_chart_dir
+
+        check_chart_dir(out_dir, protected)
+    return protected
+
+
+def write_chart(
+    comparison: Comparison, out_dir: Path | None, protected: tuple[Path, ...] = ()
+) -> None:
     """``--chart DIR``: the regression chart (reports/regression.py), paths on stderr."""
     if out_dir is None:
         return
     from reports.regression import write_regression_chart
 
-    for path in write_regression_chart(comparison, out_dir):
+    for path in write_regression_chart(comparison, out_dir, protected):
         print(f"wrote {path}", file=sys.stderr)
 
 

@@ -7,13 +7,15 @@ created or upgraded; copying again refreshes the runs it copied before (idempote
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.exits import EXIT_OK
 from mobilenet.errors import UserError
 from mobilenet.validate import label_arg, run_id_arg
-from results.backend import parse_location
+from results.backend import check_location, is_server_url, parse_location
 
 EXAMPLES = """examples:
   mnbench db copy mnbench.sqlite postgresql://me@lab-db:5432/mnbench
@@ -46,11 +48,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     which.add_argument("--campaign", type=label_arg, help="only the runs of this lab campaign")
 
 
+def _same_file(source: Path | str, target: Path | str) -> bool:
+    """Whether two file locations name one file (``a.sqlite`` and ``./a.sqlite``)."""
+    if is_server_url(source) or is_server_url(target):
+        return False
+    try:
+        return os.path.samefile(source, target)
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     from results.copy import campaign_runs, copy_runs
     from results.store import Store
 
-    if str(args.source) == str(args.target):
+    check_location(args.source, "SRC")
+    check_location(args.target, "DST")
+    if str(args.source) == str(args.target) or _same_file(args.source, args.target):
         raise UserError("SRC and DST are the same store; give two different ones")
     with Store.open(args.source, readonly=True) as source:
         if args.run:

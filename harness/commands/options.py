@@ -11,6 +11,7 @@ modules are imported at the top: building a parser must not load onnx or pandas.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING
 from devices.errors import DeviceError
 from devices.probe import check_cpu_spec
 from mobilenet.errors import UserError
-from mobilenet.validate import MAX_THREADS, creatable_dir, float_arg, int_arg, label_arg
+from mobilenet.validate import (
+    MAX_THREADS,
+    creatable_dir,
+    float_arg,
+    int_arg,
+    label_arg,
+    quoted,
+)
 from results.backend import parse_location
 
 if TYPE_CHECKING:
@@ -187,9 +195,14 @@ def cooldown_from_args(args: argparse.Namespace) -> CooldownPolicy | None:
     if getattr(args, "cooldown", None) is None:
         return None
     try:
-        return parse_cooldown(args.cooldown, max_wait_s=args.cooldown_max)
+        policy = parse_cooldown(args.cooldown, max_wait_s=args.cooldown_max)
     except ValueError as error:
         raise UserError(str(error)) from error
+    if policy is not None and not math.isfinite(policy.fixed_s or 0.0):
+        raise UserError(
+            f"--cooldown {quoted(args.cooldown)} is not a finite pause; give seconds such as 30s"
+        )
+    return policy
 
 
 def resolve(args: argparse.Namespace) -> DeviceConfig:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from harness.commands import SUMMARIES
-from harness.commands.compare import render, write_chart
+from harness.commands.compare import chart_guard, render, write_chart
 from harness.commands.exits import EXIT_OK
 from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.measuring import (
@@ -48,6 +49,7 @@ from harness.measure.requests import RegressRequest
 from harness.measure.runtimes import parse_spec
 from mobilenet.errors import UserError
 from mobilenet.validate import INT64_MAX, MAX_TRIALS, check_plan_size, int_arg
+from results.connection import default_db_path
 
 EXAMPLES = """examples:
   mnbench regress --baseline onnxruntime==1.30.0 --candidate onnxruntime==1.31.1
@@ -166,6 +168,21 @@ def _check_pair_args(args: argparse.Namespace) -> None:
             raise UserError(message)
 
 
+def _check_runtime(flag: str, spec: str, device: str) -> None:
+    """Refuse an empty runtime, or on this machine a Python that is missing or a directory,
+    before anything is created."""
+    if not spec.strip():
+        raise UserError(f"{flag} is empty; give current, onnxruntime==X.Y.Z or a Python path")
+    if spec == "current" or spec.startswith("onnxruntime") or device != "local":
+        return
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        where = "is a directory" if path.is_dir() else "does not exist"
+        raise UserError(
+            f"{flag} {path} {where}; give current, onnxruntime==X.Y.Z or the path of a Python"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.commands.exits import comparison_exit_code
     from harness.measure.runtime_ab import regress_runtimes
@@ -175,9 +192,11 @@ def run(args: argparse.Namespace) -> int:
     _check_pair_args(args)
     settings = settings_from_args(args)
     cooldown = cooldown_from_args(args)
-    for spec in (args.baseline, args.candidate):
+    for flag, spec in (("--baseline", args.baseline), ("--candidate", args.candidate)):
+        _check_runtime(flag, spec, args.device)
         if spec.startswith("onnxruntime"):
             parse_spec(spec)  # a malformed release is refused before the store exists
+    protected = chart_guard(args.chart, args.db or default_db_path())
     specs = specs_from_args(args)
     check_plan_size(len(specs) * 2, args.threads, args.trials + args.confirm, args.max_plan)
     plan = RegressPlan(
@@ -203,6 +222,6 @@ def run(args: argparse.Namespace) -> int:
         args.db, args.keep_workdir,
     )  # fmt: skip
     comparison = regress_runtimes(request)
-    write_chart(comparison, args.chart)
+    write_chart(comparison, args.chart, protected)
     print(render(comparison, args.format))
     return EXIT_OK if args.warn_only else comparison_exit_code(comparison)

@@ -17,6 +17,12 @@ Values are one token of plain characters (no whitespace, quotes, ``=``, ``$``, `
 keyword. ``ProxyJump`` is allowed because OpenSSH runs the jump itself, but its hosts and
 users are checked like the device's own (OpenSSH builds a shell command from them).
 The option is handed to ssh as one ``-o Keyword=value`` argument, keyword spelled as here.
+
+A device URL read back from a results database (``run --resume``, a lab worker) is held to
+a narrower list, ``STORED_OPTIONS``: only options that cannot name a file, a program, another
+host or a policy (no identity, certificate or agent socket, no revoked-keys file, no jump
+host, no host-key alias or algorithms, no authentication methods); the user names a device
+that needs more again on the command line.
 """
 
 from __future__ import annotations
@@ -71,6 +77,24 @@ ALLOWED_OPTIONS: tuple[str, ...] = (
     "TCPKeepAlive",
     "UpdateHostKeys",
 )
+STORED_OPTIONS: tuple[str, ...] = (
+    "AddressFamily",
+    "ChannelTimeout",
+    "Compression",
+    "ConnectionAttempts",
+    "ConnectTimeout",
+    "FingerprintHash",
+    "IPQoS",
+    "LogLevel",
+    "NumberOfPasswordPrompts",
+    "Port",
+    "RekeyLimit",
+    "ServerAliveCountMax",
+    "ServerAliveInterval",
+    "TCPKeepAlive",
+)
+"""The options a device URL read back from a database may carry (a subset of
+``ALLOWED_OPTIONS``: none names a file, a program, a host or a policy)."""
 _BY_LOWER = {name.lower(): name for name in ALLOWED_OPTIONS}
 _HINTS = {
     "stricthostkeychecking": "host keys are always checked; use accept_new_host_key to trust "
@@ -164,3 +188,13 @@ def check_ssh_options(options: object) -> tuple[str, ...]:
     if not isinstance(options, (list, tuple)):
         raise UnsafeSshOption(f"ssh options must be a list of 'Keyword=value', not {options!r}")
     return tuple(check_ssh_option(o) for o in options)
+
+
+def is_stored_option(option: str) -> bool:
+    """Whether ``option`` (``Keyword=value`` in any ssh_config spelling) is allowed and its
+    keyword is one of ``STORED_OPTIONS``."""
+    try:
+        checked = check_ssh_option(option)
+    except UnsafeSshOption:
+        return False
+    return checked.partition("=")[0] in STORED_OPTIONS

@@ -31,6 +31,21 @@ from mobilenet.errors import (
     reset_stop,
 )
 
+_DAMAGED = ("no such table", "no such column", "malformed", "not a database", "datatype mismatch")
+
+
+def damaged_database_message(exc: BaseException) -> str | None:
+    """One line for a results database whose tables are missing or damaged (a dropped
+    table, a corrupt page: a damaged or crafted file), else None."""
+    text = str(exc)
+    if not isinstance(exc, sqlite3.DatabaseError) or not any(s in text for s in _DAMAGED):
+        return None
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    return (
+        f"the results database is damaged or was crafted ({shown}); "
+        "read another database or restore this one from a copy"
+    )
+
 
 def exit_code_of(exc: MnbenchError) -> int:
     """The exit code of an error a user can act on, whichever layer raised it."""
@@ -160,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except (OSError, sqlite3.OperationalError) as exc:
-        full = disk_full_message(exc)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        full = disk_full_message(exc) or damaged_database_message(exc)
         if full is None:
             raise
         print(f"mnbench: error: {full}", file=sys.stderr)

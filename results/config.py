@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from devices.agent.cli import (
     DEFAULT_MAX_TIME_S,
@@ -31,8 +31,9 @@ from devices.agent.cli import (
     DEFAULT_WARMUP_MAX_TIME_S,
 )
 from mobilenet.errors import UserError
+from mobilenet.footprint import DEFAULT_MAX_MEMORY_MIB, check_generation_memory
 from mobilenet.spec import ModelSpec
-from mobilenet.validate import MAX_THREADS, MAX_TIME_S, MAX_TRIALS
+from mobilenet.validate import MAX_PLAN_ITEMS, MAX_TEXT_CHARS, MAX_THREADS, MAX_TIME_S, MAX_TRIALS
 from results.guards import CooldownPolicy, cooldown_to_config
 
 MAX_CPU = 65535
@@ -258,7 +259,9 @@ class RunConfig:
         if (
             not isinstance(threads, list)
             or not threads
+            or len(threads) > MAX_THREADS
             or not all(_integer(t, 1, MAX_THREADS) for t in threads)
+            or len(set(threads)) != len(threads)
         ):
             raise _fail(run_id, "thread counts")
         trials = config.get("trials")
@@ -266,20 +269,27 @@ class RunConfig:
             raise _fail(run_id, "trial count")
         cpus = config.get("cpus")
         if cpus is not None and (
-            not isinstance(cpus, list) or not cpus or not all(_integer(c, 0, MAX_CPU) for c in cpus)
+            not isinstance(cpus, list)
+            or not cpus
+            or len(cpus) > MAX_CPU + 1
+            or not all(_integer(c, 0, MAX_CPU) for c in cpus)
         ):
             raise _fail(run_id, "cpus")
         timeout = config.get("timeout_s")
         if timeout is not None and not (_number(timeout) and timeout <= MAX_TIMEOUT_S):
             raise _fail(run_id, "timeout")
         models = config.get("models")
-        if not isinstance(models, list):
+        if not isinstance(models, list) or len(models) > MAX_PLAN_ITEMS:
             raise _fail(run_id, "model list")
+        if len(models) * len(threads) * cast(int, trials) > MAX_PLAN_ITEMS:
+            raise _fail(run_id, f"plan size (over {MAX_PLAN_ITEMS:,} measurements)")
         entries = tuple(model_entry_from_json(run_id, entry) for entry in models)
-        if "models_dir" in config and not _text(config["models_dir"]):
+        if "models_dir" in config and not (
+            _text(config["models_dir"]) and len(config["models_dir"]) <= 4096
+        ):
             raise _fail(run_id, "models directory")
         runtime = config.get("runtime")
-        if runtime is not None and not _text(runtime):
+        if runtime is not None and not (_text(runtime) and len(runtime) <= 4096):
             raise _fail(run_id, "runtime")
         if config.get("regress_role") not in (None, "baseline", "candidate"):
             raise _fail(run_id, "regress role")
@@ -317,7 +327,11 @@ def _with_verb_keys(base: RunConfig, config: Mapping[str, Any], run_id: int | No
     if "campaign" in config:
         kind = "lab"
         campaign = config["campaign"]
-        if run_id is not None and campaign is not None and not _text(campaign):
+        if (
+            run_id is not None
+            and campaign is not None
+            and not (_text(campaign) and len(campaign) <= MAX_TEXT_CHARS)
+        ):
             raise _fail(run_id, "campaign")
         changes["campaign"] = campaign
     if any(key in config for key in _REGRESS_KEYS):
@@ -467,20 +481,26 @@ def model_entry_from_json(run_id: int, item: object) -> ModelEntry:
         raise _fail(run_id, "model entry")
     if not _text(item.get("name")) or not _text(item.get("path")):
         raise _fail(run_id, "model name or path")
+    if len(item["name"]) > 4096 or len(item["path"]) > 4096:
+        raise _fail(run_id, "model name or path")
     if not isinstance(item.get("sha256"), str) or not _SHA256.match(item["sha256"]):
         raise _fail(run_id, "model sha256")
     if item.get("spec") is not None and not isinstance(item["spec"], dict):
         raise _fail(run_id, "model spec")
     shapes = item.get("shapes") or []
-    if not isinstance(shapes, list) or not all(
-        isinstance(s, str) and _SHAPE.match(s) for s in shapes
+    if (
+        not isinstance(shapes, list)
+        or len(shapes) > 64
+        or not all(isinstance(s, str) and len(s) <= 4096 and _SHAPE.match(s) for s in shapes)
     ):
         raise _fail(run_id, "model shapes")
     spec = None
     if item.get("spec"):
         try:
             spec = ModelSpec.from_json(json.dumps(item["spec"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            # The command line's own limit: a spec it would refuse to generate is refused.
+            check_generation_memory(spec, DEFAULT_MAX_MEMORY_MIB)
+        except (KeyError, TypeError, ValueError, OverflowError, UserError) as exc:
             raise _fail(run_id, "model spec") from exc
     return ModelEntry(item["name"], Path(item["path"]), item["sha256"], spec, tuple(shapes))
 

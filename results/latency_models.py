@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 
 from results.connection import Connection
-from results.rows import timestamp
+from results.rows import load_stored_json, stored_data_error, timestamp
 
 __all__ = ["LatencyModels"]
 
@@ -62,4 +62,14 @@ class LatencyModels(Connection):
         row = self.database.one(query + " ORDER BY id DESC LIMIT 1", parameters)
         if row is None:
             return None
-        return int(row[0]), str(row[1]), tuple(int(r) for r in json.loads(row[2])), str(row[3])
+        where = f"latency model {row[0]}"
+        run_ids = load_stored_json(row[2], where, "training run ids")
+        if (
+            isinstance(row[0], bool)
+            or not isinstance(row[0], int)
+            or not isinstance(run_ids, list)
+            or not all(isinstance(r, int) and not isinstance(r, bool) for r in run_ids)
+            or not isinstance(row[3], str)
+        ):
+            raise stored_data_error(where, "row")
+        return row[0], str(row[1]), tuple(run_ids), row[3]

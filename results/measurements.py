@@ -17,7 +17,17 @@ from typing import Any, get_args
 from results.backend import Database
 from results.leases import Leases
 from results.record import Measurement
-from results.rows import MeasurementStatus, ModelRecord, config_key, decode_document, timestamp
+from results.rows import (
+    MAX_SAMPLES,
+    MeasurementStatus,
+    ModelRecord,
+    as_number,
+    config_key,
+    decode_document,
+    load_stored_json,
+    stored_data_error,
+    timestamp,
+)
 
 __all__ = ["Measurements"]
 
@@ -188,7 +198,14 @@ class Measurements(Leases):
         out: list[dict[str, Any]] = []
         for row in self.database.execute(query, (run_id,)):
             record: dict[str, Any] = dict(zip(names, row[:7], strict=True))
-            record["samples_ms"] = [float(v) for v in json.loads(row[7])]
+            samples = load_stored_json(row[7], f"run {run_id}", "burst samples")
+            if (
+                not isinstance(samples, list)
+                or len(samples) > MAX_SAMPLES
+                or not all(as_number(v) is not None for v in samples)
+            ):
+                raise stored_data_error(f"run {run_id}", "burst samples")
+            record["samples_ms"] = [float(v) for v in samples]
             out.append(record)
         return out
 
@@ -252,7 +269,7 @@ class Measurements(Leases):
         cards: dict[str, Mapping[str, Any]] = {}
         for sha, text in rows:
             if text:
-                card = json.loads(text)
+                card = load_stored_json(text, f"model {str(sha)[:12]}", "cost card")
                 if isinstance(card, Mapping):
                     cards[str(sha)] = card
         return cards

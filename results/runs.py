@@ -12,9 +12,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast, get_args
 
+from mobilenet.validate import MAX_TEXT_CHARS
 from results.errors import ResultsError
 from results.leases import Leases, lease_is_stale
-from results.rows import RunRecord, RunStatus, timestamp
+from results.rows import RunRecord, RunStatus, load_stored_json, stored_data_error, timestamp
 from results.schema import CAMPAIGN_VERSION, campaign_of
 
 __all__ = ["Runs"]
@@ -27,28 +28,62 @@ _RUN_COLUMNS: Final = (
 )
 
 
+_STATUSES: Final = get_args(RunStatus)
+_DEVICE_KINDS: Final = ("local", "ssh", "adb")
+
+
 def _run_record(row: Sequence[Any]) -> RunRecord:
+    """One ``runs`` row read back, every column held to what the harness writes (a database
+    is a file anyone can craft): one line naming the run and the field otherwise."""
+    if isinstance(row[0], bool) or not isinstance(row[0], int):
+        raise stored_data_error("a run", "run id")
+    where = f"run {row[0]}"
+    label = row[1]
+    if label is not None and (not isinstance(label, str) or len(label) > MAX_TEXT_CHARS):
+        raise stored_data_error(where, "label")
+    if row[4] not in _STATUSES:
+        raise stored_data_error(where, "status")
+    if not _short_text(row[5], 4096):
+        raise stored_data_error(where, "device")
+    if row[6] not in _DEVICE_KINDS:
+        raise stored_data_error(where, "device kind")
+    for column, what in ((2, "creation time"), (9, "harness version")):
+        if not _short_text(row[column], MAX_TEXT_CHARS):
+            raise stored_data_error(where, what)
+    for column, what in ((3, "finish time"), (10, "runtime version"), (13, "campaign")):
+        if row[column] is not None and not _short_text(row[column], MAX_TEXT_CHARS):
+            raise stored_data_error(where, what)
+    facts = load_stored_json(row[7], where, "device facts")
+    config = load_stored_json(row[8], where, "configuration")
+    if not isinstance(facts, dict):
+        raise stored_data_error(where, "device facts")
+    if not isinstance(config, dict):
+        raise stored_data_error(where, "configuration")
     status = cast(RunStatus, row[4])
     # "running" is only true while a live process holds the lease: a harness killed
     # outright, or one that could not write its status on a full disk, stopped the run.
     if status == "running" and (row[14] is None or lease_is_stale(*row[14:18])):
         status = "interrupted"
     return RunRecord(
-        id=int(row[0]),
-        label=row[1],
+        id=row[0],
+        label=label,
         created_at=row[2],
         finished_at=row[3],
         status=status,
         device=row[5],
         device_kind=row[6],
-        device_facts=json.loads(row[7]),
-        config=json.loads(row[8]),
+        device_facts=facts,
+        config=config,
         harness_version=row[9],
         runtime_version=row[10],
         measurements=int(row[11]),
         failed_measurements=int(row[12]),
         campaign=row[13],
     )
+
+
+def _short_text(value: object, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
 
 
 class Runs(Leases):

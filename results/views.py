@@ -10,7 +10,6 @@ so a sweep that only writes starts fast.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Final
 
 from results.record import Measurement
-from results.rows import Row, as_integer, as_mapping, as_number, decode_document
+from results.rows import Row, as_integer, as_mapping, as_number, decode_document, load_stored_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -493,7 +492,7 @@ def _spec_card_of(row: Row, make: Callable[..., Mapping[str, Any]]) -> Mapping[s
 
 
 def _cpus(key: str) -> str | None:
-    cpus = as_mapping(json.loads(key)).get("cpus")
+    cpus = as_mapping(load_stored_json(key, "a measurement", "configuration key")).get("cpus")
     if isinstance(cpus, list):
         return ",".join(str(cpu) for cpu in cpus)
     return None if cpus is None else str(cpus)

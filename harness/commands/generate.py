@@ -9,14 +9,10 @@ from pathlib import Path
 
 from harness.commands import SUMMARIES
 from harness.commands.exits import EXIT_OK
-from harness.commands.grid import (
-    DEFAULT_MAX_MEMORY_MIB,
-    add_grid_arguments,
-    check_generation_memory,
-    specs_from_args,
-)
+from harness.commands.grid import add_grid_arguments, specs_from_args
 from harness.commands.options import default_models_dir, models_dir_flag
 from mobilenet.errors import UserError
+from mobilenet.footprint import DEFAULT_MAX_MEMORY_MIB, check_generation_memory
 from mobilenet.generator import generate, write_fidelity_csv, write_models_csv
 from mobilenet.precision import MAX_CALIBRATION_IMAGES, CalibrationSource
 from mobilenet.spec import ModelSpec

@@ -26,6 +26,7 @@ from harness.commands.options import (
     add_label_argument,
     add_models_dir_argument,
     add_threads_argument,
+    models_dir_from_args,
 )
 from harness.measure.requests import LabPlanRequest, LabWorkRequest
 from mobilenet.table import format_table, terminal_safe
@@ -136,7 +137,7 @@ def _work(args: argparse.Namespace) -> int:
         reconnect_s=args.reconnect,
         inventory=args.inventory,
         db=args.db,
-        stored_models_dir=args.models_dir,
+        stored_models_dir=models_dir_from_args(args),
     )
     outcomes = work_campaign(request)
     if any(outcome.error for outcome in outcomes):

@@ -18,7 +18,7 @@ import sys
 
 from harness.commands import SUMMARIES
 from harness.commands.exits import EXIT_FINDING, EXIT_OK
-from harness.commands.grid import WEIGHT_COPIES, add_memory_limit_argument, check_model_size
+from harness.commands.grid import add_memory_limit_argument
 from harness.commands.measuring import add_measurement_arguments, settings_from_args
 from harness.commands.options import (
     add_cooldown_arguments,
@@ -34,6 +34,7 @@ from harness.commands.options import (
 from harness.measure.requests import LayersRequest
 from mobilenet.architecture import scaled_layers
 from mobilenet.errors import UserError
+from mobilenet.footprint import WEIGHT_COPIES, check_model_size
 from mobilenet.layers import TABLE_HEADERS, table_rows
 from mobilenet.probes import BLOCKS
 from mobilenet.spec import KERNELS, MAX_ALPHA, MAX_RESOLUTION, MIN_RESOLUTION

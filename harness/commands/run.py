@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             device=None if names[0] == "local" else names[0],
             inventory=args.inventory,
             db=args.db,
-            stored_models_dir=args.models_dir,
+            stored_models_dir=models_dir_from_args(args),
             quiet=args.quiet,
             keep_workdir=args.keep_workdir,
         )

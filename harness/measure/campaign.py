@@ -224,7 +224,7 @@ def run_campaign(request: MeasureRequest) -> CampaignOutcome:
         location,
         devices,
         campaign=campaign,
-        models_dir=request.stored_models_dir,
+        models_dir=request.models_dir,
         quiet=request.quiet,
         prepare=prepare,
         cooldown_of=cooldown_from_json,

@@ -11,6 +11,7 @@ a stored cool-down, plan or interpreter is checked before it is used, never run.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -84,10 +85,17 @@ def prepare_chosen(choice: ModelChoice, store: Store, models_dir: Path) -> list[
     return prepare_models(choice.specs, models_dir, store, choice.calibration)
 
 
-def resume_hint(run_id: int, device: str, inventory: Path | None, db: Location | None) -> str:
+def resume_hint(
+    run_id: int,
+    device: str,
+    inventory: Path | None,
+    db: Location | None,
+    models_dir: Path | None = None,
+) -> str:
     """``resume with `mnbench run --resume N ...``` with the options that find the same
-    database and device again (a device URL that names a program is never read back from
-    the database, so it is given again)."""
+    database, device and models again (a device URL with a parameter a database may not
+    supply is never read back, so it is given again; nor is the models directory, so one
+    other than the default is given again)."""
     from harness.measure.stored import names_program
 
     argv = ["mnbench", "run", "--resume", str(run_id)]
@@ -97,6 +105,9 @@ def resume_hint(run_id: int, device: str, inventory: Path | None, db: Location |
         argv += ["--inventory", str(inventory)]
     if db is not None:
         argv += ["--db", str(db)]
+    default = Path(os.environ.get("MNBENCH_MODELS") or "models")
+    if models_dir is not None and models_dir.resolve() != default.resolve():
+        argv += ["--models-dir", str(models_dir)]
     return f"resume with `{shlex.join(argv)}`"
 
 
@@ -125,7 +136,7 @@ def create_run(
         holder=holder,
         extra_config=extra_config,
     )
-    session.set_resume_command(resume_hint(run_id, device, inventory, db))
+    session.set_resume_command(resume_hint(run_id, device, inventory, db, models_dir))
     return run_id
 
 
@@ -242,7 +253,9 @@ def resume_run(request: ResumeRequest, say: Say = stderr) -> RunResult:
             plan = make_plan(models, stored.threads, stored.trials, stored.cpus)
             session.use_facts(record.device_facts)
             session.set_resume_command(
-                resume_hint(run_id, device_arg, request.inventory, request.db)
+                resume_hint(
+                    run_id, device_arg, request.inventory, request.db, request.stored_models_dir
+                )
             )
             say(f"resuming run {run_id} on {device.name}")
             adaptive = adaptive_from_config(run_id, config.get("adaptive"))

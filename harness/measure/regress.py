@@ -505,7 +505,8 @@ def _confirm(
 
     store = session.store
     slower = {(c.sha256, c.config_key) for c in comparison.cells if c.verdict == "slower"}
-    models = {m.sha256: m for m in models_from_config(store.get_run(runs["A"]).config, store)}
+    stored = store.get_run(runs["A"]).config
+    models = {m.sha256: m for m in models_from_config(stored, store, plan.models_dir)}
     pairs: list[tuple[PlanItem, PlanItem]] = []
     start = plan.trials + 1
     for sha, key in slower:

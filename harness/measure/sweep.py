@@ -443,24 +443,30 @@ def sweep_config(
 def models_from_config(
     config: RunConfig | Mapping[str, Any], store: Store, models_dir: Path | None = None
 ) -> list[ModelEntry]:
-    """The models of a stored sweep, regenerated (into ``models_dir``, else the stored
-    directory) if their files are gone. A stored document is read as ``RunConfig``."""
+    """The models of a stored sweep, found or regenerated in ``models_dir`` -- the current
+    command's directory (``--models-dir``, ``$MNBENCH_MODELS``, else ./models), never a
+    directory the database names. A stored document is read as ``RunConfig``.
+
+    A generated model's stored path is read only when it lies in ``models_dir``; elsewhere the
+    model is looked for, or regenerated, there. A user's model file (no spec) is read where
+    stored, never written, and must still be that file (same sha256)."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_json(0, config, "local")
     entries = []
-    if models_dir is None:
-        models_dir = Path(config.models_dir or "models")
+    directory = (models_dir or Path("models")).resolve()
     for model in config.models:
         path, spec = model.path, model.spec
-        if spec is not None and (not path.is_file() or sha256_file(path) != model.sha256):
-            (entry,) = prepare_models([spec], models_dir, store)
-            if entry.sha256 != model.sha256:
-                raise UserError(
-                    f"{spec.name} regenerates to a different file than the run measured "
-                    "(the generator changed); start a new run instead of resuming"
-                )
-            path = entry.path
-        elif spec is None and (not path.is_file() or sha256_file(path) != model.sha256):
+        if spec is not None:
+            inside = path.parent.resolve() == directory
+            if not inside or not path.is_file() or sha256_file(path) != model.sha256:
+                (entry,) = prepare_models([spec], directory, store)
+                if entry.sha256 != model.sha256:
+                    raise UserError(
+                        f"{spec.name} regenerates to a different file than the run measured "
+                        "(the generator changed); start a new run instead of resuming"
+                    )
+                path = entry.path
+        elif not path.is_file() or sha256_file(path) != model.sha256:
             raise UserError(
                 f"{path} is missing or changed since the run started; restore it or start a new run"
             )

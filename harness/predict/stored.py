@@ -23,6 +23,7 @@ from harness.predict.estimator import (
 )
 from harness.predict.kernels import CONV_KINDS, Kernel, Row, probe_graph_kernels, variant_kernels
 from mobilenet.errors import UserError
+from results.rows import load_stored_json, stored_data_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,7 +140,7 @@ def measured_machines(store: Store, run_id: int) -> set[str]:
     for row in store.measurement_rows([run_id]):
         try:
             document = json.loads(row.get("document") or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         host = document.get("host_before") if isinstance(document, dict) else None
         machine = host.get("machine") if isinstance(host, dict) else None
@@ -230,13 +231,20 @@ def store_fit(store: Store, scope: Scope, model: FittedModel) -> int:
 def latest_model(store: Store, device: str, threads: int) -> FittedModel | None:
     """The newest fp32 latency model stored for a device × threads (None: none yet)."""
     found = store.latest_latency_model(device=device, threads=threads, precision="fp32")
-    return FittedModel.from_json(found[3]) if found else None
+    if found is None:
+        return None
+    where = f"latency model {found[0]}"
+    load_stored_json(found[3], where, "fit")  # size and depth held before it is parsed
+    try:
+        return FittedModel.from_json(found[3])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise stored_data_error(where, "fit") from exc
 
 
 def threads_of(store: Store, run_ids: Sequence[int]) -> int:
     """The thread count the runs measured with (their configuration's first)."""
     for run_id in run_ids:
         threads = store.get_run(run_id).config.get("threads")
-        if isinstance(threads, list) and threads:
+        if isinstance(threads, list) and threads and isinstance(threads[0], int):
             return int(threads[0])
     raise UserError("the runs do not record their thread count; pass --threads")

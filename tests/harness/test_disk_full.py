@@ -130,7 +130,8 @@ def test_database_disk_filling_up_mid_run(small_disk: Path, tmp_path: Path) -> N
     with Store.open(db) as store:
         # The status row could not be written, but its lease holder is gone: interrupted.
         assert store.get_run(1).status == "interrupted"
-    done = _harness("run", "--db", str(db), "--resume", "1", "--quiet")
+    models = str(tmp_path / "models")
+    done = _harness("run", "--db", str(db), "--resume", "1", "--models-dir", models, "--quiet")
     assert done.returncode == 0, done.stderr
     with Store.open(db) as store:
         assert sorted(store.measurements_frame([1])["trial"]) == [1, 2, 3, 4, 5, 6]

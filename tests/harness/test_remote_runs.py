@@ -227,6 +227,8 @@ def _resume(db: Path, *extra: str) -> subprocess.CompletedProcess[str]:
             str(db),
             "--resume",
             "latest",
+            "--models-dir",
+            str(db.parent / "m"),
             "--quiet",
             *extra,
         ],

@@ -138,7 +138,7 @@ def _stop_and_resume(
     # A URL naming the board's python is given again: a database never names a program.
     resume = ["mnbench", "run", "--resume", "1"]
     resume += ["--device", device] if "python=" in device else []
-    resume += ["--db", str(db)]
+    resume += ["--db", str(db), "--models-dir", str(tmp_path / "models")]
     argv += ["--models-dir", str(tmp_path / "models"), "--alpha", "0.25", "--resolution", "96"]
     argv += ["--threads", "1", "--trials", str(TRIALS), "--min-time", str(MIN_TIME_S)]
     argv += ["--max-time", str(MIN_TIME_S + 1)]

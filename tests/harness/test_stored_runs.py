@@ -225,7 +225,8 @@ def test_resumed_regress_side_uses_its_own_runtime(
         con.execute("UPDATE runs SET status = 'interrupted'")
     con.close()
     for run_id, version in ((1, "1.15.1"), (2, "1.31.1")):
-        assert main(["run", "--db", str(db), "--resume", str(run_id), "--quiet"]) == 0
+        models = ["--models-dir", str(tmp_path / "models")]
+        assert main(["run", "--db", str(db), "--resume", str(run_id), *models, "--quiet"]) == 0
         capsys.readouterr()
         with Store.open(db) as store:
             frame = store.measurements_frame([run_id])
@@ -285,7 +286,8 @@ def test_second_measurer_is_refused_and_a_dead_one_is_taken_over(
         holder.kill()
         holder.communicate()
     # The holder died without releasing: its lease is stale and is taken over.
-    assert main(["run", "--db", str(db), "--resume", "1", "--quiet"]) == 0
+    models = ["--models-dir", str(tmp_path / "m")]
+    assert main(["run", "--db", str(db), "--resume", "1", *models, "--quiet"]) == 0
     with Store.open(db) as store:
         frame = store.measurements_frame([1])
         assert store.lease_holder(1) is None
@@ -429,6 +431,7 @@ def test_two_resumes_at_once_measure_each_item_once(
         kept = {r[0] for r in con.execute("SELECT id FROM measurements")}
     con.close()
     resume = [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "1"]
+    resume += ["--models-dir", str(tmp_path / "m")]
     procs = [
         subprocess.Popen([*resume, "--quiet"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                          text=True)

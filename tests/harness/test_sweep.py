@@ -248,8 +248,9 @@ def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
     assert 2 <= before < 6
     with Store.open(db) as store:
         kept = set(store.measurements_frame()["id"])
+    resume = ["run", "--db", str(db), "--resume", "latest", "--quiet"]
     done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--db", str(db), "--resume", "latest", "--quiet"],
+        [sys.executable, "-m", "harness", *resume, "--models-dir", str(tmp_path / "models")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -163,7 +163,8 @@ def test_adaptive_trials_until_target_within_limits(
     trials = sorted(d.get("trial_target_ci") for d in _documents(db))  # type: ignore[type-var]
     assert set(trials) == {0.00001, 0.95}
     # Resuming a finished adaptive run measures nothing more.
-    assert main(["run", "--resume", "1", "--db", str(db), "--quiet"]) == 0
+    models = ["--models-dir", str(tmp_path / "models")]
+    assert main(["run", "--resume", "1", "--db", str(db), *models, "--quiet"]) == 0
     assert "0 measured" in capsys.readouterr().err
 
 

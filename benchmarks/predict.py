@@ -183,7 +183,7 @@ def main(argv: list[str]) -> None:
                         [args.threads],
                         args.max_trials,
                         None,
-                        session.sweep.settings,
+                        session.measuring.settings,
                         device,
                         models_dir,
                         None,
@@ -197,7 +197,7 @@ def main(argv: list[str]) -> None:
                     for t in range(1, args.trials + 1)
                     for e in entries
                 ]
-                run_plan(session.sweep, run_id, plan)
+                run_plan(session.measuring, run_id, plan)
                 trials = args.trials
                 while trials < args.max_trials:
                     truths = truths_from_run(store, run_id)
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> None:
                         break
                     trials += 1
                     run_plan(
-                        session.sweep,
+                        session.measuring,
                         run_id,
                         [PlanItem(e, args.threads, trials, None) for e in wide],
                     )

@@ -185,7 +185,7 @@ def measure_run(request: MeasureRequest, say: Say = stderr) -> RunResult:
                 f"{request.trials} trials on {device.name} -> {store.path}"
             )
             plan = make_plan(models, chosen.threads, request.trials, chosen.cpus)
-            outcome = _measure(session.sweep, run_id, plan, adaptive, request.quiet)
+            outcome = _measure(session, run_id, plan, adaptive, request.quiet)
         return RunResult(outcome, store.results_frame([outcome.run_id]))
 
 
@@ -259,7 +259,7 @@ def resume_run(request: ResumeRequest, say: Say = stderr) -> RunResult:
             )
             say(f"resuming run {run_id} on {device.name}")
             adaptive = adaptive_from_config(run_id, config.get("adaptive"))
-            outcome = _measure(session.sweep, run_id, plan, adaptive, request.quiet)
+            outcome = _measure(session, run_id, plan, adaptive, request.quiet)
         return RunResult(outcome, store.results_frame([outcome.run_id]))
 
 

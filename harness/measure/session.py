@@ -132,11 +132,6 @@ class MeasurementSession(ClosingContext):
         """The store the session's runs go to (when it is opened after the transport)."""
         self._store = store
 
-    @property
-    def sweep(self) -> MeasurementSession:
-        """The session itself, which runs plans (for callers that name it the sweep)."""
-        return self
-
     # How it measures ---------------------------------------------------------------------
 
     @property

@@ -248,7 +248,7 @@ class Worker:
                     contexts.clear()
                     if session is not None:
                         session.attach(store)
-                        session.sweep.store = store
+                        session.store = store
             with contextlib.suppress(Exception):
                 lab.release(device.name)
             left = "" if not self.stop.is_set() else " (stopped)"

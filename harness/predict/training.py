@@ -154,10 +154,6 @@ class Session:
     def facts(self) -> dict[str, Any]:
         return self.measuring.facts
 
-    @property
-    def sweep(self) -> MeasurementSession:
-        return self.measuring
-
     def close(self) -> None:
         self.measuring.close()
 
@@ -216,7 +212,7 @@ def measure_run(
         file=sys.stderr,
     )
     start = time.monotonic()
-    outcome = run_plan(session.sweep, run_id, plan, None if quiet else ProgressBar())
+    outcome = run_plan(session.measuring, run_id, plan, None if quiet else ProgressBar())
     for what, reason in outcome.failures[:5]:
         print(f"failed: {what}: {reason}", file=sys.stderr)
     return run_id, time.monotonic() - start

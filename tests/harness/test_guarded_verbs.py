@@ -183,7 +183,7 @@ def test_predict_sessions_guard_and_cool_down(tmp_path: Path) -> None:
     with Store.open(tmp_path / "db.sqlite") as store:
         session = open_session(target, store)
         try:
-            guard = session.sweep.guard
+            guard = session.measuring.guard
             assert guard is session.measuring.guard
             assert guard.cooldown is not None and guard.cooldown.fixed_s == 2.0
             started = guard.before()  # the pause is capped by --cooldown-max
